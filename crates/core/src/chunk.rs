@@ -1,0 +1,409 @@
+//! Token-aware chunking with overlap.
+//!
+//! A document is first cut into *sections* at its headings, so that no chunk
+//! straddles two headings. Each section is cut into *pieces*, each of which
+//! fits the token budget: whole paragraphs when they fit, else sentences
+//! (Unicode sentence boundaries, which handle Korean `다.` endings and CJK
+//! full stops), else words, else grapheme clusters (so emoji and Hangul
+//! syllables are never broken). Pieces are then packed greedily into chunks;
+//! the next chunk starts far enough back to repeat up to `overlap_tokens`
+//! tokens of the previous one. Every chunk's real token count is checked
+//! with the counter before it is emitted, so the budget holds even when a
+//! tokenizer is not additive over pieces.
+
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+use unicode_segmentation::UnicodeSegmentation;
+
+use crate::{BlockKind, Document};
+
+/// Counts tokens the way the encoder will see them (without special tokens).
+pub trait TokenCounter: Sync {
+    fn count(&self, text: &str) -> usize;
+}
+
+/// How documents are cut into chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkConfig {
+    /// Most tokens in a chunk, special tokens not included.
+    pub max_tokens: usize,
+    /// Most tokens that consecutive chunks of one section share.
+    pub overlap_tokens: usize,
+}
+
+impl Default for ChunkConfig {
+    fn default() -> Self {
+        ChunkConfig {
+            max_tokens: 200,
+            overlap_tokens: 32,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ChunkConfigError {
+    #[error("chunk size of {0} tokens is too small (at least 16)")]
+    TooSmall(usize),
+    #[error("overlap of {overlap} tokens must be less than half the chunk size of {max} tokens")]
+    OverlapTooLarge { overlap: usize, max: usize },
+}
+
+impl ChunkConfig {
+    pub fn validate(&self) -> Result<(), ChunkConfigError> {
+        if self.max_tokens < 16 {
+            return Err(ChunkConfigError::TooSmall(self.max_tokens));
+        }
+        if self.overlap_tokens * 2 >= self.max_tokens {
+            return Err(ChunkConfigError::OverlapTooLarge {
+                overlap: self.overlap_tokens,
+                max: self.max_tokens,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A retrievable span of a document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chunk {
+    /// Source path, relative to the indexed folder.
+    pub path: String,
+    /// Position of the chunk within its document, from 0.
+    pub ordinal: u32,
+    /// Exactly `document.text[byte_span]`.
+    pub text: String,
+    pub byte_span: Range<usize>,
+    /// The same span in `char`s (Unicode scalar values) of the document text.
+    pub char_span: Range<usize>,
+    /// 1-based line where the chunk starts (within the page for PDFs).
+    pub line: u32,
+    pub page: Option<u32>,
+    /// Titles of the enclosing headings, outermost first.
+    pub heading_path: Vec<String>,
+    /// Tokens in `text` as counted by the encoder's tokenizer.
+    pub tokens: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Piece {
+    range: Range<usize>,
+    tokens: usize,
+    block: usize,
+    /// Part of a heading: never the last piece of a chunk that has more.
+    heading: bool,
+}
+
+struct Section {
+    blocks: Range<usize>,
+    heading_path: Vec<String>,
+}
+
+fn sections(doc: &Document) -> Vec<Section> {
+    let mut out = Vec::new();
+    let mut stack: Vec<(u8, String)> = Vec::new();
+    let mut start = 0;
+    for (i, block) in doc.blocks.iter().enumerate() {
+        if let BlockKind::Heading { level, title } = &block.kind {
+            if i > start {
+                out.push(Section {
+                    blocks: start..i,
+                    heading_path: stack.iter().map(|(_, t)| t.clone()).collect(),
+                });
+            }
+            while stack.last().is_some_and(|(l, _)| *l >= *level) {
+                stack.pop();
+            }
+            stack.push((*level, title.clone()));
+            start = i;
+        }
+    }
+    if start < doc.blocks.len() {
+        out.push(Section {
+            blocks: start..doc.blocks.len(),
+            heading_path: stack.iter().map(|(_, t)| t.clone()).collect(),
+        });
+    }
+    out
+}
+
+/// Narrows `range` of `text` to exclude leading and trailing whitespace.
+fn trim(text: &str, range: Range<usize>) -> Range<usize> {
+    let s = &text[range.clone()];
+    let start = range.start + (s.len() - s.trim_start().len());
+    let end = range.end - (s.len() - s.trim_end().len());
+    if start >= end {
+        start..start
+    } else {
+        start..end
+    }
+}
+
+struct Splitter<'a> {
+    text: &'a str,
+    max: usize,
+    counter: &'a dyn TokenCounter,
+    out: Vec<Piece>,
+    heading: bool,
+}
+
+impl Splitter<'_> {
+    fn push_if_fits(&mut self, range: Range<usize>, block: usize) -> bool {
+        let range = trim(self.text, range);
+        if range.is_empty() {
+            return true;
+        }
+        let tokens = self.counter.count(&self.text[range.clone()]);
+        if tokens <= self.max {
+            self.out.push(Piece {
+                range,
+                tokens,
+                block,
+                heading: self.heading,
+            });
+            true
+        } else {
+            false
+        }
+    }
+
+    fn block(&mut self, range: Range<usize>, block: usize) {
+        if self.push_if_fits(range.clone(), block) {
+            return;
+        }
+        let base = range.start;
+        let text = self.text;
+        for (off, s) in text[range].split_sentence_bound_indices() {
+            let r = base + off..base + off + s.len();
+            if !self.push_if_fits(r.clone(), block) {
+                self.sentence(r, block);
+            }
+        }
+    }
+
+    fn sentence(&mut self, range: Range<usize>, block: usize) {
+        let base = range.start;
+        let text = self.text;
+        for (off, w) in text[range].split_word_bound_indices() {
+            let r = base + off..base + off + w.len();
+            if !self.push_if_fits(r.clone(), block) {
+                self.word(r, block);
+            }
+        }
+    }
+
+    /// Splits an over-long word at grapheme boundaries, taking the longest
+    /// prefix that fits each time (found by binary search).
+    fn word(&mut self, range: Range<usize>, block: usize) {
+        let text = self.text;
+        let bounds: Vec<usize> = text[range.clone()]
+            .grapheme_indices(true)
+            .map(|(o, _)| range.start + o)
+            .chain(std::iter::once(range.end))
+            .collect();
+        let mut i = 0;
+        while i + 1 < bounds.len() {
+            // Largest j in (i, len) with count(bounds[i]..bounds[j]) <= max.
+            let (mut lo, mut hi) = (i + 1, bounds.len() - 1);
+            while lo < hi {
+                let mid = (lo + hi).div_ceil(2);
+                if self.counter.count(&text[bounds[i]..bounds[mid]]) <= self.max {
+                    lo = mid;
+                } else {
+                    hi = mid - 1;
+                }
+            }
+            let r = bounds[i]..bounds[lo];
+            let tokens = self.counter.count(&text[r.clone()]);
+            self.out.push(Piece {
+                range: r,
+                tokens,
+                block,
+                heading: self.heading,
+            });
+            i = lo;
+        }
+    }
+}
+
+struct Positions {
+    char_starts: Vec<usize>,
+    newlines: Vec<usize>,
+}
+
+impl Positions {
+    fn new(text: &str) -> Self {
+        Positions {
+            char_starts: text.char_indices().map(|(i, _)| i).collect(),
+            newlines: text.match_indices('\n').map(|(i, _)| i).collect(),
+        }
+    }
+    fn char_index(&self, byte: usize) -> usize {
+        self.char_starts.partition_point(|&b| b < byte)
+    }
+    fn newlines_before(&self, byte: usize) -> usize {
+        self.newlines.partition_point(|&b| b < byte)
+    }
+}
+
+/// Cuts `doc` into chunks of at most `config.max_tokens` tokens.
+///
+/// The returned chunks are in document order; consecutive chunks of the same
+/// section share at most `config.overlap_tokens` tokens. A single grapheme
+/// cluster longer than the budget (which no real tokenizer produces for a
+/// budget of 16 or more) would be emitted alone rather than dropped.
+pub fn chunk_document(
+    doc: &Document,
+    config: &ChunkConfig,
+    counter: &dyn TokenCounter,
+) -> Vec<Chunk> {
+    let max = config.max_tokens.max(1);
+    let pos = Positions::new(&doc.text);
+    let mut chunks = Vec::new();
+    for section in sections(doc) {
+        let mut splitter = Splitter {
+            text: &doc.text,
+            max,
+            counter,
+            out: Vec::new(),
+            heading: false,
+        };
+        for bi in section.blocks.clone() {
+            splitter.heading = matches!(doc.blocks[bi].kind, BlockKind::Heading { .. });
+            splitter.block(doc.blocks[bi].range.clone(), bi);
+        }
+        let pieces = splitter.out;
+        let mut i = 0;
+        while i < pieces.len() {
+            let mut j = i;
+            let mut sum = 0;
+            while j < pieces.len() && sum + pieces[j].tokens <= max {
+                sum += pieces[j].tokens;
+                j += 1;
+            }
+            let mut j = j.max(i + 1);
+            // A heading belongs with the text under it, not at a chunk's end.
+            while j < pieces.len() && j > i + 1 && pieces[j - 1].heading {
+                j -= 1;
+            }
+            let tokens = loop {
+                let actual = counter.count(&doc.text[pieces[i].range.start..pieces[j - 1].range.end]);
+                if actual <= max || j == i + 1 {
+                    break actual;
+                }
+                j -= 1;
+            };
+            let span = pieces[i].range.start..pieces[j - 1].range.end;
+            let block = &doc.blocks[pieces[i].block];
+            let line = block.line as usize + pos.newlines_before(span.start)
+                - pos.newlines_before(block.range.start);
+            chunks.push(Chunk {
+                path: doc.path.clone(),
+                ordinal: chunks.len() as u32,
+                text: doc.text[span.clone()].to_string(),
+                char_span: pos.char_index(span.start)..pos.char_index(span.end),
+                byte_span: span,
+                line: line as u32,
+                page: block.page,
+                heading_path: section.heading_path.clone(),
+                tokens: tokens as u32,
+            });
+            if j >= pieces.len() {
+                break;
+            }
+            // Step back over whole pieces for the overlap, leaving room for
+            // at least the next new piece so that every chunk makes progress.
+            let next = pieces[j].tokens;
+            let mut k = j;
+            let mut overlap = 0;
+            while k > i + 1
+                && overlap + pieces[k - 1].tokens <= config.overlap_tokens
+                && overlap + pieces[k - 1].tokens + next <= max
+            {
+                overlap += pieces[k - 1].tokens;
+                k -= 1;
+            }
+            i = k;
+        }
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Block, SourceKind};
+
+    /// Counts whitespace-separated words, and each CJK character as one.
+    struct Words;
+    impl TokenCounter for Words {
+        fn count(&self, text: &str) -> usize {
+            text.split_whitespace().map(|w| w.chars().count().div_ceil(4)).sum()
+        }
+    }
+
+    fn doc(text: &str, blocks: Vec<(Range<usize>, BlockKind)>) -> Document {
+        let d = Document {
+            path: "t.md".into(),
+            kind: SourceKind::Markdown,
+            text: text.into(),
+            blocks: blocks
+                .into_iter()
+                .map(|(range, kind)| Block {
+                    line: 1 + text[..range.start].matches('\n').count() as u32,
+                    range,
+                    kind,
+                    page: None,
+                })
+                .collect(),
+        };
+        d.check().unwrap();
+        d
+    }
+
+    #[test]
+    fn headings_start_new_chunks_and_build_paths() {
+        let text = "# A\nalpha one\n## B\nbeta two\n# C\ngamma";
+        let d = doc(
+            text,
+            vec![
+                (0..3, BlockKind::Heading { level: 1, title: "A".into() }),
+                (4..13, BlockKind::Paragraph),
+                (14..18, BlockKind::Heading { level: 2, title: "B".into() }),
+                (19..27, BlockKind::Paragraph),
+                (28..31, BlockKind::Heading { level: 1, title: "C".into() }),
+                (32..37, BlockKind::Paragraph),
+            ],
+        );
+        let c = chunk_document(&d, &ChunkConfig::default(), &Words);
+        let paths: Vec<_> = c.iter().map(|c| c.heading_path.join("/")).collect();
+        assert_eq!(paths, ["A", "A/B", "C"]);
+        assert_eq!(c[1].text, "## B\nbeta two");
+        assert_eq!(c[1].line, 3);
+        assert_eq!(c[2].line, 5);
+    }
+
+    #[test]
+    fn overlap_never_loops_forever() {
+        let text = "aaaa ".repeat(400);
+        let d = doc(&text, vec![(0..text.len(), BlockKind::Paragraph)]);
+        let cfg = ChunkConfig {
+            max_tokens: 16,
+            overlap_tokens: 7,
+        };
+        let c = chunk_document(&d, &cfg, &Words);
+        assert!(c.iter().all(|c| c.tokens <= 16));
+        assert_eq!(c.last().unwrap().byte_span.end, text.trim_end().len());
+        assert!(c.len() < 400);
+    }
+
+    #[test]
+    fn config_validation() {
+        assert!(ChunkConfig::default().validate().is_ok());
+        assert_eq!(
+            ChunkConfig { max_tokens: 8, overlap_tokens: 0 }.validate(),
+            Err(ChunkConfigError::TooSmall(8))
+        );
+        assert!(ChunkConfig { max_tokens: 64, overlap_tokens: 32 }.validate().is_err());
+    }
+}

@@ -1,0 +1,49 @@
+use docent_core::{ChunkConfig, EncoderInfo};
+use serde::{Deserialize, Serialize};
+
+/// Version of the on-disk format this docent writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Parameters of the HNSW graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HnswParams {
+    /// Neighbours per node and layer (hnsw_rs's `max_nb_connection`; at most 256).
+    pub m: usize,
+    pub ef_construction: usize,
+    /// Default search breadth; a query may ask for more.
+    pub ef_search: usize,
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        HnswParams {
+            m: 16,
+            ef_construction: 200,
+            ef_search: 64,
+        }
+    }
+}
+
+/// What an index knows of how it was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexMeta {
+    pub format: u32,
+    pub encoder: EncoderInfo,
+    pub chunking: ChunkConfig,
+    pub hnsw: HnswParams,
+    /// The indexed folder, as given to `docent index`, made absolute.
+    pub root: String,
+    pub docent_version: String,
+}
+
+/// One indexed file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    /// Relative to the indexed folder, `/`-separated.
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+    /// `text`, `markdown`, `html` or `pdf`.
+    pub kind: String,
+    pub chunks: u32,
+}

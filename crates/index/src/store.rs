@@ -1,0 +1,694 @@
+use std::fs::{self, File};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use docent_core::{Chunk, EncoderInfo};
+use hnsw_rs::prelude::{AnnT, Hnsw, HnswIo};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use crate::distance::{normalize, CosineDistance};
+use crate::error::io;
+use crate::{FileRecord, IndexError, IndexMeta, FORMAT_VERSION};
+
+const CURRENT: &str = "CURRENT";
+const STORE: &str = "store.sqlite";
+const GRAPH: &str = "graph";
+/// Graph files up to this size are hashed at every load.
+const HASH_AT_LOAD_LIMIT: u64 = 256 << 20;
+
+const SCHEMA: &str = "
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE files (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    chunks INTEGER NOT NULL
+);
+CREATE TABLE chunks (
+    id INTEGER PRIMARY KEY,
+    file_id INTEGER NOT NULL REFERENCES files(id),
+    ordinal INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    byte_start INTEGER NOT NULL,
+    byte_end INTEGER NOT NULL,
+    char_start INTEGER NOT NULL,
+    char_end INTEGER NOT NULL,
+    line INTEGER NOT NULL,
+    page INTEGER,
+    heading_path TEXT NOT NULL,
+    tokens INTEGER NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX chunks_by_file ON chunks(file_id, ordinal);
+";
+
+/// A graph file as recorded at commit, checked at load.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct GraphFile {
+    name: String,
+    size: u64,
+    sha256: String,
+}
+
+/// A chunk as stored, with its id in the graph.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredChunk {
+    pub id: u64,
+    #[serde(flatten)]
+    pub chunk: Chunk,
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hit {
+    /// Cosine similarity of query and chunk.
+    pub score: f32,
+    #[serde(flatten)]
+    pub chunk: StoredChunk,
+}
+
+/// Figures of a finished [`IndexWriter::commit`].
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CommitStats {
+    pub files: usize,
+    pub chunks: usize,
+    pub graph_build_ms: f64,
+    pub write_ms: f64,
+    pub generation: String,
+}
+
+fn vector_blob(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn blob_vector(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut f = File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hex::encode(h.finalize()));
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+fn fsync_dir(dir: &Path) {
+    // Best effort: not every platform can open a folder for syncing.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+fn read_current(root: &Path) -> Result<Option<String>, IndexError> {
+    match fs::read_to_string(root.join(CURRENT)) {
+        Ok(s) => Ok(Some(s.trim().to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(&root.join(CURRENT))(e)),
+    }
+}
+
+/// Builds a new generation of an index and publishes it atomically.
+pub struct IndexWriter {
+    root: PathBuf,
+    gen_name: String,
+    gen_dir: PathBuf,
+    conn: Connection,
+    meta: IndexMeta,
+    next_id: u64,
+    files: usize,
+    _lock: File,
+}
+
+impl IndexWriter {
+    /// Starts a new generation under `root`, which is created if needed.
+    /// Fails with [`IndexError::Locked`] while another writer runs.
+    pub fn create(root: &Path, meta: IndexMeta) -> Result<IndexWriter, IndexError> {
+        fs::create_dir_all(root).map_err(io(root))?;
+        let lock_path = root.join("LOCK");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(IndexError::Locked {
+                    path: root.display().to_string(),
+                })
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
+        }
+        // Generations left by interrupted writers are garbage.
+        let current = read_current(root)?;
+        if let Ok(rd) = fs::read_dir(root) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with("gen-") && Some(&name) != current.as_ref() {
+                    let _ = fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let gen_name = format!("gen-{nanos}-{}", std::process::id());
+        let gen_dir = root.join(&gen_name);
+        fs::create_dir(&gen_dir).map_err(io(&gen_dir))?;
+        let conn = Connection::open(gen_dir.join(STORE))?;
+        conn.execute_batch("PRAGMA journal_mode=DELETE; PRAGMA synchronous=OFF;")?;
+        conn.execute_batch(SCHEMA)?;
+        conn.execute_batch("BEGIN")?;
+        Ok(IndexWriter {
+            root: root.to_path_buf(),
+            gen_name,
+            gen_dir,
+            conn,
+            meta,
+            next_id: 0,
+            files: 0,
+            _lock: lock,
+        })
+    }
+
+    pub fn meta(&self) -> &IndexMeta {
+        &self.meta
+    }
+
+    /// Adds a file and its chunks, with one vector per chunk.
+    pub fn add_file(&mut self, file: &FileRecord, chunks: &[Chunk], vectors: &[Vec<f32>]) -> Result<(), IndexError> {
+        if chunks.len() != vectors.len() {
+            return Err(IndexError::Vector(format!(
+                "{} chunks but {} vectors for {}",
+                chunks.len(),
+                vectors.len(),
+                file.path
+            )));
+        }
+        let dim = self.meta.encoder.dim;
+        let file_id = self.insert_file(file, chunks.len())?;
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO chunks (id, file_id, ordinal, text, byte_start, byte_end, char_start, char_end,
+                                 line, page, heading_path, tokens, vector)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )?;
+        for (c, v) in chunks.iter().zip(vectors) {
+            if v.len() != dim || v.iter().any(|x| !x.is_finite()) {
+                return Err(IndexError::Vector(format!(
+                    "a vector of {} has {} values (expected {dim}) or is not finite",
+                    file.path,
+                    v.len()
+                )));
+            }
+            let mut v = v.clone();
+            normalize(&mut v);
+            stmt.execute(params![
+                self.next_id as i64,
+                file_id,
+                c.ordinal,
+                c.text,
+                c.byte_span.start as i64,
+                c.byte_span.end as i64,
+                c.char_span.start as i64,
+                c.char_span.end as i64,
+                c.line,
+                c.page,
+                serde_json::to_string(&c.heading_path).expect("strings serialise"),
+                c.tokens,
+                vector_blob(&v),
+            ])?;
+            self.next_id += 1;
+        }
+        Ok(())
+    }
+
+    fn insert_file(&mut self, file: &FileRecord, chunks: usize) -> Result<i64, IndexError> {
+        self.conn.execute(
+            "INSERT INTO files (path, sha256, size, kind, chunks) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![file.path, file.sha256, file.size as i64, file.kind, chunks as i64],
+        )?;
+        self.files += 1;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Carries a file over unchanged from a previous index built with the
+    /// same encoder and chunking: its chunks and vectors are copied, not
+    /// recomputed. Returns false when `from` does not hold the file.
+    pub fn copy_file(&mut self, from: &Index, path: &str) -> Result<bool, IndexError> {
+        let Some((old_id, file)) = from.file(path)? else {
+            return Ok(false);
+        };
+        let file_id = self.insert_file(&file, file.chunks as usize)?;
+        let mut read = from.conn.prepare_cached(
+            "SELECT ordinal, text, byte_start, byte_end, char_start, char_end, line, page,
+                    heading_path, tokens, vector
+             FROM chunks WHERE file_id = ?1 ORDER BY ordinal",
+        )?;
+        let mut write = self.conn.prepare_cached(
+            "INSERT INTO chunks (id, file_id, ordinal, text, byte_start, byte_end, char_start, char_end,
+                                 line, page, heading_path, tokens, vector)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )?;
+        let mut rows = read.query([old_id])?;
+        while let Some(r) = rows.next()? {
+            write.execute(params![
+                self.next_id as i64,
+                file_id,
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get::<_, Option<i64>>(7)?,
+                r.get::<_, String>(8)?,
+                r.get::<_, i64>(9)?,
+                r.get::<_, Vec<u8>>(10)?,
+            ])?;
+            self.next_id += 1;
+        }
+        Ok(true)
+    }
+
+    /// Builds the graph, writes everything durably, and makes this
+    /// generation the live one.
+    pub fn commit(self) -> Result<CommitStats, IndexError> {
+        let IndexWriter {
+            root,
+            gen_name,
+            gen_dir,
+            conn,
+            meta,
+            next_id,
+            files,
+            _lock,
+        } = self;
+        let n = next_id as usize;
+        let t = Instant::now();
+        let mut graph_files = Vec::new();
+        if n > 0 {
+            let mut vectors: Vec<(Vec<f32>, usize)> = Vec::with_capacity(n);
+            {
+                let mut stmt = conn.prepare("SELECT id, vector FROM chunks ORDER BY id")?;
+                let mut rows = stmt.query([])?;
+                while let Some(r) = rows.next()? {
+                    vectors.push((blob_vector(&r.get::<_, Vec<u8>>(1)?), r.get::<_, i64>(0)? as usize));
+                }
+            }
+            let p = meta.hnsw;
+            let hnsw: Hnsw<f32, CosineDistance> =
+                Hnsw::new(p.m.clamp(2, 256), n, 16, p.ef_construction, CosineDistance);
+            let refs: Vec<(&Vec<f32>, usize)> = vectors.iter().map(|(v, id)| (v, *id)).collect();
+            hnsw.parallel_insert(&refs);
+            let dumped = hnsw
+                .file_dump(&gen_dir, GRAPH)
+                .map_err(|e| IndexError::Io {
+                    path: gen_dir.display().to_string(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+            for suffix in ["hnsw.graph", "hnsw.data"] {
+                let name = format!("{dumped}.{suffix}");
+                let path = gen_dir.join(&name);
+                File::open(&path).and_then(|f| f.sync_all()).map_err(io(&path))?;
+                let size = fs::metadata(&path).map_err(io(&path))?.len();
+                let sha256 = sha256_file(&path).map_err(io(&path))?;
+                graph_files.push(GraphFile { name, size, sha256 });
+            }
+        }
+        let graph_build_ms = t.elapsed().as_secs_f64() * 1e3;
+        let t = Instant::now();
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('index', ?1), ('graph_files', ?2), ('chunks', ?3)",
+            params![
+                serde_json::to_string(&meta).expect("meta serialises"),
+                serde_json::to_string(&graph_files).expect("serialises"),
+                n.to_string()
+            ],
+        )?;
+        conn.execute_batch("COMMIT; PRAGMA synchronous=FULL;")?;
+        conn.close().map_err(|(_, e)| e)?;
+        let store = gen_dir.join(STORE);
+        File::open(&store).and_then(|f| f.sync_all()).map_err(io(&store))?;
+        fsync_dir(&gen_dir);
+        // Publish: write CURRENT beside, then rename over the old one.
+        let tmp = root.join("CURRENT.tmp");
+        fs::write(&tmp, format!("{gen_name}\n")).map_err(io(&tmp))?;
+        File::open(&tmp).and_then(|f| f.sync_all()).map_err(io(&tmp))?;
+        fs::rename(&tmp, root.join(CURRENT)).map_err(io(&root))?;
+        fsync_dir(&root);
+        // Old generations may still be open in readers; on Unix they keep
+        // their files until they close them.
+        if let Ok(rd) = fs::read_dir(&root) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with("gen-") && name != gen_name {
+                    let _ = fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        Ok(CommitStats {
+            files,
+            chunks: n,
+            graph_build_ms,
+            write_ms: t.elapsed().as_secs_f64() * 1e3,
+            generation: gen_name,
+        })
+    }
+}
+
+fn load_graph(loader: &'static mut HnswIo) -> anyhow::Result<Hnsw<'static, f32, CosineDistance>> {
+    loader.load_hnsw::<f32, CosineDistance>()
+}
+
+/// A loaded, read-only index.
+pub struct Index {
+    root: PathBuf,
+    gen_dir: PathBuf,
+    conn: Connection,
+    meta: IndexMeta,
+    hnsw: Option<Hnsw<'static, f32, CosineDistance>>,
+    len: usize,
+}
+
+impl Index {
+    /// Whether `root` holds a published index.
+    pub fn exists(root: &Path) -> bool {
+        root.join(CURRENT).is_file()
+    }
+
+    /// Opens the live generation under `root`.
+    pub fn open(root: &Path) -> Result<Index, IndexError> {
+        // A writer may publish and remove the generation between reading
+        // CURRENT and opening it: read CURRENT again and retry.
+        let mut last = None;
+        for _ in 0..5 {
+            let Some(gen) = read_current(root)? else {
+                return Err(IndexError::NotFound {
+                    path: root.display().to_string(),
+                });
+            };
+            let gen_dir = root.join(&gen);
+            if !gen_dir.is_dir() {
+                if read_current(root)?.as_deref() != Some(&gen) {
+                    continue;
+                }
+                last = Some(IndexError::Damaged {
+                    path: root.display().to_string(),
+                    why: format!("{gen} named by CURRENT is missing"),
+                });
+                break;
+            }
+            match Self::open_generation(root, &gen_dir) {
+                Err(IndexError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound
+                        && read_current(root)?.as_deref() != Some(&gen) =>
+                {
+                    continue
+                }
+                other => return other,
+            }
+        }
+        Err(last.unwrap_or_else(|| IndexError::Damaged {
+            path: root.display().to_string(),
+            why: "the index kept changing while it was being opened".into(),
+        }))
+    }
+
+    fn damaged(root: &Path, why: impl Into<String>) -> IndexError {
+        IndexError::Damaged {
+            path: root.display().to_string(),
+            why: why.into(),
+        }
+    }
+
+    fn open_generation(root: &Path, gen_dir: &Path) -> Result<Index, IndexError> {
+        let store = gen_dir.join(STORE);
+        if !store.is_file() {
+            return Err(Self::damaged(root, format!("{} is missing", store.display())));
+        }
+        let conn = Connection::open_with_flags(
+            &store,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        let get = |key: &str| -> Result<Option<String>, IndexError> {
+            conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional()
+                .map_err(|e| Self::damaged(root, format!("the store cannot be read: {e}")))
+        };
+        let meta_json = get("index")?.ok_or_else(|| Self::damaged(root, "the store has no metadata"))?;
+        let format: serde_json::Value = serde_json::from_str(&meta_json)
+            .map_err(|e| Self::damaged(root, format!("metadata: {e}")))?;
+        let found = format.get("format").and_then(|f| f.as_u64()).unwrap_or(0) as u32;
+        if found > FORMAT_VERSION {
+            return Err(IndexError::Format {
+                path: root.display().to_string(),
+                found,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let meta: IndexMeta =
+            serde_json::from_value(format).map_err(|e| Self::damaged(root, format!("metadata: {e}")))?;
+        let graph_files: Vec<GraphFile> = serde_json::from_str(&get("graph_files")?.unwrap_or_default())
+            .map_err(|e| Self::damaged(root, format!("graph metadata: {e}")))?;
+        let len: usize = get("chunks")?.and_then(|s| s.parse().ok()).unwrap_or(0);
+        let rows: i64 = conn.query_row("SELECT count(*) FROM chunks", [], |r| r.get(0))
+            .map_err(|e| Self::damaged(root, format!("the store cannot be read: {e}")))?;
+        if rows as usize != len {
+            return Err(Self::damaged(root, format!("the store holds {rows} chunks, its metadata {len}")));
+        }
+        for f in &graph_files {
+            let path = gen_dir.join(&f.name);
+            let size = match fs::metadata(&path) {
+                Ok(m) => m.len(),
+                Err(_) => return Err(Self::damaged(root, format!("graph file {} is missing", f.name))),
+            };
+            if size != f.size {
+                return Err(Self::damaged(
+                    root,
+                    format!("graph file {} has {size} bytes, {} were written", f.name, f.size),
+                ));
+            }
+            if size <= HASH_AT_LOAD_LIMIT && sha256_file(&path).map_err(io(&path))? != f.sha256 {
+                return Err(Self::damaged(root, format!("graph file {} does not match its checksum", f.name)));
+            }
+        }
+        let hnsw = if len > 0 {
+            if graph_files.is_empty() {
+                return Err(Self::damaged(root, "the graph files are not recorded"));
+            }
+            let basename = graph_files[0].name.trim_end_matches(".hnsw.graph").to_string();
+            // hnsw_rs ties the loaded graph's lifetime to its loader; the
+            // loader is small and lives as long as the index, so it is leaked.
+            let loader: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(gen_dir, &basename)));
+            let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                let loader = loader;
+                load_graph(loader)
+            }));
+            let mut hnsw = match loaded {
+                Ok(Ok(h)) => h,
+                Ok(Err(e)) => return Err(Self::damaged(root, format!("the graph cannot be loaded: {e}"))),
+                Err(_) => return Err(Self::damaged(root, "the graph cannot be loaded")),
+            };
+            if hnsw.get_nb_point() != len {
+                return Err(Self::damaged(
+                    root,
+                    format!("the graph holds {} vectors, the store {len}", hnsw.get_nb_point()),
+                ));
+            }
+            hnsw.set_searching_mode(true);
+            Some(hnsw)
+        } else {
+            None
+        };
+        Ok(Index {
+            root: root.to_path_buf(),
+            gen_dir: gen_dir.to_path_buf(),
+            conn,
+            meta,
+            hnsw,
+            len,
+        })
+    }
+
+    pub fn meta(&self) -> &IndexMeta {
+        &self.meta
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The folder of the live generation.
+    pub fn generation_dir(&self) -> &Path {
+        &self.gen_dir
+    }
+
+    /// Number of chunks.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Refuses an encoder other than the one that built the index.
+    pub fn check_encoder(&self, info: &EncoderInfo) -> Result<(), IndexError> {
+        let mine = &self.meta.encoder;
+        if mine.id != info.id || mine.revision != info.revision || mine.dim != info.dim
+            || mine.pooling != info.pooling || mine.normalize != info.normalize
+            || mine.max_seq_len != info.max_seq_len
+        {
+            return Err(IndexError::EncoderMismatch {
+                path: self.root.display().to_string(),
+                index: mine.describe(),
+                index_id: mine.id.clone(),
+                query: info.describe(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The `k` nearest chunk ids to `query` with their cosine similarity,
+    /// best first. `ef` is the search breadth (at least `k` is used).
+    pub fn dense(&self, query: &[f32], k: usize, ef: usize) -> Result<Vec<(u64, f32)>, IndexError> {
+        if query.len() != self.meta.encoder.dim {
+            return Err(IndexError::Vector(format!(
+                "the query has {} dimensions, the index {}",
+                query.len(),
+                self.meta.encoder.dim
+            )));
+        }
+        let Some(hnsw) = &self.hnsw else {
+            return Ok(Vec::new());
+        };
+        let mut q = query.to_vec();
+        normalize(&mut q);
+        let found = hnsw.search(&q, k, ef.max(k));
+        Ok(found
+            .into_iter()
+            .map(|n| (n.d_id as u64, 1.0 - n.distance))
+            .collect())
+    }
+
+    /// Exact nearest neighbours by scanning every stored vector; the
+    /// reference that HNSW recall is measured against.
+    pub fn exact(&self, query: &[f32], k: usize) -> Result<Vec<(u64, f32)>, IndexError> {
+        let mut q = query.to_vec();
+        normalize(&mut q);
+        let mut stmt = self.conn.prepare_cached("SELECT id, vector FROM chunks")?;
+        let mut rows = stmt.query([])?;
+        let mut all = Vec::with_capacity(self.len);
+        while let Some(r) = rows.next()? {
+            let v = blob_vector(&r.get::<_, Vec<u8>>(1)?);
+            all.push((r.get::<_, i64>(0)? as u64, crate::distance::dot(&q, &v)));
+        }
+        all.sort_by(|a, b| b.1.total_cmp(&a.1));
+        all.truncate(k);
+        Ok(all)
+    }
+
+    /// Searches and fetches the chunks: the `k` best hits, best first.
+    pub fn search(&self, query: &[f32], k: usize, ef: usize) -> Result<Vec<Hit>, IndexError> {
+        let ids = self.dense(query, k, ef)?;
+        let chunks = self.chunks(&ids.iter().map(|(id, _)| *id).collect::<Vec<_>>())?;
+        Ok(ids
+            .into_iter()
+            .zip(chunks)
+            .map(|((_, score), chunk)| Hit { score, chunk })
+            .collect())
+    }
+
+    /// Chunks by id, in the order asked.
+    pub fn chunks(&self, ids: &[u64]) -> Result<Vec<StoredChunk>, IndexError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT f.path, c.ordinal, c.text, c.byte_start, c.byte_end, c.char_start, c.char_end,
+                    c.line, c.page, c.heading_path, c.tokens
+             FROM chunks c JOIN files f ON f.id = c.file_id WHERE c.id = ?1",
+        )?;
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let chunk = stmt
+                .query_row([id as i64], |r| {
+                    let heading: String = r.get(9)?;
+                    Ok(Chunk {
+                        path: r.get(0)?,
+                        ordinal: r.get(1)?,
+                        text: r.get(2)?,
+                        byte_span: r.get::<_, i64>(3)? as usize..r.get::<_, i64>(4)? as usize,
+                        char_span: r.get::<_, i64>(5)? as usize..r.get::<_, i64>(6)? as usize,
+                        line: r.get(7)?,
+                        page: r.get(8)?,
+                        heading_path: serde_json::from_str(&heading).unwrap_or_default(),
+                        tokens: r.get(10)?,
+                    })
+                })
+                .optional()?
+                .ok_or_else(|| Self::damaged(&self.root, format!("chunk {id} is in the graph but not the store")))?;
+            out.push(StoredChunk { id, chunk });
+        }
+        Ok(out)
+    }
+
+    /// Every indexed file.
+    pub fn files(&self) -> Result<Vec<FileRecord>, IndexError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT path, sha256, size, kind, chunks FROM files ORDER BY path")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(FileRecord {
+                path: r.get(0)?,
+                sha256: r.get(1)?,
+                size: r.get::<_, i64>(2)? as u64,
+                kind: r.get(3)?,
+                chunks: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn file(&self, path: &str) -> Result<Option<(i64, FileRecord)>, IndexError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, path, sha256, size, kind, chunks FROM files WHERE path = ?1",
+                [path],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        FileRecord {
+                            path: r.get(1)?,
+                            sha256: r.get(2)?,
+                            size: r.get::<_, i64>(3)? as u64,
+                            kind: r.get(4)?,
+                            chunks: r.get(5)?,
+                        },
+                    ))
+                },
+            )
+            .optional()?)
+    }
+
+    /// Stored (normalised) vectors by chunk id, for benchmarks and checks.
+    pub fn vectors(&self) -> Result<Vec<(u64, Vec<f32>)>, IndexError> {
+        let mut stmt = self.conn.prepare("SELECT id, vector FROM chunks ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, blob_vector(&r.get::<_, Vec<u8>>(1)?))))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

