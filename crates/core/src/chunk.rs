@@ -273,46 +273,60 @@ pub fn chunk_document(
             splitter.block(doc.blocks[bi].range.clone(), bi);
         }
         let pieces = splitter.out;
+        let text = doc.text.as_str();
+        let n = pieces.len();
         let mut i = 0;
-        while i < pieces.len() {
+        // Start and tokens of the overlap carried into the next chunk when it
+        // begins inside a piece (at a word boundary).
+        let mut carry: Option<(usize, usize, usize)> = None;
+        while i < n {
+            let (mut start, mut sum, mut first_block) =
+                carry.take().unwrap_or((pieces[i].range.start, 0, pieces[i].block));
             let mut j = i;
-            let mut sum = 0;
-            while j < pieces.len() && sum + pieces[j].tokens <= max {
+            while j < n && sum + pieces[j].tokens <= max {
                 sum += pieces[j].tokens;
                 j += 1;
             }
             let mut j = j.max(i + 1);
             // A heading belongs with the text under it, not at a chunk's end.
-            while j < pieces.len() && j > i + 1 && pieces[j - 1].heading {
+            while j < n && j > i + 1 && pieces[j - 1].heading {
                 j -= 1;
             }
             let tokens = loop {
-                let actual = counter.count(&doc.text[pieces[i].range.start..pieces[j - 1].range.end]);
-                if actual <= max || j == i + 1 {
+                let actual = counter.count(&text[start..pieces[j - 1].range.end]);
+                if actual <= max {
                     break actual;
                 }
-                j -= 1;
+                if j > i + 1 {
+                    j -= 1;
+                } else if start != pieces[i].range.start {
+                    start = pieces[i].range.start;
+                    first_block = pieces[i].block;
+                } else {
+                    break actual;
+                }
             };
-            let span = pieces[i].range.start..pieces[j - 1].range.end;
-            let block = &doc.blocks[pieces[i].block];
+            let span = start..pieces[j - 1].range.end;
+            let block = &doc.blocks[first_block];
             let line = block.line as usize + pos.newlines_before(span.start)
                 - pos.newlines_before(block.range.start);
             chunks.push(Chunk {
                 path: doc.path.clone(),
                 ordinal: chunks.len() as u32,
-                text: doc.text[span.clone()].to_string(),
+                text: text[span.clone()].to_string(),
                 char_span: pos.char_index(span.start)..pos.char_index(span.end),
-                byte_span: span,
+                byte_span: span.clone(),
                 line: line as u32,
                 page: block.page,
                 heading_path: section.heading_path.clone(),
                 tokens: tokens as u32,
             });
-            if j >= pieces.len() {
+            if j >= n {
                 break;
             }
-            // Step back over whole pieces for the overlap, leaving room for
-            // at least the next new piece so that every chunk makes progress.
+            // Overlap: step back over whole pieces (sentences, paragraphs)
+            // when they fit the overlap, leaving room for the next piece so
+            // that every chunk makes progress…
             let next = pieces[j].tokens;
             let mut k = j;
             let mut overlap = 0;
@@ -323,7 +337,27 @@ pub fn chunk_document(
                 overlap += pieces[k - 1].tokens;
                 k -= 1;
             }
-            i = k;
+            if k < j || config.overlap_tokens == 0 {
+                i = k;
+                continue;
+            }
+            // …else repeat the words at the end of the last piece.
+            let last = pieces[j - 1].range.clone();
+            let from = last.start.max(span.start);
+            let mut best = None;
+            for (off, w) in text[from..last.end].split_word_bound_indices().rev() {
+                if w.trim().is_empty() {
+                    continue;
+                }
+                let at = from + off;
+                let c = counter.count(&text[at..last.end]);
+                if c > config.overlap_tokens || c + next > max {
+                    break;
+                }
+                best = Some((at, c, pieces[j - 1].block));
+            }
+            carry = best;
+            i = j;
         }
     }
     chunks

@@ -1,0 +1,71 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use docent_embed::{Encoder, EncoderConfig};
+use docent_models::{Manifest, ModelStore};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn corpus() -> PathBuf {
+    root().join("corpus")
+}
+
+/// The default encoder, fetched into the Hugging Face cache first if it is
+/// missing. A test that needs it fails loudly when it cannot be had.
+pub fn encoder() -> &'static Encoder {
+    static ENCODER: OnceLock<Encoder> = OnceLock::new();
+    ENCODER.get_or_init(|| {
+        let spec = Manifest::builtin().default_encoder().clone();
+        let local = ModelStore::from_env()
+            .ensure(&spec)
+            .unwrap_or_else(|e| panic!("the default encoder is needed by this test and could not be fetched: {e}"));
+        Encoder::load(&local.dir, &spec.repo, &spec.revision, EncoderConfig::default()).expect("encoder loads")
+    })
+}
+
+/// Runs the docent binary with `args` in `cwd`.
+pub fn docent(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_docent"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("DOCENT_INDEX")
+        .output()
+        .expect("docent runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts a run succeeded and did not panic, showing its output if not.
+pub fn ok(o: &Output) -> String {
+    let err = stderr(o);
+    assert!(o.status.success(), "docent failed: {}\n{err}", o.status);
+    assert!(!err.contains("panicked"), "docent panicked:\n{err}");
+    stdout(o)
+}
+
+/// Copies a folder tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}

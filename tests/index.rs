@@ -1,0 +1,184 @@
+//! The index: round trip, encoder refusal, atomic writes, damage detection.
+
+mod common;
+
+use std::path::Path;
+
+use docent_core::{chunk_document, ChunkConfig};
+use docent_index::{FileRecord, Index, IndexError, IndexMeta, IndexWriter, FORMAT_VERSION};
+
+fn meta() -> IndexMeta {
+    IndexMeta {
+        format: FORMAT_VERSION,
+        encoder: common::encoder().info().clone(),
+        chunking: ChunkConfig::default(),
+        hnsw: Default::default(),
+        root: common::corpus().display().to_string(),
+        docent_version: "test".into(),
+    }
+}
+
+/// Writes an index of `files` of the corpus and returns what was written.
+fn write(root: &Path, files: &[&str]) -> usize {
+    let enc = common::encoder();
+    let mut w = IndexWriter::create(root, meta()).unwrap();
+    let mut n = 0;
+    for f in files {
+        let loaded = docent_ingest::load(&common::corpus(), &common::corpus().join(f), &Default::default()).unwrap();
+        let chunks = chunk_document(&loaded.document, &ChunkConfig::default(), enc.token_counter());
+        let texts: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).collect();
+        let vectors = enc.embed(&texts).unwrap();
+        let rec = FileRecord {
+            path: f.to_string(),
+            sha256: loaded.sha256,
+            size: loaded.size,
+            kind: loaded.document.kind.as_str().into(),
+            chunks: chunks.len() as u32,
+        };
+        w.add_file(&rec, &chunks, &vectors).unwrap();
+        n += chunks.len();
+    }
+    assert_eq!(w.commit().unwrap().chunks, n);
+    n
+}
+
+const QUERIES: &[&str] = &[
+    "What does a retriever do?",
+    "How does quantization make models smaller?",
+    "LangSmith tracing",
+    "검색 증강 생성",
+];
+
+fn results(ix: &Index) -> Vec<Vec<(u64, String)>> {
+    let enc = common::encoder();
+    QUERIES
+        .iter()
+        .map(|q| {
+            let v = enc.embed(&[q]).unwrap().pop().unwrap();
+            ix.search(&v, 5, 64)
+                .unwrap()
+                .into_iter()
+                .map(|h| (h.chunk.id, format!("{:.5}", h.score)))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn round_trip_gives_identical_results_and_matches_exact_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = write(dir.path(), &["glossary-en.md", "glossary-ko.md", "langchain-ecosystem.html"]);
+    let ix = Index::open(dir.path()).unwrap();
+    assert_eq!(ix.len(), n);
+    assert_eq!(ix.files().unwrap().len(), 3);
+    let first = results(&ix);
+    // On a corpus this small the graph search must be exact.
+    let enc = common::encoder();
+    for q in QUERIES {
+        let v = enc.embed(&[q]).unwrap().pop().unwrap();
+        let got: Vec<u64> = ix.dense(&v, 5, 64).unwrap().into_iter().map(|x| x.0).collect();
+        let want: Vec<u64> = ix.exact(&v, 5).unwrap().into_iter().map(|x| x.0).collect();
+        assert_eq!(got, want, "{q}");
+    }
+    drop(ix);
+    let again = Index::open(dir.path()).unwrap();
+    assert_eq!(results(&again), first);
+    let hit = &again.search(&enc.embed(&["Why do language models hallucinate?"]).unwrap()[0], 1, 64).unwrap()[0];
+    assert_eq!(hit.chunk.chunk.path, "glossary-en.md");
+    assert_eq!(hit.chunk.chunk.heading_path.last().unwrap(), "Hallucination");
+}
+
+#[test]
+fn refuses_another_encoder() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &["glossary-en.md"]);
+    let ix = Index::open(dir.path()).unwrap();
+    let mut other = common::encoder().info().clone();
+    assert!(ix.check_encoder(&other).is_ok());
+    other.id = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2".into();
+    let err = ix.check_encoder(&other).unwrap_err();
+    assert!(matches!(err, IndexError::EncoderMismatch { .. }));
+    let msg = err.to_string();
+    assert!(msg.contains("all-MiniLM-L6-v2") && msg.contains("--rebuild"), "{msg}");
+    let mut other = common::encoder().info().clone();
+    other.dim = 768;
+    assert!(ix.check_encoder(&other).is_err());
+    assert!(ix.dense(&vec![0.1; 768], 3, 16).is_err());
+}
+
+#[test]
+fn an_interrupted_write_leaves_the_old_index_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &["glossary-en.md"]);
+    let before = results(&Index::open(dir.path()).unwrap());
+    {
+        // A writer that adds a file and then dies without committing.
+        let enc = common::encoder();
+        let mut w = IndexWriter::create(dir.path(), meta()).unwrap();
+        let loaded = docent_ingest::load(&common::corpus(), &common::corpus().join("glossary-ko.md"), &Default::default()).unwrap();
+        let chunks = chunk_document(&loaded.document, &ChunkConfig::default(), enc.token_counter());
+        let vectors = enc.embed(&chunks.iter().map(|c| c.text.as_str()).collect::<Vec<_>>()).unwrap();
+        let rec = FileRecord { path: "glossary-ko.md".into(), sha256: loaded.sha256, size: 0, kind: "markdown".into(), chunks: 0 };
+        w.add_file(&rec, &chunks, &vectors).unwrap();
+        // A reader meanwhile sees the old index.
+        assert_eq!(results(&Index::open(dir.path()).unwrap()), before);
+        drop(w);
+    }
+    let ix = Index::open(dir.path()).unwrap();
+    assert_eq!(ix.files().unwrap().len(), 1);
+    assert_eq!(results(&ix), before);
+    // The next writer cleans up and succeeds.
+    write(dir.path(), &["glossary-en.md", "glossary-ko.md"]);
+    let gens = std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("gen-")).count();
+    assert_eq!(gens, 1);
+}
+
+#[test]
+fn one_writer_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let _w = IndexWriter::create(dir.path(), meta()).unwrap();
+    assert!(matches!(IndexWriter::create(dir.path(), meta()), Err(IndexError::Locked { .. })));
+}
+
+fn graph_file(dir: &Path) -> std::path::PathBuf {
+    let cur = std::fs::read_to_string(dir.join("CURRENT")).unwrap();
+    dir.join(cur.trim()).join("graph.hnsw.graph")
+}
+
+#[test]
+fn damage_is_detected_with_a_message() {
+    for damage in ["truncate-graph", "flip-graph", "remove-graph", "remove-current-target", "garbage-store"] {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &["glossary-en.md"]);
+        let g = graph_file(dir.path());
+        match damage {
+            "truncate-graph" => {
+                let len = std::fs::metadata(&g).unwrap().len();
+                std::fs::OpenOptions::new().write(true).open(&g).unwrap().set_len(len / 2).unwrap();
+            }
+            "flip-graph" => {
+                let mut b = std::fs::read(&g).unwrap();
+                let mid = b.len() / 2;
+                b[mid] ^= 0xff;
+                std::fs::write(&g, b).unwrap();
+            }
+            "remove-graph" => std::fs::remove_file(&g).unwrap(),
+            "remove-current-target" => std::fs::remove_dir_all(g.parent().unwrap()).unwrap(),
+            _ => std::fs::write(g.parent().unwrap().join("store.sqlite"), b"not a database at all").unwrap(),
+        }
+        let err = match Index::open(dir.path()) {
+            Ok(_) => panic!("{damage}: a damaged index opened"),
+            Err(e) => e,
+        };
+        let msg = err.to_string();
+        assert!(
+            matches!(err, IndexError::Damaged { .. } | IndexError::Sqlite(_)),
+            "{damage}: {msg}"
+        );
+        if matches!(err, IndexError::Damaged { .. }) {
+            assert!(msg.contains("docent index"), "{damage}: {msg}");
+        }
+    }
+    let empty = tempfile::tempdir().unwrap();
+    assert!(matches!(Index::open(empty.path()), Err(IndexError::NotFound { .. })));
+}
