@@ -73,7 +73,12 @@ fn warn(msg: impl std::fmt::Display) {
 
 /// Indexes `args.dir` into `index_dir`, reusing the vectors of unchanged
 /// files from the existing index when it was built the same way.
-pub fn build(index_dir: &Path, args: &IndexArgs, encoder: Option<&Encoder>, quiet: bool) -> Result<IndexReport> {
+pub fn build(
+    index_dir: &Path,
+    args: &IndexArgs,
+    encoder: Option<&Encoder>,
+    quiet: bool,
+) -> Result<IndexReport> {
     let t0 = Instant::now();
     let previous = if Index::exists(index_dir) {
         match Index::open(index_dir) {
@@ -92,7 +97,8 @@ pub fn build(index_dir: &Path, args: &IndexArgs, encoder: Option<&Encoder>, quie
         (None, Some(p)) => PathBuf::from(&p.meta().root),
         (None, None) => PathBuf::from("."),
     };
-    let root = std::fs::canonicalize(&dir).with_context(|| format!("cannot open folder {}", dir.display()))?;
+    let root = std::fs::canonicalize(&dir)
+        .with_context(|| format!("cannot open folder {}", dir.display()))?;
     let model = args
         .model
         .clone()
@@ -184,7 +190,10 @@ pub fn build(index_dir: &Path, args: &IndexArgs, encoder: Option<&Encoder>, quie
         }
     }
     if items.is_empty() {
-        warn(format!("no readable documents in {} (docent reads .txt, .md, .html and .pdf)", root.display()));
+        warn(format!(
+            "no readable documents in {} (docent reads .txt, .md, .html and .pdf)",
+            root.display()
+        ));
     }
     let load_chunk_ms = t0.elapsed().as_secs_f64() * 1e3;
 
@@ -211,7 +220,8 @@ pub fn build(index_dir: &Path, args: &IndexArgs, encoder: Option<&Encoder>, quie
         ProgressBar::new(texts.len() as u64)
     };
     pb.set_style(
-        ProgressStyle::with_template("embedding {bar:30} {pos}/{len} chunks [{elapsed} < {eta}]").unwrap(),
+        ProgressStyle::with_template("embedding {bar:30} {pos}/{len} chunks [{elapsed} < {eta}]")
+            .unwrap(),
     );
     let mut vectors = Vec::with_capacity(texts.len());
     // Large groups let the encoder sort by length across many batches.
@@ -227,10 +237,7 @@ pub fn build(index_dir: &Path, args: &IndexArgs, encoder: Option<&Encoder>, quie
         format: FORMAT_VERSION,
         encoder: encoder.info().clone(),
         chunking,
-        hnsw: previous
-            .as_ref()
-            .map(|p| p.meta().hnsw)
-            .unwrap_or_default(),
+        hnsw: previous.as_ref().map(|p| p.meta().hnsw).unwrap_or_default(),
         root: root.display().to_string(),
         docent_version: env!("CARGO_PKG_VERSION").into(),
     };
@@ -273,8 +280,16 @@ pub fn build(index_dir: &Path, args: &IndexArgs, encoder: Option<&Encoder>, quie
         embed_ms,
         write_ms,
         total_ms,
-        chunks_per_s: if embed_ms > 0.0 { n_new as f64 / (embed_ms / 1e3) } else { 0.0 },
-        tokens_per_s: if embed_ms > 0.0 { embedded_tokens as f64 / (embed_ms / 1e3) } else { 0.0 },
+        chunks_per_s: if embed_ms > 0.0 {
+            n_new as f64 / (embed_ms / 1e3)
+        } else {
+            0.0
+        },
+        tokens_per_s: if embed_ms > 0.0 {
+            embedded_tokens as f64 / (embed_ms / 1e3)
+        } else {
+            0.0
+        },
     })
 }
 

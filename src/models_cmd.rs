@@ -67,14 +67,21 @@ pub fn run(cmd: ModelsCommand) -> Result<()> {
                     match manifest.get(n) {
                         Some(s) => v.push(s.clone()),
                         None if n.contains('/') => v.push(crate::encoder::spec(Some(n))?),
-                        None => bail!("unknown model {n:?}; `docent models list` shows the known ones"),
+                        None => {
+                            bail!("unknown model {n:?}; `docent models list` shows the known ones")
+                        }
                     }
                 }
                 v
             };
             for spec in specs {
                 let local = store.pull(&spec, force)?;
-                println!("{:<28} {:>9}  {}", spec.name, human(local.size()), local.dir.display());
+                println!(
+                    "{:<28} {:>9}  {}",
+                    spec.name,
+                    human(local.size()),
+                    local.dir.display()
+                );
             }
             Ok(())
         }

@@ -99,7 +99,10 @@ pub fn run(index_dir: &Path, args: SearchArgs) -> Result<()> {
         encoder
     } else {
         let index = Index::open(index_dir)?;
-        let model = args.model.clone().unwrap_or_else(|| index.meta().encoder.id.clone());
+        let model = args
+            .model
+            .clone()
+            .unwrap_or_else(|| index.meta().encoder.id.clone());
         crate::encoder::load(Some(&model), config)?
     };
     let index = Index::open(index_dir)?;
@@ -114,7 +117,10 @@ pub fn run(index_dir: &Path, args: SearchArgs) -> Result<()> {
         );
     }
     let t = Instant::now();
-    let q = encoder.embed(&[args.query.as_str()])?.pop().expect("one vector per text");
+    let q = encoder
+        .embed(&[args.query.as_str()])?
+        .pop()
+        .expect("one vector per text");
     let embed_ms = t.elapsed().as_secs_f64() * 1e3;
     let t = Instant::now();
     let hits = index.search(&q, args.k, ef)?;
@@ -145,7 +151,13 @@ pub fn run(index_dir: &Path, args: SearchArgs) -> Result<()> {
     }
     for (i, h) in hits.iter().enumerate() {
         let heading = h.chunk.chunk.heading_path.join(" › ");
-        println!("{:>2}. {:.3}  {}  {}", i + 1, h.score, location(&index, h), heading);
+        println!(
+            "{:>2}. {:.3}  {}  {}",
+            i + 1,
+            h.score,
+            location(&index, h),
+            heading
+        );
         println!("    {}", snippet(&h.chunk.chunk.text, 240));
     }
     Ok(())

@@ -14,42 +14,84 @@ fn check(doc: &Document, cfg: &ChunkConfig, chunks: &[Chunk]) {
         // Token limit held, with the encoder's own count.
         let real = counter.count(&c.text);
         assert_eq!(real, c.tokens as usize, "chunk {i} of {}", doc.path);
-        assert!(real <= cfg.max_tokens, "chunk {i} of {} has {real} tokens > {}", doc.path, cfg.max_tokens);
+        assert!(
+            real <= cfg.max_tokens,
+            "chunk {i} of {} has {real} tokens > {}",
+            doc.path,
+            cfg.max_tokens
+        );
         // The text is exactly its span, in bytes and in chars.
         assert_eq!(c.text, doc.text[c.byte_span.clone()]);
-        let chars: String = doc.text.chars().skip(c.char_span.start).take(c.char_span.len()).collect();
+        let chars: String = doc
+            .text
+            .chars()
+            .skip(c.char_span.start)
+            .take(c.char_span.len())
+            .collect();
         assert_eq!(chars, c.text);
         // Spans start and end on grapheme boundaries: no broken syllable or emoji.
-        let bounds: Vec<usize> = doc.text.grapheme_indices(true).map(|(o, _)| o).chain([doc.text.len()]).collect();
-        assert!(bounds.binary_search(&c.byte_span.start).is_ok(), "chunk {i} starts inside a grapheme");
-        assert!(bounds.binary_search(&c.byte_span.end).is_ok(), "chunk {i} ends inside a grapheme");
+        let bounds: Vec<usize> = doc
+            .text
+            .grapheme_indices(true)
+            .map(|(o, _)| o)
+            .chain([doc.text.len()])
+            .collect();
+        assert!(
+            bounds.binary_search(&c.byte_span.start).is_ok(),
+            "chunk {i} starts inside a grapheme"
+        );
+        assert!(
+            bounds.binary_search(&c.byte_span.end).is_ok(),
+            "chunk {i} ends inside a grapheme"
+        );
         assert_eq!(c.text.trim(), c.text, "chunks are trimmed");
         assert!(!c.text.is_empty());
-        covered[c.byte_span.clone()].iter_mut().for_each(|x| *x = true);
+        covered[c.byte_span.clone()]
+            .iter_mut()
+            .for_each(|x| *x = true);
         // Line points at the chunk's start.
-        if !matches!(doc.kind, docent_core::SourceKind::Html | docent_core::SourceKind::Pdf) {
+        if !matches!(
+            doc.kind,
+            docent_core::SourceKind::Html | docent_core::SourceKind::Pdf
+        ) {
             let line = 1 + doc.text[..c.byte_span.start].matches('\n').count() as u32;
             assert_eq!(c.line, line, "chunk {i} of {}", doc.path);
         }
     }
     // Spans cover the text.
     for (pos, ch) in doc.text.char_indices() {
-        assert!(ch.is_whitespace() || covered[pos], "{:?} at byte {pos} of {} is in no chunk", ch, doc.path);
+        assert!(
+            ch.is_whitespace() || covered[pos],
+            "{:?} at byte {pos} of {} is in no chunk",
+            ch,
+            doc.path
+        );
     }
     // Overlap: consecutive chunks of a section share at most the configured tokens.
     for w in chunks.windows(2) {
         if w[0].heading_path == w[1].heading_path && w[1].byte_span.start < w[0].byte_span.end {
-            assert!(w[1].byte_span.start >= w[0].byte_span.start, "chunks go backwards");
+            assert!(
+                w[1].byte_span.start >= w[0].byte_span.start,
+                "chunks go backwards"
+            );
             let shared = &doc.text[w[1].byte_span.start..w[0].byte_span.end];
-            assert!(counter.count(shared) <= cfg.overlap_tokens, "overlap {:?} too long", shared);
+            assert!(
+                counter.count(shared) <= cfg.overlap_tokens,
+                "overlap {:?} too long",
+                shared
+            );
         }
     }
 }
 
 fn load(path: &str) -> Document {
-    docent_ingest::load(&common::corpus(), &common::corpus().join(path), &Default::default())
-        .unwrap()
-        .document
+    docent_ingest::load(
+        &common::corpus(),
+        &common::corpus().join(path),
+        &Default::default(),
+    )
+    .unwrap()
+    .document
 }
 
 #[test]
@@ -57,10 +99,22 @@ fn corpus_documents_hold_every_property() {
     let enc = common::encoder();
     for cfg in [
         ChunkConfig::default(),
-        ChunkConfig { max_tokens: 64, overlap_tokens: 16 },
-        ChunkConfig { max_tokens: 254, overlap_tokens: 0 },
+        ChunkConfig {
+            max_tokens: 64,
+            overlap_tokens: 16,
+        },
+        ChunkConfig {
+            max_tokens: 254,
+            overlap_tokens: 0,
+        },
     ] {
-        for f in ["glossary-en.md", "glossary-ko.md", "langchain-ecosystem.html", "quantization-ko.txt", "how-docent-works.pdf"] {
+        for f in [
+            "glossary-en.md",
+            "glossary-ko.md",
+            "langchain-ecosystem.html",
+            "quantization-ko.txt",
+            "how-docent-works.pdf",
+        ] {
             let doc = load(f);
             let chunks = chunk_document(&doc, &cfg, enc.token_counter());
             assert!(!chunks.is_empty(), "{f}");
@@ -72,16 +126,31 @@ fn corpus_documents_hold_every_property() {
 #[test]
 fn headings_stay_with_their_text_and_give_the_path() {
     let doc = load("glossary-en.md");
-    let chunks = chunk_document(&doc, &ChunkConfig::default(), common::encoder().token_counter());
+    let chunks = chunk_document(
+        &doc,
+        &ChunkConfig::default(),
+        common::encoder().token_counter(),
+    );
     let rag = chunks
         .iter()
         .find(|c| c.heading_path.last().is_some_and(|h| h == "Retriever"))
         .expect("a chunk under Retriever");
-    assert_eq!(rag.heading_path, ["A glossary of local AI", "Retrieval-augmented generation (RAG)", "Retriever"]);
+    assert_eq!(
+        rag.heading_path,
+        [
+            "A glossary of local AI",
+            "Retrieval-augmented generation (RAG)",
+            "Retriever"
+        ]
+    );
     assert!(rag.text.starts_with("### Retriever"));
     // No chunk is a bare heading when its section has text.
     for c in &chunks {
-        assert!(c.text.lines().count() > 1 || !c.text.starts_with('#'), "bare heading chunk {:?}", c.text);
+        assert!(
+            c.text.lines().count() > 1 || !c.text.starts_with('#'),
+            "bare heading chunk {:?}",
+            c.text
+        );
     }
 }
 
@@ -101,16 +170,39 @@ impl Rng {
 
 fn generated(seed: u64) -> Document {
     let words = [
-        "retrieval", "augmented", "generation", "검색", "증강", "생성은", "양자화를", "모델이",
-        "토큰화", "😀", "👩‍👩‍👧‍👦", "🇰🇷", "x", "supercalifragilisticexpialidocious", "한국어로는",
-        "CPU에서", "GGUF", "2024년", "token,", "(괄호)", "문장입니다.", "end.", "질문인가요?",
+        "retrieval",
+        "augmented",
+        "generation",
+        "검색",
+        "증강",
+        "생성은",
+        "양자화를",
+        "모델이",
+        "토큰화",
+        "😀",
+        "👩‍👩‍👧‍👦",
+        "🇰🇷",
+        "x",
+        "supercalifragilisticexpialidocious",
+        "한국어로는",
+        "CPU에서",
+        "GGUF",
+        "2024년",
+        "token,",
+        "(괄호)",
+        "문장입니다.",
+        "end.",
+        "질문인가요?",
     ];
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut text = String::new();
     let paragraphs = 1 + rng.next() % 8;
     for p in 0..paragraphs {
         if rng.next() % 3 == 0 {
-            text.push_str(&format!("{} Heading {p} 제목\n\n", "#".repeat(1 + (rng.next() % 3) as usize)));
+            text.push_str(&format!(
+                "{} Heading {p} 제목\n\n",
+                "#".repeat(1 + (rng.next() % 3) as usize)
+            ));
         }
         let n = rng.next() % 400;
         for i in 0..n {
@@ -125,7 +217,9 @@ fn generated(seed: u64) -> Document {
         }
         text.push_str("\n\n");
     }
-    let mut doc = docent_ingest::load_bytes("gen.md", text.as_bytes()).unwrap().0;
+    let mut doc = docent_ingest::load_bytes("gen.md", text.as_bytes())
+        .unwrap()
+        .0;
     doc.path = format!("gen-{seed}.md");
     doc
 }
@@ -146,14 +240,37 @@ fn generated_korean_english_and_emoji_text() {
 
 #[test]
 fn overlap_is_present_when_configured() {
-    let text = "Small models run on a CPU. ".repeat(60) + "\n\n" + &"소형 모델은 CPU에서 돌아갑니다. ".repeat(30);
-    let doc = docent_ingest::load_bytes("o.txt", text.as_bytes()).unwrap().0;
-    let cfg = ChunkConfig { max_tokens: 64, overlap_tokens: 16 };
+    let text = "Small models run on a CPU. ".repeat(60)
+        + "\n\n"
+        + &"소형 모델은 CPU에서 돌아갑니다. ".repeat(30);
+    let doc = docent_ingest::load_bytes("o.txt", text.as_bytes())
+        .unwrap()
+        .0;
+    let cfg = ChunkConfig {
+        max_tokens: 64,
+        overlap_tokens: 16,
+    };
     let chunks = chunk_document(&doc, &cfg, common::encoder().token_counter());
     assert!(chunks.len() > 4);
     check(&doc, &cfg, &chunks);
-    let overlapping = chunks.windows(2).filter(|w| w[1].byte_span.start < w[0].byte_span.end).count();
-    assert!(overlapping >= chunks.len() - 2, "only {overlapping} of {} pairs overlap", chunks.len() - 1);
-    let none = chunk_document(&doc, &ChunkConfig { max_tokens: 64, overlap_tokens: 0 }, common::encoder().token_counter());
-    assert!(none.windows(2).all(|w| w[1].byte_span.start >= w[0].byte_span.end));
+    let overlapping = chunks
+        .windows(2)
+        .filter(|w| w[1].byte_span.start < w[0].byte_span.end)
+        .count();
+    assert!(
+        overlapping >= chunks.len() - 2,
+        "only {overlapping} of {} pairs overlap",
+        chunks.len() - 1
+    );
+    let none = chunk_document(
+        &doc,
+        &ChunkConfig {
+            max_tokens: 64,
+            overlap_tokens: 0,
+        },
+        common::encoder().token_counter(),
+    );
+    assert!(none
+        .windows(2)
+        .all(|w| w[1].byte_span.start >= w[0].byte_span.end));
 }

@@ -13,7 +13,8 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 }
 
 fn fixture() -> Value {
-    let text = std::fs::read_to_string(common::root().join("tests/fixtures/encoder-minilm.json")).unwrap();
+    let text =
+        std::fs::read_to_string(common::root().join("tests/fixtures/encoder-minilm.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -22,14 +23,22 @@ fn embeddings_match_sentence_transformers() {
     let fx = fixture();
     let enc = common::encoder();
     assert_eq!(fx["revision"], enc.info().revision.as_str());
-    assert_eq!(fx["max_seq_length"].as_u64().unwrap() as usize, enc.info().max_seq_len);
+    assert_eq!(
+        fx["max_seq_length"].as_u64().unwrap() as usize,
+        enc.info().max_seq_len
+    );
     let items = fx["texts"].as_array().unwrap();
     assert!(items.len() >= 20);
     let texts: Vec<&str> = items.iter().map(|t| t["text"].as_str().unwrap()).collect();
     let got = enc.embed(&texts).unwrap();
     let mut worst = 1.0f64;
     for (item, v) in items.iter().zip(&got) {
-        let want: Vec<f32> = item["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+        let want: Vec<f32> = item["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect();
         assert_eq!(v.len(), want.len());
         let c = cosine(v, &want);
         worst = worst.min(c);
@@ -45,7 +54,12 @@ fn embeddings_match_sentence_transformers() {
 fn batching_does_not_change_embeddings() {
     let fx = fixture();
     let enc = common::encoder();
-    let texts: Vec<&str> = fx["texts"].as_array().unwrap().iter().map(|t| t["text"].as_str().unwrap()).collect();
+    let texts: Vec<&str> = fx["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["text"].as_str().unwrap())
+        .collect();
     let batched = enc.embed(&texts).unwrap();
     for (t, b) in texts.iter().zip(&batched).step_by(5) {
         let single = enc.embed(&[t]).unwrap().pop().unwrap();

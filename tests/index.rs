@@ -24,8 +24,17 @@ fn write(root: &Path, files: &[&str]) -> usize {
     let mut w = IndexWriter::create(root, meta()).unwrap();
     let mut n = 0;
     for f in files {
-        let loaded = docent_ingest::load(&common::corpus(), &common::corpus().join(f), &Default::default()).unwrap();
-        let chunks = chunk_document(&loaded.document, &ChunkConfig::default(), enc.token_counter());
+        let loaded = docent_ingest::load(
+            &common::corpus(),
+            &common::corpus().join(f),
+            &Default::default(),
+        )
+        .unwrap();
+        let chunks = chunk_document(
+            &loaded.document,
+            &ChunkConfig::default(),
+            enc.token_counter(),
+        );
         let texts: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).collect();
         let vectors = enc.embed(&texts).unwrap();
         let rec = FileRecord {
@@ -67,7 +76,14 @@ fn results(ix: &Index) -> Vec<Vec<(u64, String)>> {
 #[test]
 fn round_trip_gives_identical_results_and_matches_exact_search() {
     let dir = tempfile::tempdir().unwrap();
-    let n = write(dir.path(), &["glossary-en.md", "glossary-ko.md", "langchain-ecosystem.html"]);
+    let n = write(
+        dir.path(),
+        &[
+            "glossary-en.md",
+            "glossary-ko.md",
+            "langchain-ecosystem.html",
+        ],
+    );
     let ix = Index::open(dir.path()).unwrap();
     assert_eq!(ix.len(), n);
     assert_eq!(ix.files().unwrap().len(), 3);
@@ -76,16 +92,30 @@ fn round_trip_gives_identical_results_and_matches_exact_search() {
     let enc = common::encoder();
     for q in QUERIES {
         let v = enc.embed(&[q]).unwrap().pop().unwrap();
-        let got: Vec<u64> = ix.dense(&v, 5, 64).unwrap().into_iter().map(|x| x.0).collect();
+        let got: Vec<u64> = ix
+            .dense(&v, 5, 64)
+            .unwrap()
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
         let want: Vec<u64> = ix.exact(&v, 5).unwrap().into_iter().map(|x| x.0).collect();
         assert_eq!(got, want, "{q}");
     }
     drop(ix);
     let again = Index::open(dir.path()).unwrap();
     assert_eq!(results(&again), first);
-    let hit = &again.search(&enc.embed(&["Why do language models hallucinate?"]).unwrap()[0], 1, 64).unwrap()[0];
+    let hit = &again
+        .search(
+            &enc.embed(&["Why do language models hallucinate?"]).unwrap()[0],
+            1,
+            64,
+        )
+        .unwrap()[0];
     assert_eq!(hit.chunk.chunk.path, "glossary-en.md");
-    assert_eq!(hit.chunk.chunk.heading_path.last().unwrap(), "Hallucination");
+    assert_eq!(
+        hit.chunk.chunk.heading_path.last().unwrap(),
+        "Hallucination"
+    );
 }
 
 #[test]
@@ -99,7 +129,10 @@ fn refuses_another_encoder() {
     let err = ix.check_encoder(&other).unwrap_err();
     assert!(matches!(err, IndexError::EncoderMismatch { .. }));
     let msg = err.to_string();
-    assert!(msg.contains("all-MiniLM-L6-v2") && msg.contains("--rebuild"), "{msg}");
+    assert!(
+        msg.contains("all-MiniLM-L6-v2") && msg.contains("--rebuild"),
+        "{msg}"
+    );
     let mut other = common::encoder().info().clone();
     other.dim = 768;
     assert!(ix.check_encoder(&other).is_err());
@@ -115,10 +148,27 @@ fn an_interrupted_write_leaves_the_old_index_usable() {
         // A writer that adds a file and then dies without committing.
         let enc = common::encoder();
         let mut w = IndexWriter::create(dir.path(), meta()).unwrap();
-        let loaded = docent_ingest::load(&common::corpus(), &common::corpus().join("glossary-ko.md"), &Default::default()).unwrap();
-        let chunks = chunk_document(&loaded.document, &ChunkConfig::default(), enc.token_counter());
-        let vectors = enc.embed(&chunks.iter().map(|c| c.text.as_str()).collect::<Vec<_>>()).unwrap();
-        let rec = FileRecord { path: "glossary-ko.md".into(), sha256: loaded.sha256, size: 0, kind: "markdown".into(), chunks: 0 };
+        let loaded = docent_ingest::load(
+            &common::corpus(),
+            &common::corpus().join("glossary-ko.md"),
+            &Default::default(),
+        )
+        .unwrap();
+        let chunks = chunk_document(
+            &loaded.document,
+            &ChunkConfig::default(),
+            enc.token_counter(),
+        );
+        let vectors = enc
+            .embed(&chunks.iter().map(|c| c.text.as_str()).collect::<Vec<_>>())
+            .unwrap();
+        let rec = FileRecord {
+            path: "glossary-ko.md".into(),
+            sha256: loaded.sha256,
+            size: 0,
+            kind: "markdown".into(),
+            chunks: 0,
+        };
         w.add_file(&rec, &chunks, &vectors).unwrap();
         // A reader meanwhile sees the old index.
         assert_eq!(results(&Index::open(dir.path()).unwrap()), before);
@@ -129,7 +179,16 @@ fn an_interrupted_write_leaves_the_old_index_usable() {
     assert_eq!(results(&ix), before);
     // The next writer cleans up and succeeds.
     write(dir.path(), &["glossary-en.md", "glossary-ko.md"]);
-    let gens = std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("gen-")).count();
+    let gens = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("gen-")
+        })
+        .count();
     assert_eq!(gens, 1);
 }
 
@@ -137,7 +196,10 @@ fn an_interrupted_write_leaves_the_old_index_usable() {
 fn one_writer_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let _w = IndexWriter::create(dir.path(), meta()).unwrap();
-    assert!(matches!(IndexWriter::create(dir.path(), meta()), Err(IndexError::Locked { .. })));
+    assert!(matches!(
+        IndexWriter::create(dir.path(), meta()),
+        Err(IndexError::Locked { .. })
+    ));
 }
 
 fn graph_file(dir: &Path) -> std::path::PathBuf {
@@ -147,14 +209,25 @@ fn graph_file(dir: &Path) -> std::path::PathBuf {
 
 #[test]
 fn damage_is_detected_with_a_message() {
-    for damage in ["truncate-graph", "flip-graph", "remove-graph", "remove-current-target", "garbage-store"] {
+    for damage in [
+        "truncate-graph",
+        "flip-graph",
+        "remove-graph",
+        "remove-current-target",
+        "garbage-store",
+    ] {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), &["glossary-en.md"]);
         let g = graph_file(dir.path());
         match damage {
             "truncate-graph" => {
                 let len = std::fs::metadata(&g).unwrap().len();
-                std::fs::OpenOptions::new().write(true).open(&g).unwrap().set_len(len / 2).unwrap();
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&g)
+                    .unwrap()
+                    .set_len(len / 2)
+                    .unwrap();
             }
             "flip-graph" => {
                 let mut b = std::fs::read(&g).unwrap();
@@ -164,7 +237,11 @@ fn damage_is_detected_with_a_message() {
             }
             "remove-graph" => std::fs::remove_file(&g).unwrap(),
             "remove-current-target" => std::fs::remove_dir_all(g.parent().unwrap()).unwrap(),
-            _ => std::fs::write(g.parent().unwrap().join("store.sqlite"), b"not a database at all").unwrap(),
+            _ => std::fs::write(
+                g.parent().unwrap().join("store.sqlite"),
+                b"not a database at all",
+            )
+            .unwrap(),
         }
         let err = match Index::open(dir.path()) {
             Ok(_) => panic!("{damage}: a damaged index opened"),
@@ -180,5 +257,8 @@ fn damage_is_detected_with_a_message() {
         }
     }
     let empty = tempfile::tempdir().unwrap();
-    assert!(matches!(Index::open(empty.path()), Err(IndexError::NotFound { .. })));
+    assert!(matches!(
+        Index::open(empty.path()),
+        Err(IndexError::NotFound { .. })
+    ));
 }

@@ -23,10 +23,16 @@ pub fn encoder() -> &'static Encoder {
     static ENCODER: OnceLock<Encoder> = OnceLock::new();
     ENCODER.get_or_init(|| {
         let spec = Manifest::builtin().default_encoder().clone();
-        let local = ModelStore::from_env()
-            .ensure(&spec)
-            .unwrap_or_else(|e| panic!("the default encoder is needed by this test and could not be fetched: {e}"));
-        Encoder::load(&local.dir, &spec.repo, &spec.revision, EncoderConfig::default()).expect("encoder loads")
+        let local = ModelStore::from_env().ensure(&spec).unwrap_or_else(|e| {
+            panic!("the default encoder is needed by this test and could not be fetched: {e}")
+        });
+        Encoder::load(
+            &local.dir,
+            &spec.repo,
+            &spec.revision,
+            EncoderConfig::default(),
+        )
+        .expect("encoder loads")
     })
 }
 

@@ -281,7 +281,9 @@ pub fn chunk_document(
         let mut carry: Option<(usize, usize, usize)> = None;
         while i < n {
             let (mut start, mut sum, mut first_block) =
-                carry.take().unwrap_or((pieces[i].range.start, 0, pieces[i].block));
+                carry
+                    .take()
+                    .unwrap_or((pieces[i].range.start, 0, pieces[i].block));
             let mut j = i;
             while j < n && sum + pieces[j].tokens <= max {
                 sum += pieces[j].tokens;
@@ -372,7 +374,9 @@ mod tests {
     struct Words;
     impl TokenCounter for Words {
         fn count(&self, text: &str) -> usize {
-            text.split_whitespace().map(|w| w.chars().count().div_ceil(4)).sum()
+            text.split_whitespace()
+                .map(|w| w.chars().count().div_ceil(4))
+                .sum()
         }
     }
 
@@ -401,11 +405,29 @@ mod tests {
         let d = doc(
             text,
             vec![
-                (0..3, BlockKind::Heading { level: 1, title: "A".into() }),
+                (
+                    0..3,
+                    BlockKind::Heading {
+                        level: 1,
+                        title: "A".into(),
+                    },
+                ),
                 (4..13, BlockKind::Paragraph),
-                (14..18, BlockKind::Heading { level: 2, title: "B".into() }),
+                (
+                    14..18,
+                    BlockKind::Heading {
+                        level: 2,
+                        title: "B".into(),
+                    },
+                ),
                 (19..27, BlockKind::Paragraph),
-                (28..31, BlockKind::Heading { level: 1, title: "C".into() }),
+                (
+                    28..31,
+                    BlockKind::Heading {
+                        level: 1,
+                        title: "C".into(),
+                    },
+                ),
                 (32..37, BlockKind::Paragraph),
             ],
         );
@@ -435,9 +457,18 @@ mod tests {
     fn config_validation() {
         assert!(ChunkConfig::default().validate().is_ok());
         assert_eq!(
-            ChunkConfig { max_tokens: 8, overlap_tokens: 0 }.validate(),
+            ChunkConfig {
+                max_tokens: 8,
+                overlap_tokens: 0
+            }
+            .validate(),
             Err(ChunkConfigError::TooSmall(8))
         );
-        assert!(ChunkConfig { max_tokens: 64, overlap_tokens: 32 }.validate().is_err());
+        assert!(ChunkConfig {
+            max_tokens: 64,
+            overlap_tokens: 32
+        }
+        .validate()
+        .is_err());
     }
 }

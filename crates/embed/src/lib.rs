@@ -32,7 +32,9 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config as BertConfig};
 use docent_core::{EncoderInfo, Pooling, TokenCounter};
 use serde::Deserialize;
-use tokenizers::{PostProcessor, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+use tokenizers::{
+    PostProcessor, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
@@ -97,10 +99,12 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, Emb
             })
         }
     };
-    serde_json::from_str(&text).map(Some).map_err(|e| EmbedError::Invalid {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    })
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| EmbedError::Invalid {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
 }
 
 /// A BERT sentence encoder.
@@ -119,7 +123,12 @@ pub struct Encoder {
 impl Encoder {
     /// Loads a sentence-transformers BERT model from a folder holding its
     /// repository files.
-    pub fn load(dir: &Path, id: &str, revision: &str, config: EncoderConfig) -> Result<Encoder, EmbedError> {
+    pub fn load(
+        dir: &Path,
+        id: &str,
+        revision: &str,
+        config: EncoderConfig,
+    ) -> Result<Encoder, EmbedError> {
         let need = |name: &str| {
             let p = dir.join(name);
             if p.exists() {
@@ -137,7 +146,8 @@ impl Encoder {
             .find(|m| m.kind.ends_with("Pooling"))
             .map(|m| m.path.clone())
             .unwrap_or_else(|| "1_Pooling".into());
-        let pooling = match read_json::<PoolingConfig>(&dir.join(pooling_dir).join("config.json"))? {
+        let pooling = match read_json::<PoolingConfig>(&dir.join(pooling_dir).join("config.json"))?
+        {
             Some(p) if p.pooling_mode_cls_token => Pooling::Cls,
             Some(p) if p.pooling_mode_max_tokens => Pooling::Max,
             Some(p) if p.pooling_mode_mean_sqrt_len_tokens && !p.pooling_mode_mean_tokens => {
@@ -204,7 +214,11 @@ impl Encoder {
     /// Most tokens of text the encoder reads without truncating, special
     /// tokens excluded.
     pub fn max_input_tokens(&self) -> usize {
-        self.info.max_seq_len - self.counter.get_post_processor().map_or(2, |p| p.added_tokens(false))
+        self.info.max_seq_len
+            - self
+                .counter
+                .get_post_processor()
+                .map_or(2, |p| p.added_tokens(false))
     }
 
     /// Counts tokens with the encoder's tokenizer, without special tokens.
@@ -214,7 +228,10 @@ impl Encoder {
 
     /// Tokens of `text` including special tokens, before truncation.
     pub fn count_with_special(&self, text: &str) -> usize {
-        self.counter.encode(text, true).map(|e| e.len()).unwrap_or(0)
+        self.counter
+            .encode(text, true)
+            .map(|e| e.len())
+            .unwrap_or(0)
     }
 
     /// Embeds texts, one vector of [`EncoderInfo::dim`] per text, in order.
@@ -244,7 +261,10 @@ impl Encoder {
         Ok(out)
     }
 
-    fn forward<'a>(&self, ids: impl Iterator<Item = &'a [u32]> + Clone) -> Result<Vec<Vec<f32>>, EmbedError> {
+    fn forward<'a>(
+        &self,
+        ids: impl Iterator<Item = &'a [u32]> + Clone,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
         let rows = ids.clone().count();
         let len = ids.clone().map(<[u32]>::len).max().unwrap_or(0).max(1);
         let mut input = vec![0u32; rows * len];
@@ -277,7 +297,11 @@ impl Encoder {
             }
         };
         let pooled = if self.info.normalize {
-            let norm = pooled.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+            let norm = pooled
+                .sqr()?
+                .sum_keepdim(1)?
+                .sqrt()?
+                .clamp(1e-12, f64::MAX)?;
             pooled.broadcast_div(&norm)?
         } else {
             pooled
@@ -295,6 +319,9 @@ impl TokenCounter for Encoder {
         } else {
             text
         };
-        self.counter.encode(text, false).map(|e| e.len()).unwrap_or(usize::MAX)
+        self.counter
+            .encode(text, false)
+            .map(|e| e.len())
+            .unwrap_or(usize::MAX)
     }
 }

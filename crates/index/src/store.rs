@@ -191,7 +191,12 @@ impl IndexWriter {
     }
 
     /// Adds a file and its chunks, with one vector per chunk.
-    pub fn add_file(&mut self, file: &FileRecord, chunks: &[Chunk], vectors: &[Vec<f32>]) -> Result<(), IndexError> {
+    pub fn add_file(
+        &mut self,
+        file: &FileRecord,
+        chunks: &[Chunk],
+        vectors: &[Vec<f32>],
+    ) -> Result<(), IndexError> {
         if chunks.len() != vectors.len() {
             return Err(IndexError::Vector(format!(
                 "{} chunks but {} vectors for {}",
@@ -240,7 +245,13 @@ impl IndexWriter {
     fn insert_file(&mut self, file: &FileRecord, chunks: usize) -> Result<i64, IndexError> {
         self.conn.execute(
             "INSERT INTO files (path, sha256, size, kind, chunks) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![file.path, file.sha256, file.size as i64, file.kind, chunks as i64],
+            params![
+                file.path,
+                file.sha256,
+                file.size as i64,
+                file.kind,
+                chunks as i64
+            ],
         )?;
         self.files += 1;
         Ok(self.conn.last_insert_rowid())
@@ -308,7 +319,10 @@ impl IndexWriter {
                 let mut stmt = conn.prepare("SELECT id, vector FROM chunks ORDER BY id")?;
                 let mut rows = stmt.query([])?;
                 while let Some(r) = rows.next()? {
-                    vectors.push((blob_vector(&r.get::<_, Vec<u8>>(1)?), r.get::<_, i64>(0)? as usize));
+                    vectors.push((
+                        blob_vector(&r.get::<_, Vec<u8>>(1)?),
+                        r.get::<_, i64>(0)? as usize,
+                    ));
                 }
             }
             let p = meta.hnsw;
@@ -325,7 +339,9 @@ impl IndexWriter {
             for suffix in ["hnsw.graph", "hnsw.data"] {
                 let name = format!("{dumped}.{suffix}");
                 let path = gen_dir.join(&name);
-                File::open(&path).and_then(|f| f.sync_all()).map_err(io(&path))?;
+                File::open(&path)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io(&path))?;
                 let size = fs::metadata(&path).map_err(io(&path))?.len();
                 let sha256 = sha256_file(&path).map_err(io(&path))?;
                 graph_files.push(GraphFile { name, size, sha256 });
@@ -344,12 +360,16 @@ impl IndexWriter {
         conn.execute_batch("COMMIT; PRAGMA synchronous=FULL;")?;
         conn.close().map_err(|(_, e)| e)?;
         let store = gen_dir.join(STORE);
-        File::open(&store).and_then(|f| f.sync_all()).map_err(io(&store))?;
+        File::open(&store)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&store))?;
         fsync_dir(&gen_dir);
         // Publish: write CURRENT beside, then rename over the old one.
         let tmp = root.join("CURRENT.tmp");
         fs::write(&tmp, format!("{gen_name}\n")).map_err(io(&tmp))?;
-        File::open(&tmp).and_then(|f| f.sync_all()).map_err(io(&tmp))?;
+        File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&tmp))?;
         fs::rename(&tmp, root.join(CURRENT)).map_err(io(&root))?;
         fsync_dir(&root);
         // Old generations may still be open in readers; on Unix they keep
@@ -440,7 +460,10 @@ impl Index {
     fn open_generation(root: &Path, gen_dir: &Path) -> Result<Index, IndexError> {
         let store = gen_dir.join(STORE);
         if !store.is_file() {
-            return Err(Self::damaged(root, format!("{} is missing", store.display())));
+            return Err(Self::damaged(
+                root,
+                format!("{} is missing", store.display()),
+            ));
         }
         let conn = Connection::open_with_flags(
             &store,
@@ -451,7 +474,8 @@ impl Index {
                 .optional()
                 .map_err(|e| Self::damaged(root, format!("the store cannot be read: {e}")))
         };
-        let meta_json = get("index")?.ok_or_else(|| Self::damaged(root, "the store has no metadata"))?;
+        let meta_json =
+            get("index")?.ok_or_else(|| Self::damaged(root, "the store has no metadata"))?;
         let format: serde_json::Value = serde_json::from_str(&meta_json)
             .map_err(|e| Self::damaged(root, format!("metadata: {e}")))?;
         let found = format.get("format").and_then(|f| f.as_u64()).unwrap_or(0) as u32;
@@ -462,37 +486,56 @@ impl Index {
                 supported: FORMAT_VERSION,
             });
         }
-        let meta: IndexMeta =
-            serde_json::from_value(format).map_err(|e| Self::damaged(root, format!("metadata: {e}")))?;
-        let graph_files: Vec<GraphFile> = serde_json::from_str(&get("graph_files")?.unwrap_or_default())
-            .map_err(|e| Self::damaged(root, format!("graph metadata: {e}")))?;
+        let meta: IndexMeta = serde_json::from_value(format)
+            .map_err(|e| Self::damaged(root, format!("metadata: {e}")))?;
+        let graph_files: Vec<GraphFile> =
+            serde_json::from_str(&get("graph_files")?.unwrap_or_default())
+                .map_err(|e| Self::damaged(root, format!("graph metadata: {e}")))?;
         let len: usize = get("chunks")?.and_then(|s| s.parse().ok()).unwrap_or(0);
-        let rows: i64 = conn.query_row("SELECT count(*) FROM chunks", [], |r| r.get(0))
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM chunks", [], |r| r.get(0))
             .map_err(|e| Self::damaged(root, format!("the store cannot be read: {e}")))?;
         if rows as usize != len {
-            return Err(Self::damaged(root, format!("the store holds {rows} chunks, its metadata {len}")));
+            return Err(Self::damaged(
+                root,
+                format!("the store holds {rows} chunks, its metadata {len}"),
+            ));
         }
         for f in &graph_files {
             let path = gen_dir.join(&f.name);
             let size = match fs::metadata(&path) {
                 Ok(m) => m.len(),
-                Err(_) => return Err(Self::damaged(root, format!("graph file {} is missing", f.name))),
+                Err(_) => {
+                    return Err(Self::damaged(
+                        root,
+                        format!("graph file {} is missing", f.name),
+                    ))
+                }
             };
             if size != f.size {
                 return Err(Self::damaged(
                     root,
-                    format!("graph file {} has {size} bytes, {} were written", f.name, f.size),
+                    format!(
+                        "graph file {} has {size} bytes, {} were written",
+                        f.name, f.size
+                    ),
                 ));
             }
             if size <= HASH_AT_LOAD_LIMIT && sha256_file(&path).map_err(io(&path))? != f.sha256 {
-                return Err(Self::damaged(root, format!("graph file {} does not match its checksum", f.name)));
+                return Err(Self::damaged(
+                    root,
+                    format!("graph file {} does not match its checksum", f.name),
+                ));
             }
         }
         let hnsw = if len > 0 {
             if graph_files.is_empty() {
                 return Err(Self::damaged(root, "the graph files are not recorded"));
             }
-            let basename = graph_files[0].name.trim_end_matches(".hnsw.graph").to_string();
+            let basename = graph_files[0]
+                .name
+                .trim_end_matches(".hnsw.graph")
+                .to_string();
             // hnsw_rs ties the loaded graph's lifetime to its loader; the
             // loader is small and lives as long as the index, so it is leaked.
             let loader: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(gen_dir, &basename)));
@@ -502,13 +545,21 @@ impl Index {
             }));
             let mut hnsw = match loaded {
                 Ok(Ok(h)) => h,
-                Ok(Err(e)) => return Err(Self::damaged(root, format!("the graph cannot be loaded: {e}"))),
+                Ok(Err(e)) => {
+                    return Err(Self::damaged(
+                        root,
+                        format!("the graph cannot be loaded: {e}"),
+                    ))
+                }
                 Err(_) => return Err(Self::damaged(root, "the graph cannot be loaded")),
             };
             if hnsw.get_nb_point() != len {
                 return Err(Self::damaged(
                     root,
-                    format!("the graph holds {} vectors, the store {len}", hnsw.get_nb_point()),
+                    format!(
+                        "the graph holds {} vectors, the store {len}",
+                        hnsw.get_nb_point()
+                    ),
                 ));
             }
             hnsw.set_searching_mode(true);
@@ -551,8 +602,11 @@ impl Index {
     /// Refuses an encoder other than the one that built the index.
     pub fn check_encoder(&self, info: &EncoderInfo) -> Result<(), IndexError> {
         let mine = &self.meta.encoder;
-        if mine.id != info.id || mine.revision != info.revision || mine.dim != info.dim
-            || mine.pooling != info.pooling || mine.normalize != info.normalize
+        if mine.id != info.id
+            || mine.revision != info.revision
+            || mine.dim != info.dim
+            || mine.pooling != info.pooling
+            || mine.normalize != info.normalize
             || mine.max_seq_len != info.max_seq_len
         {
             return Err(IndexError::EncoderMismatch {
@@ -640,7 +694,12 @@ impl Index {
                     })
                 })
                 .optional()?
-                .ok_or_else(|| Self::damaged(&self.root, format!("chunk {id} is in the graph but not the store")))?;
+                .ok_or_else(|| {
+                    Self::damaged(
+                        &self.root,
+                        format!("chunk {id} is in the graph but not the store"),
+                    )
+                })?;
             out.push(StoredChunk { id, chunk });
         }
         Ok(out)
@@ -687,8 +746,15 @@ impl Index {
 
     /// Stored (normalised) vectors by chunk id, for benchmarks and checks.
     pub fn vectors(&self) -> Result<Vec<(u64, Vec<f32>)>, IndexError> {
-        let mut stmt = self.conn.prepare("SELECT id, vector FROM chunks ORDER BY id")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, blob_vector(&r.get::<_, Vec<u8>>(1)?))))?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, vector FROM chunks ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)? as u64,
+                blob_vector(&r.get::<_, Vec<u8>>(1)?),
+            ))
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }

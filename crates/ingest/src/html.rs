@@ -8,10 +8,41 @@ const SKIP: &[&str] = &[
 
 /// Elements that end the current paragraph before and after them.
 const BLOCK: &[&str] = &[
-    "address", "article", "aside", "blockquote", "body", "br", "caption", "dd", "details", "div",
-    "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "header", "hr", "li", "main",
-    "nav", "ol", "p", "pre", "section", "summary", "table", "tbody", "td", "tfoot", "th", "thead",
-    "tr", "ul",
+    "address",
+    "article",
+    "aside",
+    "blockquote",
+    "body",
+    "br",
+    "caption",
+    "dd",
+    "details",
+    "div",
+    "dl",
+    "dt",
+    "fieldset",
+    "figcaption",
+    "figure",
+    "footer",
+    "form",
+    "header",
+    "hr",
+    "li",
+    "main",
+    "nav",
+    "ol",
+    "p",
+    "pre",
+    "section",
+    "summary",
+    "table",
+    "tbody",
+    "td",
+    "tfoot",
+    "th",
+    "thead",
+    "tr",
+    "ul",
 ];
 
 struct Builder<'s> {
@@ -121,7 +152,10 @@ impl Builder<'_> {
                     self.pre -= 1;
                 }
                 if let Some(level) = heading {
-                    let title = self.start.map(|s| self.text[s..].trim().to_string()).unwrap_or_default();
+                    let title = self
+                        .start
+                        .map(|s| self.text[s..].trim().to_string())
+                        .unwrap_or_default();
                     self.flush(BlockKind::Heading { level, title });
                 } else if block {
                     self.flush(BlockKind::Paragraph);

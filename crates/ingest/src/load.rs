@@ -159,14 +159,20 @@ pub fn load_bytes(path: &str, bytes: &[u8]) -> Result<(Document, Vec<String>), L
         Ok(t) => t.to_string(),
         Err(_) => {
             let t = String::from_utf8_lossy(bytes).into_owned();
-            let bad = t.chars().filter(|&c| c == char::REPLACEMENT_CHARACTER).count();
+            let bad = t
+                .chars()
+                .filter(|&c| c == char::REPLACEMENT_CHARACTER)
+                .count();
             warnings.push(format!(
                 "{path}: not valid UTF-8; {bad} invalid byte sequence(s) replaced with U+FFFD"
             ));
             t
         }
     };
-    let text = text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text);
+    let text = text
+        .strip_prefix('\u{feff}')
+        .map(str::to_string)
+        .unwrap_or(text);
     let (text, blocks) = match kind {
         SourceKind::Text => {
             let blocks = crate::text::paragraphs(&text, 0..text.len(), None);

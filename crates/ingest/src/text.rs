@@ -4,16 +4,19 @@ use docent_core::{Block, BlockKind};
 
 /// 1-based line of byte `at` in `text`.
 pub(crate) fn line_at(text: &str, at: usize) -> u32 {
-    1 + text.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() as u32
+    1 + text.as_bytes()[..at]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count() as u32
 }
 
 /// Cuts `range` of `text` into paragraphs at blank lines.
 pub(crate) fn paragraphs(text: &str, range: Range<usize>, page: Option<u32>) -> Vec<Block> {
     let mut out = Vec::new();
-    let mut line = line_at(text, range.start);
     let mut para: Option<(usize, usize, u32)> = None;
     let mut pos = range.start;
-    for l in text[range.clone()].split_inclusive('\n') {
+    let first = line_at(text, range.start);
+    for (line, l) in (first..).zip(text[range.clone()].split_inclusive('\n')) {
         let start = pos;
         pos += l.len();
         if l.trim().is_empty() {
@@ -28,7 +31,6 @@ pub(crate) fn paragraphs(text: &str, range: Range<usize>, page: Option<u32>) -> 
                 None => (start + lead, end, line),
             });
         }
-        line += 1;
     }
     if let Some((s, e, ln)) = para {
         out.push(block(s..e, ln, page));

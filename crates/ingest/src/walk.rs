@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 
 /// Which files [`walk`] lists.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct WalkOptions {
     /// Also list hidden files and folders.
     pub hidden: bool,
@@ -9,14 +9,6 @@ pub struct WalkOptions {
     pub no_ignore: bool,
 }
 
-impl Default for WalkOptions {
-    fn default() -> Self {
-        WalkOptions {
-            hidden: false,
-            no_ignore: false,
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum WalkError {
@@ -63,7 +55,12 @@ pub fn walk(root: &Path, opts: &WalkOptions) -> Result<(Vec<PathBuf>, Vec<String
     let mut warnings = Vec::new();
     for entry in builder.build() {
         match entry {
-            Ok(e) if e.file_type().is_some_and(|t| t.is_file()) && supported(e.path()) => {
+            // Links are listed too (not followed while walking), so that a
+            // broken one is reported when it is read rather than ignored.
+            Ok(e)
+                if e.file_type().is_some_and(|t| t.is_file() || t.is_symlink())
+                    && supported(e.path()) =>
+            {
                 files.push(e.into_path())
             }
             Ok(_) => {}

@@ -142,7 +142,10 @@ mod tests {
     #[test]
     fn builtin_manifest_is_complete() {
         let m = Manifest::builtin();
-        assert_eq!(m.default_encoder().repo, "sentence-transformers/all-MiniLM-L6-v2");
+        assert_eq!(
+            m.default_encoder().repo,
+            "sentence-transformers/all-MiniLM-L6-v2"
+        );
         for model in &m.models {
             assert!(!model.files.is_empty());
             for f in &model.files {
@@ -165,6 +168,9 @@ revision = "main"
   [[model.file]]
   path = "f"
 "#;
-        assert!(matches!(Manifest::parse(bad), Err(ManifestError::Invalid(_))));
+        assert!(matches!(
+            Manifest::parse(bad),
+            Err(ManifestError::Invalid(_))
+        ));
     }
 }

