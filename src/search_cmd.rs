@@ -14,7 +14,12 @@ use crate::index_cmd::{self, IndexArgs};
 #[derive(Debug, Args)]
 pub struct SearchArgs {
     /// What to look for.
-    pub query: String,
+    #[arg(required_unless_present = "queries")]
+    pub query: Option<String>,
+    /// Run every line of FILE as a query and print latency percentiles
+    /// instead of results (embedding, graph search and chunk fetch, and the whole path).
+    #[arg(long, value_name = "FILE", conflicts_with = "query")]
+    pub queries: Option<PathBuf>,
     /// How many chunks to print.
     #[arg(short, default_value_t = 5)]
     pub k: usize,
@@ -109,7 +114,11 @@ pub fn run(index_dir: &Path, args: SearchArgs) -> Result<()> {
     index.check_encoder(encoder.info())?;
     let ef = args.ef.unwrap_or(index.meta().hnsw.ef_search);
 
-    let with_special = encoder.count_with_special(&args.query);
+    if let Some(file) = &args.queries {
+        return latency(&index, &encoder, file, args.k, ef, args.json);
+    }
+    let query = args.query.clone().unwrap_or_default();
+    let with_special = encoder.count_with_special(&query);
     if with_special > encoder.info().max_seq_len {
         eprintln!(
             "warning: the query has {with_special} tokens; the encoder reads only the first {}",
@@ -118,7 +127,7 @@ pub fn run(index_dir: &Path, args: SearchArgs) -> Result<()> {
     }
     let t = Instant::now();
     let q = encoder
-        .embed(&[args.query.as_str()])?
+        .embed(&[query.as_str()])?
         .pop()
         .expect("one vector per text");
     let embed_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -128,7 +137,7 @@ pub fn run(index_dir: &Path, args: SearchArgs) -> Result<()> {
 
     if args.json {
         let out = Output {
-            query: &args.query,
+            query: &query,
             k: args.k,
             ef,
             embed_ms,
@@ -159,6 +168,97 @@ pub fn run(index_dir: &Path, args: SearchArgs) -> Result<()> {
             heading
         );
         println!("    {}", snippet(&h.chunk.chunk.text, 240));
+    }
+    Ok(())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Runs each line of `file` as a query, one at a time, and reports the
+/// latency of each stage.
+fn latency(
+    index: &Index,
+    encoder: &docent_embed::Encoder,
+    file: &Path,
+    k: usize,
+    ef: usize,
+    json: bool,
+) -> Result<()> {
+    use anyhow::Context;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let queries: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    anyhow::ensure!(!queries.is_empty(), "{} holds no queries", file.display());
+    let (mut embed, mut graph, mut fetch, mut total) = (vec![], vec![], vec![], vec![]);
+    for q in &queries {
+        let t0 = Instant::now();
+        let v = encoder.embed(&[q])?.pop().expect("one vector");
+        let t1 = Instant::now();
+        let ids = index.dense(&v, k, ef)?;
+        let t2 = Instant::now();
+        let chunks = index.chunks(&ids.iter().map(|x| x.0).collect::<Vec<_>>())?;
+        let t3 = Instant::now();
+        std::hint::black_box(chunks);
+        embed.push((t1 - t0).as_secs_f64() * 1e3);
+        graph.push((t2 - t1).as_secs_f64() * 1e3);
+        fetch.push((t3 - t2).as_secs_f64() * 1e3);
+        total.push((t3 - t0).as_secs_f64() * 1e3);
+    }
+    let mut rows = Vec::new();
+    for (name, v) in [
+        ("embed", &mut embed),
+        ("hnsw", &mut graph),
+        ("fetch", &mut fetch),
+        ("total", &mut total),
+    ] {
+        v.sort_by(f64::total_cmp);
+        rows.push(serde_json::json!({
+            "stage": name,
+            "p50_ms": percentile(v, 50.0),
+            "p95_ms": percentile(v, 95.0),
+            "p99_ms": percentile(v, 99.0),
+            "max_ms": v.last().copied().unwrap_or(0.0),
+            "mean_ms": v.iter().sum::<f64>() / v.len() as f64,
+        }));
+    }
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    if json {
+        let out = serde_json::json!({
+            "queries": queries.len(), "k": k, "ef": ef, "chunks": index.len(), "threads": threads, "stages": rows,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "{} queries, k={k}, ef={ef}, {} chunks, {threads} threads",
+            queries.len(),
+            index.len()
+        );
+        println!(
+            "{:<6} {:>9} {:>9} {:>9} {:>9}",
+            "stage", "p50 ms", "p95 ms", "p99 ms", "max ms"
+        );
+        for r in rows {
+            println!(
+                "{:<6} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+                r["stage"].as_str().unwrap_or(""),
+                r["p50_ms"].as_f64().unwrap_or(0.0),
+                r["p95_ms"].as_f64().unwrap_or(0.0),
+                r["p99_ms"].as_f64().unwrap_or(0.0),
+                r["max_ms"].as_f64().unwrap_or(0.0)
+            );
+        }
     }
     Ok(())
 }

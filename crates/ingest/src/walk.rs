@@ -9,7 +9,6 @@ pub struct WalkOptions {
     pub no_ignore: bool,
 }
 
-
 #[derive(Debug, thiserror::Error)]
 pub enum WalkError {
     #[error("{path} is not a folder or cannot be read: {message}")]
