@@ -84,7 +84,7 @@ fn snippet(text: &str, max_chars: usize) -> String {
 
 pub fn run(index_dir: &Path, args: SearchArgs) -> Result<()> {
     let config = EncoderConfig::default();
-    let encoder = if let Some(docs) = &args.docs {
+    let (encoder, index) = if let Some(docs) = &args.docs {
         let encoder = crate::encoder::load(args.model.as_deref(), config)?;
         let index_args = IndexArgs {
             dir: Some(docs.clone()),
@@ -101,16 +101,16 @@ pub fn run(index_dir: &Path, args: SearchArgs) -> Result<()> {
         if !args.json && report.embedded_files > 0 {
             index_cmd::print_report(index_dir, &report);
         }
-        encoder
+        (encoder, Index::open(index_dir)?)
     } else {
+        // Opened once: the index names its encoder and then serves the query.
         let index = Index::open(index_dir)?;
         let model = args
             .model
             .clone()
             .unwrap_or_else(|| index.meta().encoder.id.clone());
-        crate::encoder::load(Some(&model), config)?
+        (crate::encoder::load(Some(&model), config)?, index)
     };
-    let index = Index::open(index_dir)?;
     index.check_encoder(encoder.info())?;
     let ef = args.ef.unwrap_or(index.meta().hnsw.ef_search);
 

@@ -18,32 +18,38 @@ fn meta() -> IndexMeta {
     }
 }
 
-/// Writes an index of `files` of the corpus and returns what was written.
-fn write(root: &Path, files: &[&str]) -> usize {
+/// Loads, chunks and embeds one corpus file, ready for `add_file`.
+fn prepare(f: &str) -> (FileRecord, Vec<docent_core::Chunk>, Vec<Vec<f32>>) {
     let enc = common::encoder();
+    let loaded = docent_ingest::load(
+        &common::corpus(),
+        &common::corpus().join(f),
+        &Default::default(),
+    )
+    .unwrap();
+    let chunks = chunk_document(
+        &loaded.document,
+        &ChunkConfig::default(),
+        enc.token_counter(),
+    );
+    let texts: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).collect();
+    let vectors = enc.embed(&texts).unwrap();
+    let rec = FileRecord {
+        path: f.to_string(),
+        sha256: loaded.sha256,
+        size: loaded.size,
+        kind: loaded.document.kind.as_str().into(),
+        chunks: chunks.len() as u32,
+    };
+    (rec, chunks, vectors)
+}
+
+/// Writes an index of `files` of the corpus and returns the chunk count.
+fn write(root: &Path, files: &[&str]) -> usize {
     let mut w = IndexWriter::create(root, meta()).unwrap();
     let mut n = 0;
     for f in files {
-        let loaded = docent_ingest::load(
-            &common::corpus(),
-            &common::corpus().join(f),
-            &Default::default(),
-        )
-        .unwrap();
-        let chunks = chunk_document(
-            &loaded.document,
-            &ChunkConfig::default(),
-            enc.token_counter(),
-        );
-        let texts: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).collect();
-        let vectors = enc.embed(&texts).unwrap();
-        let rec = FileRecord {
-            path: f.to_string(),
-            sha256: loaded.sha256,
-            size: loaded.size,
-            kind: loaded.document.kind.as_str().into(),
-            chunks: chunks.len() as u32,
-        };
+        let (rec, chunks, vectors) = prepare(f);
         w.add_file(&rec, &chunks, &vectors).unwrap();
         n += chunks.len();
     }
@@ -146,29 +152,8 @@ fn an_interrupted_write_leaves_the_old_index_usable() {
     let before = results(&Index::open(dir.path()).unwrap());
     {
         // A writer that adds a file and then dies without committing.
-        let enc = common::encoder();
         let mut w = IndexWriter::create(dir.path(), meta()).unwrap();
-        let loaded = docent_ingest::load(
-            &common::corpus(),
-            &common::corpus().join("glossary-ko.md"),
-            &Default::default(),
-        )
-        .unwrap();
-        let chunks = chunk_document(
-            &loaded.document,
-            &ChunkConfig::default(),
-            enc.token_counter(),
-        );
-        let vectors = enc
-            .embed(&chunks.iter().map(|c| c.text.as_str()).collect::<Vec<_>>())
-            .unwrap();
-        let rec = FileRecord {
-            path: "glossary-ko.md".into(),
-            sha256: loaded.sha256,
-            size: 0,
-            kind: "markdown".into(),
-            chunks: 0,
-        };
+        let (rec, chunks, vectors) = prepare("glossary-ko.md");
         w.add_file(&rec, &chunks, &vectors).unwrap();
         // A reader meanwhile sees the old index.
         assert_eq!(results(&Index::open(dir.path()).unwrap()), before);
