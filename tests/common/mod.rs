@@ -75,3 +75,24 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The path of a generator model's GGUF file from the manifest, fetched
+/// first if missing; fails loudly when it cannot be had.
+pub fn gguf(name: &str) -> PathBuf {
+    let spec = Manifest::builtin()
+        .get(name)
+        .unwrap_or_else(|| panic!("{name} is not in the manifest"))
+        .clone();
+    let local = ModelStore::from_env().ensure(&spec).unwrap_or_else(|e| {
+        panic!("the model {name} is needed by this test and could not be fetched: {e}")
+    });
+    local
+        .files
+        .iter()
+        .find(|(repo_path, _)| repo_path.ends_with(".gguf"))
+        .map(|(_, local)| local.clone())
+        .unwrap_or_else(|| panic!("{name} has no .gguf file"))
+}
+
+/// The two generator models in the manifest.
+pub const GENERATORS: &[&str] = &["smollm2-135m-instruct-q4_1", "gemma-3-270m-q4_k_m"];

@@ -1,0 +1,321 @@
+//! The generation loop: prompt in, streamed text out.
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::gguf::GgufFile;
+use crate::model::Model;
+use crate::sampler::{Sampler, SamplerConfig};
+use crate::template::ChatTemplate;
+use crate::tokenizer::{GgufTokenizer, TextStream};
+use crate::GenerateError;
+
+/// How a model is loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratorConfig {
+    /// Upper bound on the context (prompt plus answer), in tokens; the
+    /// model's own trained context is used if smaller.
+    pub max_context: usize,
+    /// Tokens of the prompt run through the model at once.
+    pub prompt_batch: usize,
+}
+
+impl Default for GeneratorConfig {
+    fn default() -> Self {
+        Self {
+            max_context: 4096,
+            prompt_batch: 256,
+        }
+    }
+}
+
+/// What one generation is asked to do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerationConfig {
+    pub max_tokens: usize,
+    pub sampler: SamplerConfig,
+    /// Text that ends the answer when the model writes it (it is not shown).
+    pub stop_strings: Vec<String>,
+}
+
+impl Default for GenerationConfig {
+    fn default() -> Self {
+        Self {
+            max_tokens: 256,
+            sampler: SamplerConfig::default(),
+            stop_strings: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The model ended its turn.
+    EndOfTurn,
+    /// It wrote a stop string.
+    StopString,
+    MaxTokens,
+    /// The context is full.
+    ContextFull,
+    /// The caller asked to stop.
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    pub prompt_tokens: usize,
+    pub prompt_ms: f64,
+    /// From the start of prompt processing to the first answer token.
+    pub first_token_ms: f64,
+    pub decode_tokens: usize,
+    pub decode_ms: f64,
+}
+
+impl Timings {
+    pub fn prompt_tokens_per_s(&self) -> f64 {
+        per_second(self.prompt_tokens, self.prompt_ms)
+    }
+
+    pub fn decode_tokens_per_s(&self) -> f64 {
+        per_second(self.decode_tokens, self.decode_ms)
+    }
+}
+
+fn per_second(n: usize, ms: f64) -> f64 {
+    if ms > 0.0 {
+        n as f64 * 1000.0 / ms
+    } else {
+        0.0
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Generation {
+    pub text: String,
+    pub tokens: Vec<u32>,
+    pub stop: StopReason,
+    pub timings: Timings,
+}
+
+/// A language model with its tokenizer and chat template.
+pub struct Generator {
+    model: Model,
+    tokenizer: GgufTokenizer,
+    chat: ChatTemplate,
+    cfg: GeneratorConfig,
+    load_ms: f64,
+}
+
+impl Generator {
+    /// Opens a GGUF file, builds its tokenizer and chat template, and loads
+    /// its weights.
+    pub fn load(path: &Path, cfg: GeneratorConfig) -> Result<Self, GenerateError> {
+        let t0 = Instant::now();
+        let file = GgufFile::open(path)?;
+        let arch = file.architecture()?;
+        if !crate::model::SUPPORTED_ARCHITECTURES.contains(&arch.as_str()) {
+            return Err(GenerateError::UnsupportedArchitecture { architecture: arch });
+        }
+        let tokenizer = GgufTokenizer::from_gguf(&file)?;
+        let name = |id: Option<u32>| {
+            id.and_then(|i| tokenizer.token_text(i))
+                .unwrap_or_default()
+                .to_string()
+        };
+        let chat = ChatTemplate::new(
+            file.opt_string("tokenizer.chat_template").as_deref(),
+            &name(tokenizer.bos()),
+            &name(tokenizer.eos()),
+        )?;
+        let model = Model::load(file, cfg.max_context)?;
+        Ok(Self {
+            model,
+            tokenizer,
+            chat,
+            cfg,
+            load_ms: t0.elapsed().as_secs_f64() * 1000.0,
+        })
+    }
+
+    /// The network itself, for callers that drive it token by token.
+    pub fn model_mut(&mut self) -> &mut Model {
+        &mut self.model
+    }
+
+    pub fn tokenizer(&self) -> &GgufTokenizer {
+        &self.tokenizer
+    }
+
+    pub fn chat_template(&self) -> &ChatTemplate {
+        &self.chat
+    }
+
+    pub fn architecture(&self) -> &str {
+        self.model.architecture()
+    }
+
+    /// Tokens that prompt and answer share.
+    pub fn context(&self) -> usize {
+        self.model.context()
+    }
+
+    pub fn load_ms(&self) -> f64 {
+        self.load_ms
+    }
+
+    /// Tokenizes a rendered prompt: special tokens in it are parsed, and the
+    /// model's BOS is added if it wants one and the template did not.
+    pub fn tokenize_prompt(&self, text: &str) -> Vec<u32> {
+        let mut ids = self.tokenizer.encode(text, false, true);
+        if self.tokenizer.adds_bos() {
+            if let Some(bos) = self.tokenizer.bos() {
+                if ids.first() != Some(&bos) {
+                    ids.insert(0, bos);
+                }
+            }
+        }
+        ids
+    }
+
+    /// Stop strings suited to the template: a base model with the plain
+    /// fallback tends to go on to invent the next question.
+    pub fn default_stop_strings(&self) -> Vec<String> {
+        if self.chat.is_fallback() {
+            vec!["\nQuestion:".into(), "\nSources:".into(), "\n\n\n".into()]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Runs `prompt` and generates an answer, calling `on_text` with each
+    /// piece of text as soon as it is complete; `on_text` returns false to
+    /// stop early.
+    pub fn generate(
+        &mut self,
+        prompt: &[u32],
+        cfg: &GenerationConfig,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Generation, GenerateError> {
+        cfg.sampler.validate()?;
+        if prompt.is_empty() {
+            return Err(GenerateError::Config("the prompt is empty".into()));
+        }
+        if prompt.len() >= self.model.context() {
+            return Err(GenerateError::PromptTooLong {
+                tokens: prompt.len(),
+                budget: self.model.context() - 1,
+            });
+        }
+        self.model.reset();
+        let mut sampler = Sampler::new(cfg.sampler.clone());
+        let mut timings = Timings {
+            prompt_tokens: prompt.len(),
+            ..Timings::default()
+        };
+        let t0 = Instant::now();
+        let mut logits = Vec::new();
+        for batch in prompt.chunks(self.cfg.prompt_batch.max(1)) {
+            logits = self.model.forward(batch)?;
+        }
+        timings.prompt_ms = ms(t0);
+        let mut history: Vec<u32> = prompt.to_vec();
+        let mut out_tokens = Vec::new();
+        let mut text = String::new();
+        let mut emitted = 0usize;
+        let mut stream = TextStream::default();
+        let t_decode = Instant::now();
+        let max_stop = cfg.stop_strings.iter().map(|s| s.len()).max().unwrap_or(0);
+        let stop = loop {
+            if out_tokens.len() >= cfg.max_tokens {
+                break StopReason::MaxTokens;
+            }
+            let next = sampler.sample(std::mem::take(&mut logits), &history)?;
+            if out_tokens.is_empty() {
+                timings.first_token_ms = ms(t0);
+            }
+            if self.tokenizer.is_end_of_generation(next) {
+                break StopReason::EndOfTurn;
+            }
+            out_tokens.push(next);
+            history.push(next);
+            text.push_str(&stream.push(&self.tokenizer, next));
+            if let Some(at) = cfg
+                .stop_strings
+                .iter()
+                .filter_map(|s| text.find(s.as_str()))
+                .min()
+            {
+                text.truncate(at);
+                break StopReason::StopString;
+            }
+            // Hold back a tail that could still become a stop string.
+            let safe = safe_prefix(&text, &cfg.stop_strings, max_stop);
+            if safe > emitted {
+                let keep_going = on_text(&text[emitted..safe]);
+                emitted = safe;
+                if !keep_going {
+                    break StopReason::Cancelled;
+                }
+            }
+            if self.model.position() + 1 >= self.model.context() {
+                break StopReason::ContextFull;
+            }
+            logits = self.model.forward(&[next])?;
+        };
+        if stop != StopReason::StopString {
+            text.push_str(&stream.finish());
+        }
+        if text.len() > emitted {
+            on_text(&text[emitted..]);
+        }
+        timings.decode_tokens = out_tokens.len();
+        timings.decode_ms = ms(t_decode);
+        Ok(Generation {
+            text,
+            tokens: out_tokens,
+            stop,
+            timings,
+        })
+    }
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Length of the longest prefix of `text` that no continuation can turn
+/// into a stop string.
+fn safe_prefix(text: &str, stops: &[String], max_stop: usize) -> usize {
+    if max_stop == 0 {
+        return text.len();
+    }
+    let mut safe = text.len();
+    for s in stops {
+        for k in (1..s.len().min(text.len() + 1)).rev() {
+            if text.is_char_boundary(text.len() - k)
+                && s.is_char_boundary(k)
+                && text.ends_with(&s[..k])
+            {
+                safe = safe.min(text.len() - k);
+                break;
+            }
+        }
+    }
+    safe
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_prefix;
+
+    #[test]
+    fn holds_back_a_possible_stop_string() {
+        let stops = vec!["\nQuestion:".to_string()];
+        assert_eq!(safe_prefix("answer\nQue", &stops, 10), 6);
+        assert_eq!(safe_prefix("answer.", &stops, 10), 7);
+        assert_eq!(safe_prefix("a\n", &stops, 10), 1);
+    }
+}

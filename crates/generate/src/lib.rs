@@ -1,0 +1,71 @@
+//! Answer generation: a quantised language model in a GGUF file, run on the
+//! CPU through candle.
+//!
+//! The pieces, in the order an answer passes through them:
+//!
+//! * [`gguf::GgufFile`] opens the file and checks its header and tensor table
+//!   against the file's size, so a truncated download is an error, not a
+//!   crash.
+//! * [`tokenizer::GgufTokenizer`] is built from the file's own
+//!   `tokenizer.ggml.*` metadata (SentencePiece-style or byte-level BPE) and
+//!   gives the token ids llama.cpp gives.
+//! * [`template::ChatTemplate`] renders the model's `tokenizer.chat_template`
+//!   with minijinja, as Hugging Face does; models without one get a plain
+//!   fallback.
+//! * [`prompt::build_prompt`] assembles the system instruction, the numbered
+//!   sources and the question, and drops the lowest-ranked sources until the
+//!   prompt fits the context with room for the answer.
+//! * [`model::Model`] runs the network: `llama` and `gemma3` on docent's own
+//!   decoder, checked against llama.cpp; `qwen2`, `qwen3` and `phi3` on
+//!   candle-transformers' implementations.
+//! * [`sampler::Sampler`] picks each token (greedy by default, or temperature
+//!   with top-k/top-p, with a repeat penalty).
+//! * [`generator::Generator`] ties them together and streams text as it is
+//!   decoded, holding back bytes of split characters and possible stop
+//!   strings.
+//!
+//! candle parallelises each matrix product over its own threads; do not call
+//! into this crate from inside a rayon parallel iterator.
+//!
+//! This crate reads the model file it is given and nothing else.
+
+use std::path::PathBuf;
+
+pub mod generator;
+pub mod gguf;
+pub mod model;
+pub mod prompt;
+pub mod quant;
+pub mod sampler;
+pub mod template;
+pub mod tokenizer;
+
+pub use generator::{
+    Generation, GenerationConfig, Generator, GeneratorConfig, StopReason, Timings,
+};
+pub use prompt::{build_prompt, Prompt, PromptTemplate, Source};
+pub use sampler::SamplerConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    #[error("{}: {reason}", path.display())]
+    BadModelFile { path: PathBuf, reason: String },
+    #[error(
+        "the model's architecture is {architecture:?}, which docent cannot run \
+         (supported: {})",
+        model::SUPPORTED_ARCHITECTURES.join(", ")
+    )]
+    UnsupportedArchitecture { architecture: String },
+    #[error("{}: unsupported tokenizer: {reason}", path.display())]
+    UnsupportedTokenizer { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Template(String),
+    #[error("{0}")]
+    Config(String),
+    #[error("the prompt needs {tokens} tokens but only {budget} fit; shorten the question or raise --ctx")]
+    PromptTooLong { tokens: usize, budget: usize },
+    #[error("{needed} tokens do not fit in the {context}-token context")]
+    ContextFull { needed: usize, context: usize },
+    #[error("model computation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+}

@@ -1,0 +1,176 @@
+//! Language models, chosen by the GGUF file's `general.architecture`.
+//!
+//! `llama` and `gemma3` run on docent's own decoder ([`decoder`]), checked
+//! token for token against llama.cpp. `qwen2`, `qwen3` and `phi3` run on
+//! candle-transformers' quantised implementations as they are.
+
+pub mod decoder;
+pub mod gemma3;
+pub mod llama;
+
+use candle_core::{Device, Tensor};
+use candle_transformers::models::{quantized_phi3, quantized_qwen2, quantized_qwen3};
+
+use crate::gguf::GgufFile;
+use crate::GenerateError;
+use decoder::Decoder;
+
+/// Architectures docent can run.
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "gemma3", "qwen2", "qwen3", "phi3"];
+
+enum Inner {
+    Decoder(Box<Decoder>),
+    Qwen2(Box<quantized_qwen2::ModelWeights>),
+    Qwen3(Box<quantized_qwen3::ModelWeights>),
+    Phi3(Box<quantized_phi3::ModelWeights>),
+}
+
+/// A loaded language model with its key/value cache.
+pub struct Model {
+    inner: Inner,
+    architecture: String,
+    context: usize,
+    train_context: usize,
+    pos: usize,
+}
+
+pub(crate) fn check_shape(
+    file: &GgufFile,
+    n_head: usize,
+    n_kv_head: usize,
+    head_dim: usize,
+    rope_dims: usize,
+) -> Result<(), GenerateError> {
+    let bad = |reason: String| GenerateError::BadModelFile {
+        path: file.path().to_path_buf(),
+        reason,
+    };
+    if n_head == 0 || n_kv_head == 0 || !n_head.is_multiple_of(n_kv_head) {
+        return Err(bad(format!(
+            "{n_head} attention heads cannot share {n_kv_head} key/value heads"
+        )));
+    }
+    if head_dim == 0 || !head_dim.is_multiple_of(2) {
+        return Err(bad(format!("head size {head_dim} is not even")));
+    }
+    if rope_dims != head_dim {
+        return Err(bad(format!(
+            "partial rotary embeddings ({rope_dims} of {head_dim} dimensions) are not supported"
+        )));
+    }
+    Ok(())
+}
+
+impl Model {
+    /// Loads the weights of `file`, with a cache for at most `max_context`
+    /// positions (less if the model was trained for less).
+    pub fn load(mut file: GgufFile, max_context: usize) -> Result<Self, GenerateError> {
+        let arch = file.architecture()?;
+        let train_context = file
+            .opt_usize(&format!("{arch}.context_length"))?
+            .unwrap_or(2048);
+        let context = max_context.min(train_context).max(1);
+        let inner = match arch.as_str() {
+            "llama" => {
+                let cfg = llama::config(&file)?;
+                Inner::Decoder(Box::new(Decoder::load(&mut file, cfg, context)?))
+            }
+            "gemma3" => {
+                let cfg = gemma3::config(&file)?;
+                Inner::Decoder(Box::new(Decoder::load(&mut file, cfg, context)?))
+            }
+            "qwen2" | "qwen3" | "phi3" => {
+                let path = file.path().to_path_buf();
+                let (content, mut reader) = file.into_parts();
+                let dev = Device::Cpu;
+                let wrap = |e: candle_core::Error| GenerateError::BadModelFile {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                };
+                match arch.as_str() {
+                    "qwen2" => Inner::Qwen2(Box::new(
+                        quantized_qwen2::ModelWeights::from_gguf(content, &mut reader, &dev)
+                            .map_err(wrap)?,
+                    )),
+                    "qwen3" => Inner::Qwen3(Box::new(
+                        quantized_qwen3::ModelWeights::from_gguf(content, &mut reader, &dev)
+                            .map_err(wrap)?,
+                    )),
+                    _ => Inner::Phi3(Box::new(
+                        quantized_phi3::ModelWeights::from_gguf(false, content, &mut reader, &dev)
+                            .map_err(wrap)?,
+                    )),
+                }
+            }
+            other => {
+                return Err(GenerateError::UnsupportedArchitecture {
+                    architecture: other.to_string(),
+                })
+            }
+        };
+        Ok(Self {
+            inner,
+            architecture: arch,
+            context,
+            train_context,
+            pos: 0,
+        })
+    }
+
+    pub fn architecture(&self) -> &str {
+        &self.architecture
+    }
+
+    /// Positions the cache holds: prompt and answer together must fit.
+    pub fn context(&self) -> usize {
+        self.context
+    }
+
+    /// The context length the model was trained for.
+    pub fn train_context(&self) -> usize {
+        self.train_context
+    }
+
+    /// Tokens already in the cache.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Forgets everything seen so far.
+    pub fn reset(&mut self) {
+        self.pos = 0;
+        match &mut self.inner {
+            Inner::Decoder(d) => d.reset(),
+            Inner::Qwen2(m) => m.clear_kv_cache(),
+            Inner::Qwen3(m) => m.clear_kv_cache(),
+            Inner::Phi3(_) => {}
+        }
+    }
+
+    /// Feeds the next tokens; returns the logits for the token after them.
+    pub fn forward(&mut self, ids: &[u32]) -> Result<Vec<f32>, GenerateError> {
+        if self.pos + ids.len() > self.context {
+            return Err(GenerateError::ContextFull {
+                needed: self.pos + ids.len(),
+                context: self.context,
+            });
+        }
+        let logits = match &mut self.inner {
+            Inner::Decoder(d) => d.forward(ids)?,
+            other => {
+                let x = Tensor::new(ids, &Device::Cpu)?.unsqueeze(0)?;
+                let out = match other {
+                    Inner::Qwen2(m) => m.forward(&x, self.pos)?,
+                    Inner::Qwen3(m) => m.forward(&x, self.pos)?,
+                    Inner::Phi3(m) => m.forward(&x, self.pos)?,
+                    Inner::Decoder(_) => unreachable!(),
+                };
+                out.flatten_all()?
+                    .to_dtype(candle_core::DType::F32)?
+                    .to_vec1()?
+            }
+        };
+        self.pos += ids.len();
+        Ok(logits)
+    }
+}

@@ -1,0 +1,164 @@
+//! Prompt assembly: a system instruction, the retrieved sources numbered in
+//! rank order, and the question, budgeted in the model's own tokens.
+//!
+//! The budget is the model's context minus the room kept for the answer.
+//! When the sources do not all fit, whole sources are dropped from the lowest
+//! rank up, and the caller is told how many; text is never cut in the middle.
+//! When even the question alone does not fit, that is an error.
+
+use minijinja::{context, Environment};
+use serde::Serialize;
+
+use crate::template::{ChatTemplate, Message};
+use crate::GenerateError;
+
+/// One retrieved chunk as the prompt shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Source {
+    /// Where it comes from, e.g. `corpus/glossary-en.md:12 — Glossary > RAG`.
+    pub label: String,
+    pub text: String,
+}
+
+/// The two Jinja templates a prompt is made from. Both see `question`,
+/// `language` (e.g. `Korean`) and `sources` (a list of `n`, `label`, `text`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, Serialize)]
+pub struct PromptTemplate {
+    pub system: String,
+    pub user: String,
+}
+
+pub const DEFAULT_SYSTEM: &str = "You are docent, an assistant that answers questions \
+using only the numbered sources the user gives. Answer briefly and cite the sources you \
+used by their numbers, like [1]. If the sources do not contain the answer, reply only: \
+\"The documents do not contain the answer.\" Answer in {{ language }}.";
+
+pub const DEFAULT_USER: &str = "Sources:\n\n\
+{% for s in sources %}[{{ s.n }}] {{ s.label }}\n{{ s.text }}\n\n{% endfor %}\
+Question: {{ question }}";
+
+impl Default for PromptTemplate {
+    fn default() -> Self {
+        Self {
+            system: DEFAULT_SYSTEM.to_string(),
+            user: DEFAULT_USER.to_string(),
+        }
+    }
+}
+
+/// The language a question is written in, from the scripts of its letters;
+/// the answer is asked for in it.
+pub fn question_language(question: &str) -> &'static str {
+    let (mut hangul, mut kana, mut han, mut other) = (0usize, 0usize, 0usize, 0usize);
+    for c in question.chars().filter(|c| c.is_alphabetic()) {
+        match c as u32 {
+            0xAC00..=0xD7A3 | 0x1100..=0x11FF | 0x3130..=0x318F => hangul += 1,
+            0x3040..=0x30FF => kana += 1,
+            0x4E00..=0x9FFF | 0x3400..=0x4DBF => han += 1,
+            _ => other += 1,
+        }
+    }
+    let max = hangul.max(kana).max(han);
+    if max == 0 || other > 2 * max {
+        "English"
+    } else if hangul == max {
+        "Korean"
+    } else if kana > 0 {
+        "Japanese"
+    } else {
+        "Chinese"
+    }
+}
+
+/// A prompt ready to run.
+#[derive(Debug, Clone)]
+pub struct Prompt {
+    /// The exact text given to the tokenizer.
+    pub text: String,
+    pub tokens: Vec<u32>,
+    /// How many of the sources (the highest-ranked ones) it holds.
+    pub sources_used: usize,
+    /// How many lower-ranked sources were left out to fit.
+    pub sources_dropped: usize,
+}
+
+#[derive(Serialize)]
+struct NumberedSource<'a> {
+    n: usize,
+    label: &'a str,
+    text: &'a str,
+}
+
+/// Builds the largest prompt that fits `budget` tokens, dropping sources
+/// from the end of `sources` (the lowest-ranked) first. `tokenize` turns the
+/// rendered text into the model's tokens.
+pub fn build_prompt(
+    template: &PromptTemplate,
+    chat: &ChatTemplate,
+    question: &str,
+    sources: &[Source],
+    budget: usize,
+    tokenize: &dyn Fn(&str) -> Vec<u32>,
+) -> Result<Prompt, GenerateError> {
+    let mut env = Environment::new();
+    env.set_trim_blocks(true);
+    env.add_template("system", &template.system)
+        .map_err(|e| GenerateError::Template(format!("the system prompt template: {e}")))?;
+    env.add_template("user", &template.user)
+        .map_err(|e| GenerateError::Template(format!("the user prompt template: {e}")))?;
+    let language = question_language(question);
+    let render = |n: usize| -> Result<(String, Vec<u32>), GenerateError> {
+        let numbered: Vec<NumberedSource> = sources[..n]
+            .iter()
+            .enumerate()
+            .map(|(i, s)| NumberedSource {
+                n: i + 1,
+                label: &s.label,
+                text: &s.text,
+            })
+            .collect();
+        let ctx = context! { question => question, language => language, sources => numbered };
+        let part = |name: &str| -> Result<String, GenerateError> {
+            env.get_template(name)
+                .and_then(|t| t.render(&ctx))
+                .map_err(|e| GenerateError::Template(format!("the {name} prompt template: {e}")))
+        };
+        let system = part("system")?;
+        let user = part("user")?;
+        let messages = if chat.is_fallback() || system.trim().is_empty() {
+            let mut m = Vec::new();
+            if !system.trim().is_empty() {
+                m.push(Message::new("system", system));
+            }
+            m.push(Message::new("user", user));
+            m
+        } else {
+            vec![Message::new("system", system), Message::new("user", user)]
+        };
+        let text = chat.render(&messages, true)?;
+        let tokens = tokenize(&text);
+        Ok((text, tokens))
+    };
+    // Drop from the lowest rank until it fits; the token count is not
+    // additive across sources (merges at the seams), so each size is checked
+    // by rendering it.
+    let mut n = sources.len();
+    loop {
+        let (text, tokens) = render(n)?;
+        if tokens.len() <= budget {
+            return Ok(Prompt {
+                text,
+                tokens,
+                sources_used: n,
+                sources_dropped: sources.len() - n,
+            });
+        }
+        if n == 0 {
+            return Err(GenerateError::PromptTooLong {
+                tokens: tokens.len(),
+                budget,
+            });
+        }
+        n -= 1;
+    }
+}
