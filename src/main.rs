@@ -4,6 +4,7 @@
 //! environment, draws progress bars and prints results. The work is done by
 //! the library crates (see `ARCHITECTURE.md`).
 
+mod ask_cmd;
 mod encoder;
 mod index_cmd;
 mod models_cmd;
@@ -27,6 +28,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Answer a question from the indexed documents, with sources.
+    Ask(ask_cmd::AskArgs),
     /// Index a folder of documents (.txt, .md, .html, .pdf).
     Index(index_cmd::IndexArgs),
     /// Search the index and print the best-matching chunks.
@@ -39,8 +42,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    let started = std::time::Instant::now();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Ask(args) => ask_cmd::run(&cli.index, args, started),
         Command::Index(args) => index_cmd::run(&cli.index, args).map(|_| ()),
         Command::Search(args) => search_cmd::run(&cli.index, args),
         Command::Models { command } => models_cmd::run(command),

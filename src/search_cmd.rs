@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use clap::Args;
-use docent_embed::EncoderConfig;
+use docent_embed::{Encoder, EncoderConfig};
 use docent_index::{Hit, Index};
 use serde::Serialize;
 
@@ -20,6 +20,10 @@ pub struct SearchArgs {
     /// instead of results (embedding, graph search and chunk fetch, and the whole path).
     #[arg(long, value_name = "FILE", conflicts_with = "query")]
     pub queries: Option<PathBuf>,
+    /// With --queries: also write each query's hits to FILE, one JSON line
+    /// per query (query, and score, path and line of each hit).
+    #[arg(long, value_name = "FILE", requires = "queries")]
+    pub hits: Option<PathBuf>,
     /// How many chunks to print.
     #[arg(short, default_value_t = 5)]
     pub k: usize,
@@ -82,13 +86,20 @@ fn snippet(text: &str, max_chars: usize) -> String {
     }
 }
 
-pub fn run(index_dir: &Path, args: SearchArgs) -> Result<()> {
+/// Opens the index (indexing `docs` first if given) and loads its encoder:
+/// `encoder` if named, else the one the index was built with.
+pub fn open(
+    index_dir: &Path,
+    docs: Option<&Path>,
+    encoder_name: Option<&str>,
+    quiet: bool,
+) -> Result<(Encoder, Index)> {
     let config = EncoderConfig::default();
-    let (encoder, index) = if let Some(docs) = &args.docs {
-        let encoder = crate::encoder::load(args.model.as_deref(), config)?;
+    let (encoder, index) = if let Some(docs) = docs {
+        let encoder = crate::encoder::load(encoder_name, config)?;
         let index_args = IndexArgs {
-            dir: Some(docs.clone()),
-            model: args.model.clone(),
+            dir: Some(docs.to_path_buf()),
+            model: encoder_name.map(str::to_string),
             rebuild: false,
             chunk_tokens: docent_core::ChunkConfig::default().max_tokens,
             overlap: docent_core::ChunkConfig::default().overlap_tokens,
@@ -97,25 +108,43 @@ pub fn run(index_dir: &Path, args: SearchArgs) -> Result<()> {
             no_ignore: false,
             json: false,
         };
-        let report = index_cmd::build(index_dir, &index_args, Some(&encoder), args.json)?;
-        if !args.json && report.embedded_files > 0 {
+        let report = index_cmd::build(index_dir, &index_args, Some(&encoder), quiet)?;
+        if !quiet && report.embedded_files > 0 {
             index_cmd::print_report(index_dir, &report);
         }
         (encoder, Index::open(index_dir)?)
     } else {
         // Opened once: the index names its encoder and then serves the query.
         let index = Index::open(index_dir)?;
-        let model = args
-            .model
-            .clone()
+        let model = encoder_name
+            .map(str::to_string)
             .unwrap_or_else(|| index.meta().encoder.id.clone());
         (crate::encoder::load(Some(&model), config)?, index)
     };
     index.check_encoder(encoder.info())?;
+    Ok((encoder, index))
+}
+
+pub fn run(index_dir: &Path, args: SearchArgs) -> Result<()> {
+    let (encoder, index) = open(
+        index_dir,
+        args.docs.as_deref(),
+        args.model.as_deref(),
+        args.json,
+    )?;
+    index.check_encoder(encoder.info())?;
     let ef = args.ef.unwrap_or(index.meta().hnsw.ef_search);
 
     if let Some(file) = &args.queries {
-        return latency(&index, &encoder, file, args.k, ef, args.json);
+        return latency(
+            &index,
+            &encoder,
+            file,
+            args.k,
+            ef,
+            args.json,
+            args.hits.as_deref(),
+        );
     }
     let query = args.query.clone().unwrap_or_default();
     let with_special = encoder.count_with_special(&query);
@@ -189,8 +218,16 @@ fn latency(
     k: usize,
     ef: usize,
     json: bool,
+    hits_out: Option<&Path>,
 ) -> Result<()> {
     use anyhow::Context;
+    use std::io::Write;
+    let mut hits_file = match hits_out {
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => None,
+    };
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let queries: Vec<&str> = text
@@ -208,6 +245,16 @@ fn latency(
         let t2 = Instant::now();
         let chunks = index.chunks(&ids.iter().map(|x| x.0).collect::<Vec<_>>())?;
         let t3 = Instant::now();
+        if let Some(f) = hits_file.as_mut() {
+            let hits: Vec<_> = ids
+                .iter()
+                .zip(&chunks)
+                .map(|((_, score), c)| {
+                    serde_json::json!({"score": score, "path": c.chunk.path, "line": c.chunk.line})
+                })
+                .collect();
+            writeln!(f, "{}", serde_json::json!({"query": q, "hits": hits}))?;
+        }
         std::hint::black_box(chunks);
         embed.push((t1 - t0).as_secs_f64() * 1e3);
         graph.push((t2 - t1).as_secs_f64() * 1e3);
@@ -230,6 +277,9 @@ fn latency(
             "max_ms": v.last().copied().unwrap_or(0.0),
             "mean_ms": v.iter().sum::<f64>() / v.len() as f64,
         }));
+    }
+    if let Some(f) = hits_file.as_mut() {
+        f.flush()?;
     }
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())

@@ -28,13 +28,13 @@ pub struct PromptTemplate {
     pub user: String,
 }
 
-pub const DEFAULT_SYSTEM: &str = "You are docent, an assistant that answers questions \
-using only the numbered sources the user gives. Answer briefly and cite the sources you \
-used by their numbers, like [1]. If the sources do not contain the answer, reply only: \
-\"The documents do not contain the answer.\" Answer in {{ language }}.";
+/// Short and plain: the small models docent ships follow this better than a
+/// longer instruction.
+pub const DEFAULT_SYSTEM: &str = "Answer the question using only the sources below. \
+Answer in one or two sentences, in {{ language }}, and cite the source number like [1]. \
+If the sources do not contain the answer, say: \"The documents do not contain the answer.\"";
 
-pub const DEFAULT_USER: &str = "Sources:\n\n\
-{% for s in sources %}[{{ s.n }}] {{ s.label }}\n{{ s.text }}\n\n{% endfor %}\
+pub const DEFAULT_USER: &str = "{% for s in sources %}[{{ s.n }}] {{ s.text }}\n\n{% endfor %}\
 Question: {{ question }}";
 
 impl Default for PromptTemplate {
@@ -125,16 +125,11 @@ pub fn build_prompt(
         };
         let system = part("system")?;
         let user = part("user")?;
-        let messages = if chat.is_fallback() || system.trim().is_empty() {
-            let mut m = Vec::new();
-            if !system.trim().is_empty() {
-                m.push(Message::new("system", system));
-            }
-            m.push(Message::new("user", user));
-            m
-        } else {
-            vec![Message::new("system", system), Message::new("user", user)]
-        };
+        let mut messages = Vec::new();
+        if !system.trim().is_empty() {
+            messages.push(Message::new("system", system));
+        }
+        messages.push(Message::new("user", user));
         let text = chat.render(&messages, true)?;
         let tokens = tokenize(&text);
         Ok((text, tokens))

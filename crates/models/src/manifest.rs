@@ -76,6 +76,26 @@ impl ModelSpec {
         }
     }
 
+    /// A GGUF generator named on the command line as `owner/name:file`, not
+    /// in the manifest: its file is fetched but cannot be checked against a
+    /// pinned hash.
+    pub fn adhoc_generator(repo: &str, revision: &str, file: &str) -> ModelSpec {
+        ModelSpec {
+            name: format!("{repo}:{file}"),
+            kind: ModelKind::Generator,
+            repo: repo.into(),
+            revision: revision.into(),
+            description: format!("{repo}:{file} (not in the manifest; not pinned)"),
+            files: vec![FileSpec {
+                path: file.into(),
+                sha256: None,
+                size: None,
+                mirror: vec![],
+                optional: false,
+            }],
+        }
+    }
+
     pub fn total_size(&self) -> Option<u64> {
         self.files.iter().map(|f| f.size).sum()
     }

@@ -1,0 +1,244 @@
+//! Prompt assembly with the real tokenizer and template, and `docent ask`
+//! end to end on `corpus/`.
+
+mod common;
+
+use std::path::Path;
+
+use docent_generate::gguf::GgufFile;
+use docent_generate::prompt::question_language;
+use docent_generate::{
+    build_prompt, GenerateError, Generator, GeneratorConfig, PromptTemplate, Source,
+};
+use serde_json::Value;
+
+const MODEL: &str = "smollm2-135m-instruct-q4_1";
+
+fn sources(n: usize, words: usize) -> Vec<Source> {
+    (0..n)
+        .map(|i| Source {
+            label: format!("doc{i}.md:1"),
+            text: format!("Passage number {i}. ")
+                + &"Retrieval finds passages relevant to the question. ".repeat(words / 7),
+        })
+        .collect()
+}
+
+#[test]
+fn a_prompt_over_budget_drops_the_lowest_ranked_sources_and_keeps_the_question() {
+    let g = Generator::load(&common::gguf(MODEL), GeneratorConfig::default()).unwrap();
+    let tokenize = |t: &str| g.tokenize_prompt(t);
+    let all = sources(12, 300);
+    let question = "Which passage mentions retrieval first?";
+    let template = PromptTemplate::default();
+    for budget in [300usize, 700, 1500] {
+        let p = build_prompt(
+            &template,
+            g.chat_template(),
+            question,
+            &all,
+            budget,
+            &tokenize,
+        )
+        .unwrap();
+        assert!(
+            p.tokens.len() <= budget,
+            "{} tokens over a budget of {budget}",
+            p.tokens.len()
+        );
+        assert!(
+            p.sources_used < all.len(),
+            "budget {budget} cannot hold every source"
+        );
+        assert_eq!(p.sources_used + p.sources_dropped, all.len());
+        // The highest-ranked sources are the ones kept, whole and in order.
+        for (i, s) in all.iter().enumerate() {
+            assert_eq!(
+                p.text.contains(s.text.trim()),
+                i < p.sources_used,
+                "source {i}, budget {budget}"
+            );
+        }
+        assert!(
+            p.text.contains(question),
+            "the question is always in the prompt"
+        );
+        assert!(
+            p.text.ends_with("<|im_start|>assistant\n"),
+            "the prompt ends with the answer cue"
+        );
+        // As many sources as fit: one more would not.
+        let more = build_prompt(
+            &template,
+            g.chat_template(),
+            question,
+            &all[..p.sources_used + 1],
+            budget,
+            &tokenize,
+        )
+        .unwrap();
+        assert_eq!(
+            more.sources_used, p.sources_used,
+            "budget {budget}: one more source should not fit"
+        );
+    }
+    // A question that cannot fit on its own is an error, not a cut prompt.
+    let long = "why ".repeat(2000);
+    match build_prompt(&template, g.chat_template(), &long, &all, 500, &tokenize) {
+        Err(GenerateError::PromptTooLong { tokens, budget }) => {
+            assert!(tokens > budget);
+            assert_eq!(budget, 500);
+        }
+        other => panic!(
+            "expected PromptTooLong, got {:?}",
+            other.map(|p| p.tokens.len())
+        ),
+    }
+}
+
+#[test]
+fn the_answer_is_asked_for_in_the_questions_language() {
+    assert_eq!(question_language("검색 증강 생성이란 무엇인가?"), "Korean");
+    assert_eq!(question_language("What is RAG?"), "English");
+    assert_eq!(
+        question_language("HNSW 그래프는 어떻게 동작하나요?"),
+        "Korean"
+    );
+    assert_eq!(question_language("量子化とは何ですか"), "Japanese");
+    let file = GgufFile::open(&common::gguf(MODEL)).unwrap();
+    drop(file);
+    let g = Generator::load(&common::gguf(MODEL), GeneratorConfig::default()).unwrap();
+    let p = build_prompt(
+        &PromptTemplate::default(),
+        g.chat_template(),
+        "양자화란 무엇인가?",
+        &sources(1, 20),
+        2000,
+        &|t| g.tokenize_prompt(t),
+    )
+    .unwrap();
+    assert!(p.text.contains("in Korean"), "{}", p.text);
+}
+
+fn ask(dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["ask", "--docs", "corpus"];
+    all.extend_from_slice(args);
+    common::docent(dir, &all)
+}
+
+fn workspace() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    common::copy_dir(&common::corpus(), &tmp.path().join("corpus"));
+    tmp
+}
+
+#[test]
+fn ask_answers_from_the_corpus_and_lists_the_right_source() {
+    let tmp = workspace();
+    let out = common::ok(&ask(
+        tmp.path(),
+        &[
+            "What is retrieval-augmented generation?",
+            "--max-tokens",
+            "48",
+        ],
+    ));
+    let (answer, sources) = out
+        .split_once("\nSources:\n")
+        .expect("a source list follows the answer");
+    assert!(answer.trim().len() > 20, "an answer is printed: {out}");
+    let first = sources.lines().next().unwrap();
+    assert!(first.starts_with("[1] corpus/glossary-en.md:"), "{sources}");
+    assert!(
+        first.contains("Retrieval-augmented generation"),
+        "the heading is shown: {first}"
+    );
+
+    let json = common::ok(&ask(
+        tmp.path(),
+        &[
+            "What is retrieval-augmented generation?",
+            "--max-tokens",
+            "16",
+            "--json",
+            "--show-prompt",
+        ],
+    ));
+    let v: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["abstained"], false);
+    assert!(!v["answer"].as_str().unwrap().is_empty());
+    assert!(v["sources"][0]["location"]
+        .as_str()
+        .unwrap()
+        .contains("glossary-en.md"));
+    assert!(v["sources"][0]["score"].as_f64().unwrap() > 0.45);
+    let t = &v["timings"];
+    assert!(t["prompt_tokens"].as_u64().unwrap() > 50);
+    assert!(t["decode_tokens"].as_u64().unwrap() > 0);
+    for key in [
+        "retrieval_ms",
+        "model_load_ms",
+        "time_to_first_token_ms",
+        "decode_tokens_per_s",
+    ] {
+        assert!(t[key].as_f64().unwrap() > 0.0, "{key}: {t}");
+    }
+    let prompt = v["prompt"].as_str().unwrap();
+    assert!(prompt.starts_with("<|im_start|>system\n"), "{prompt}");
+    assert!(prompt.contains("Question: What is retrieval-augmented generation?"));
+}
+
+#[test]
+fn ask_declines_a_question_the_documents_do_not_cover_without_running_the_model() {
+    let tmp = workspace();
+    let o = ask(
+        tmp.path(),
+        &["Who won the football World Cup final in 1998?", "--json"],
+    );
+    let v: Value = serde_json::from_str(&common::ok(&o)).unwrap();
+    assert_eq!(v["abstained"], true, "{v}");
+    assert!(v["answer"].as_str().unwrap().contains("do not contain"));
+    assert_eq!(
+        v["timings"]["model_load_ms"].as_f64().unwrap(),
+        0.0,
+        "the model is not loaded"
+    );
+    // Plain output says so too, and explains why on stderr.
+    let o = ask(
+        tmp.path(),
+        &["Who won the football World Cup final in 1998?"],
+    );
+    assert!(common::ok(&o).contains("The documents do not contain the answer"));
+    assert!(common::stderr(&o).contains("--min-score"));
+}
+
+#[test]
+fn ask_reports_bad_models_and_options_clearly() {
+    let tmp = workspace();
+    let bad = tmp.path().join("broken.gguf");
+    let real = std::fs::read(common::gguf(MODEL)).unwrap();
+    std::fs::write(&bad, &real[..real.len() / 3]).unwrap();
+    let q = "What is retrieval-augmented generation?";
+    for (args, expect) in [
+        (vec![q, "--model", bad.to_str().unwrap()], "truncated"),
+        (vec![q, "--model", "no-such-model"], "unknown model"),
+        (
+            vec![q, "--model", "all-minilm-l6-v2"],
+            "not a language model",
+        ),
+        (
+            vec![q, "--max-tokens", "5000", "--ctx", "1024"],
+            "--max-tokens",
+        ),
+        (vec![q, "--top-p", "0"], "top-p"),
+    ] {
+        let o = ask(tmp.path(), &args);
+        let err = common::stderr(&o);
+        assert!(!o.status.success(), "{args:?} should fail");
+        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+        assert!(
+            err.contains(expect),
+            "{args:?}: expected {expect:?} in {err}"
+        );
+    }
+}
