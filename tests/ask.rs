@@ -126,7 +126,11 @@ fn ask(dir: &Path, args: &[&str]) -> std::process::Output {
     common::docent(dir, &all)
 }
 
+/// A folder holding a copy of `corpus/`, with both models already fetched
+/// (so that parallel `docent` processes do not race to download them).
 fn workspace() -> tempfile::TempDir {
+    common::encoder();
+    common::gguf(MODEL);
     let tmp = tempfile::tempdir().unwrap();
     common::copy_dir(&common::corpus(), &tmp.path().join("corpus"));
     tmp

@@ -79,6 +79,9 @@ pub fn copy_dir(from: &Path, to: &Path) {
 /// The path of a generator model's GGUF file from the manifest, fetched
 /// first if missing; fails loudly when it cannot be had.
 pub fn gguf(name: &str) -> PathBuf {
+    // One fetch at a time within a test binary.
+    static FETCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = FETCH.lock().unwrap_or_else(|e| e.into_inner());
     let spec = Manifest::builtin()
         .get(name)
         .unwrap_or_else(|| panic!("{name} is not in the manifest"))
