@@ -157,7 +157,81 @@ pub fn resolve_model(name: &str) -> Result<(String, PathBuf)> {
     Ok((spec.name.clone(), file))
 }
 
-fn read_template(path: &Path) -> Result<PromptTemplate> {
+/// A loaded language model ready to answer from sources.
+pub struct Answerer {
+    pub generator: Generator,
+    pub name: String,
+    max_tokens: usize,
+}
+
+impl Answerer {
+    /// Loads `model` (as `--model` names it) with a context of at most `ctx`
+    /// tokens, keeping `max_tokens` of it for the answer.
+    pub fn load(model: &str, ctx: usize, max_tokens: usize) -> Result<Self> {
+        anyhow::ensure!(max_tokens > 0, "--max-tokens must be at least 1");
+        let (name, path) = resolve_model(model)?;
+        let generator = Generator::load(
+            &path,
+            GeneratorConfig {
+                max_context: ctx,
+                ..GeneratorConfig::default()
+            },
+        )
+        .with_context(|| format!("loading {name}"))?;
+        let context = generator.context();
+        anyhow::ensure!(
+            max_tokens < context,
+            "--max-tokens {max_tokens} leaves no room for the prompt in the {context}-token context; \
+             lower it or raise --ctx"
+        );
+        Ok(Self {
+            generator,
+            name,
+            max_tokens,
+        })
+    }
+
+    /// The prompt for `question` over `sources` (best first), fitted to the
+    /// context.
+    pub fn prompt(
+        &self,
+        template: &PromptTemplate,
+        question: &str,
+        sources: &[Source],
+    ) -> Result<docent_generate::Prompt> {
+        let g = &self.generator;
+        Ok(build_prompt(
+            template,
+            g.chat_template(),
+            question,
+            sources,
+            g.context() - self.max_tokens,
+            &|text| g.tokenize_prompt(text),
+        )?)
+    }
+
+    pub fn generate(
+        &mut self,
+        prompt: &docent_generate::Prompt,
+        sampler: &SamplerConfig,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<docent_generate::Generation> {
+        let cfg = GenerationConfig {
+            max_tokens: self.max_tokens,
+            sampler: sampler.clone(),
+            stop_strings: self.generator.default_stop_strings(),
+        };
+        Ok(self.generator.generate(&prompt.tokens, &cfg, on_text)?)
+    }
+}
+
+/// Does an answer say that the documents do not hold it?
+pub fn is_decline(answer: &str) -> bool {
+    let a = answer.to_lowercase();
+    a.contains("do not contain the answer") || a.contains("does not contain the answer")
+}
+
+pub fn read_template(path: &Path) -> Result<PromptTemplate> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).with_context(|| {
@@ -168,7 +242,7 @@ fn read_template(path: &Path) -> Result<PromptTemplate> {
     })
 }
 
-fn label(location: &str, heading: &[String]) -> String {
+pub fn label(location: &str, heading: &[String]) -> String {
     if heading.is_empty() {
         location.to_string()
     } else {
@@ -190,7 +264,6 @@ pub fn run(index_dir: &Path, args: AskArgs, started: Instant) -> Result<()> {
         ..SamplerConfig::default()
     };
     sampler.validate()?;
-    anyhow::ensure!(args.max_tokens > 0, "--max-tokens must be at least 1");
     anyhow::ensure!(args.k > 0, "-k must be at least 1");
 
     // Retrieve.
@@ -237,22 +310,8 @@ pub fn run(index_dir: &Path, args: AskArgs, started: Instant) -> Result<()> {
     }
 
     // Generate.
-    let (model_name, model_path) = resolve_model(&args.model)?;
-    let mut generator = Generator::load(
-        &model_path,
-        GeneratorConfig {
-            max_context: args.ctx,
-            ..GeneratorConfig::default()
-        },
-    )
-    .with_context(|| format!("loading {model_name}"))?;
-    timings.model_load_ms = generator.load_ms();
-    let context = generator.context();
-    anyhow::ensure!(
-        args.max_tokens < context,
-        "--max-tokens {} leaves no room for the prompt in the {context}-token context; lower it or raise --ctx",
-        args.max_tokens
-    );
+    let mut answerer = Answerer::load(&args.model, args.ctx, args.max_tokens)?;
+    timings.model_load_ms = answerer.generator.load_ms();
     let located: Vec<(String, &Hit)> = relevant
         .iter()
         .map(|h| (search_cmd::location(&index, h), *h))
@@ -264,14 +323,8 @@ pub fn run(index_dir: &Path, args: AskArgs, started: Instant) -> Result<()> {
             text: h.chunk.chunk.text.trim().to_string(),
         })
         .collect();
-    let prompt = build_prompt(
-        &template,
-        generator.chat_template(),
-        &args.question,
-        &sources,
-        context - args.max_tokens,
-        &|text| generator.tokenize_prompt(text),
-    )?;
+    let prompt = answerer.prompt(&template, &args.question, &sources)?;
+    let context = answerer.generator.context();
     if prompt.sources_dropped > 0 && !args.json {
         eprintln!(
             "note: {} lower-ranked passage(s) left out to fit the {context}-token context",
@@ -283,15 +336,11 @@ pub fn run(index_dir: &Path, args: AskArgs, started: Instant) -> Result<()> {
         println!("{}", prompt.text);
         println!("──── answer ────");
     }
-    let cfg = GenerationConfig {
-        max_tokens: args.max_tokens,
-        sampler,
-        stop_strings: generator.default_stop_strings(),
-    };
     let mut stdout = std::io::stdout().lock();
     let mut first_from_start = None;
     let json = args.json;
-    let generation = generator.generate(&prompt.tokens, &cfg, &mut |piece| {
+    let model_name = answerer.name.clone();
+    let generation = answerer.generate(&prompt, &sampler, &mut |piece| {
         first_from_start.get_or_insert_with(|| started.elapsed().as_secs_f64() * 1e3);
         if !json {
             // A closed pipe stops generation rather than failing it.

@@ -6,6 +6,7 @@
 
 mod ask_cmd;
 mod encoder;
+mod eval_cmd;
 mod index_cmd;
 mod models_cmd;
 mod search_cmd;
@@ -30,6 +31,8 @@ struct Cli {
 enum Command {
     /// Answer a question from the indexed documents, with sources.
     Ask(ask_cmd::AskArgs),
+    /// Measure retrieval (and with --generate, answers) on a SQuAD-format set.
+    Eval(eval_cmd::EvalArgs),
     /// Index a folder of documents (.txt, .md, .html, .pdf).
     Index(index_cmd::IndexArgs),
     /// Search the index and print the best-matching chunks.
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ask(args) => ask_cmd::run(&cli.index, args, started),
+        Command::Eval(args) => eval_cmd::run(args),
         Command::Index(args) => index_cmd::run(&cli.index, args).map(|_| ()),
         Command::Search(args) => search_cmd::run(&cli.index, args),
         Command::Models { command } => models_cmd::run(command),

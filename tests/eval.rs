@@ -1,0 +1,126 @@
+//! `docent eval` on a small SQuAD-format set built here (the shared sets are
+//! measured in docs/benchmarks.md, not in the test suite).
+
+mod common;
+
+use serde_json::{json, Value};
+
+fn dataset() -> Value {
+    let para = |context: &str, qas: Vec<Value>| json!({"context": context, "qas": qas});
+    let qa = |id: &str, q: &str, a: &str| json!({"id": id, "question": q, "answers": [{"text": a, "answer_start": 0}]});
+    json!({
+        "version": "v2.0",
+        "data": [
+            {"title": "Volcanoes", "paragraphs": [
+                para("A volcano is a rupture in the crust of a planet that lets hot lava, volcanic ash and gases escape from a magma chamber below the surface. Mount Etna in Sicily is one of the most active volcanoes in the world.",
+                     vec![qa("v1", "Which volcano in Sicily is among the most active?", "Mount Etna"),
+                          qa("v2", "What escapes from a volcano's magma chamber?", "hot lava, volcanic ash and gases")]),
+            ]},
+            {"title": "Bread", "paragraphs": [
+                para("Bread is a staple food prepared from a dough of flour and water, usually by baking. Yeast makes the dough rise by producing carbon dioxide.",
+                     vec![qa("b1", "What makes bread dough rise?", "Yeast")]),
+                para("Sourdough bread is made by the fermentation of dough using naturally occurring lactobacilli and yeast, which gives it a sour taste.",
+                     vec![qa("b2", "Why does sourdough taste sour?", "fermentation of dough using naturally occurring lactobacilli")]),
+            ]},
+            {"title": "Chess", "paragraphs": [
+                para("Chess is a board game for two players played on a checkered board with 64 squares arranged in an eight-by-eight grid. The world champion in 2023 was Ding Liren.",
+                     vec![qa("c1", "How many squares does a chess board have?", "64"),
+                          json!({"id": "c2", "question": "Which football club won the 1998 World Cup final?", "answers": [], "is_impossible": true})]),
+            ]},
+        ]
+    })
+}
+
+#[test]
+fn eval_reports_retrieval_metrics_and_reuses_its_index() {
+    common::encoder();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("tiny.json");
+    std::fs::write(&file, serde_json::to_vec(&dataset()).unwrap()).unwrap();
+    let args = ["eval", "tiny.json", "--json", "--out", "per-question.jsonl"];
+    let v: Value = serde_json::from_str(&common::ok(&common::docent(tmp.path(), &args))).unwrap();
+    assert_eq!(v["paragraphs"], 4);
+    assert_eq!(v["questions"], 6);
+    let r = &v["retrieval"];
+    // Each question names its paragraph's topic: all are found in the top 5.
+    assert_eq!(r["recall_at_5"].as_f64().unwrap(), 1.0, "{r}");
+    assert!(r["recall_at_1"].as_f64().unwrap() >= 0.6, "{r}");
+    assert!(r["mrr_at_10"].as_f64().unwrap() >= r["recall_at_1"].as_f64().unwrap());
+    assert!(v["latency_ms"]["p50"].as_f64().unwrap() > 0.0);
+    let lines = std::fs::read_to_string(tmp.path().join("per-question.jsonl")).unwrap();
+    let records: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 6);
+    assert!(records
+        .iter()
+        .all(|r| r["retrieved"].as_array().unwrap().len() <= 10));
+    assert_eq!(records[0]["gold_answers"][0], "Mount Etna");
+
+    // A second run reuses the index: nothing is embedded again.
+    let o = common::docent(tmp.path(), &["eval", "tiny.json", "--limit", "2"]);
+    let out = common::ok(&o);
+    assert!(!out.contains("embedded"), "the index was rebuilt: {out}");
+    assert!(out.contains("2 questions"), "{out}");
+}
+
+#[test]
+fn eval_generate_scores_answers_and_declines() {
+    common::encoder();
+    common::gguf("smollm2-135m-instruct-q4_1");
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("tiny.json"),
+        serde_json::to_vec(&dataset()).unwrap(),
+    )
+    .unwrap();
+    let o = common::docent(
+        tmp.path(),
+        &[
+            "eval",
+            "tiny.json",
+            "--generate",
+            "--max-tokens",
+            "24",
+            "--json",
+            "--out",
+            "q.jsonl",
+        ],
+    );
+    let v: Value = serde_json::from_str(&common::ok(&o)).unwrap();
+    let a = &v["answers"];
+    assert_eq!(a["answerable"], 5);
+    assert_eq!(a["impossible"], 1);
+    assert_eq!(a["metric"], "squad");
+    assert_eq!(
+        a["correctly_declined"].as_f64().unwrap(),
+        1.0,
+        "the off-topic question is declined: {a}"
+    );
+    let f1 = a["f1"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&f1));
+    let records: Vec<Value> = std::fs::read_to_string(tmp.path().join("q.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(records
+        .iter()
+        .all(|r| r["answer"].is_string() && r["declined"].is_boolean()));
+    assert!(records
+        .iter()
+        .filter(|r| !r["impossible"].as_bool().unwrap())
+        .all(|r| r["f1"].is_number()));
+}
+
+#[test]
+fn eval_rejects_a_file_that_is_not_squad_format() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("bad.json"), b"{\"rows\": [1, 2, 3]}").unwrap();
+    let o = common::docent(tmp.path(), &["eval", "bad.json"]);
+    assert!(!o.status.success());
+    let err = common::stderr(&o);
+    assert!(err.contains("SQuAD-format"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
