@@ -5,6 +5,7 @@
 //! the library crates (see `ARCHITECTURE.md`).
 
 mod ask_cmd;
+mod bench_cmd;
 mod encoder;
 mod eval_cmd;
 mod index_cmd;
@@ -31,6 +32,11 @@ struct Cli {
 enum Command {
     /// Answer a question from the indexed documents, with sources.
     Ask(ask_cmd::AskArgs),
+    /// Benchmarks: retrieval latency, throughput and recall.
+    Bench {
+        #[command(subcommand)]
+        command: bench_cmd::BenchCommand,
+    },
     /// Measure retrieval (and with --generate, answers) on a SQuAD-format set.
     Eval(eval_cmd::EvalArgs),
     /// Index a folder of documents (.txt, .md, .html, .pdf).
@@ -49,6 +55,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ask(args) => ask_cmd::run(&cli.index, args, started),
+        Command::Bench { command } => bench_cmd::run(&cli.index, command),
         Command::Eval(args) => eval_cmd::run(args),
         Command::Index(args) => index_cmd::run(&cli.index, args).map(|_| ()),
         Command::Search(args) => search_cmd::run(&cli.index, args),

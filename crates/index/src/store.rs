@@ -641,6 +641,40 @@ impl Index {
             .collect())
     }
 
+    /// [`Index::dense`] for many queries at once, searched in parallel on
+    /// rayon's pool (throughput measurements).
+    pub fn dense_parallel(
+        &self,
+        queries: &[Vec<f32>],
+        k: usize,
+        ef: usize,
+    ) -> Result<Vec<Vec<(u64, f32)>>, IndexError> {
+        let Some(hnsw) = &self.hnsw else {
+            return Ok(vec![Vec::new(); queries.len()]);
+        };
+        let mut qs = queries.to_vec();
+        for q in &mut qs {
+            if q.len() != self.meta.encoder.dim {
+                return Err(IndexError::Vector(format!(
+                    "a query has {} dimensions, the index {}",
+                    q.len(),
+                    self.meta.encoder.dim
+                )));
+            }
+            normalize(q);
+        }
+        Ok(hnsw
+            .parallel_search(&qs, k, ef.max(k))
+            .into_iter()
+            .map(|found| {
+                found
+                    .into_iter()
+                    .map(|n| (n.d_id as u64, 1.0 - n.distance))
+                    .collect()
+            })
+            .collect())
+    }
+
     /// Exact nearest neighbours by scanning every stored vector; the
     /// reference that HNSW recall is measured against.
     pub fn exact(&self, query: &[f32], k: usize) -> Result<Vec<(u64, f32)>, IndexError> {

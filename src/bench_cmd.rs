@@ -1,0 +1,605 @@
+//! `docent bench retrieval`: the retrieval latency harness.
+//!
+//! For the index at `--index`, or for synthetic corpora of given sizes built
+//! around that index's real embeddings, it measures each stage of `search`
+//! (query embedding, HNSW search, chunk fetch) and the whole path, recall@k
+//! against exact search over an `ef` sweep, queries per second on one and on
+//! all threads, and the build time, load time, size on disk and peak memory
+//! of the index.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use docent_core::{Chunk, ChunkConfig};
+use docent_eval::percentile;
+use docent_index::{FileRecord, Index, IndexMeta, IndexWriter, FORMAT_VERSION};
+use rayon::prelude::*;
+use serde::Serialize;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Retrieval latency, throughput and recall (see `docent bench retrieval --help`).
+    Retrieval(RetrievalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RetrievalArgs {
+    /// Build synthetic corpora of these sizes (e.g. 10000,100000,1000000)
+    /// around the real embeddings of the index at --index, instead of
+    /// measuring that index itself.
+    #[arg(long, value_delimiter = ',')]
+    pub synthetic: Vec<usize>,
+    /// Number of queries.
+    #[arg(long, default_value_t = 200)]
+    pub queries: usize,
+    /// ef_search values to sweep.
+    #[arg(long, value_delimiter = ',', default_value = "16,32,64,128,256")]
+    pub ef: Vec<usize>,
+    #[arg(short, default_value_t = 10)]
+    pub k: usize,
+    /// Where synthetic indexes are built (default: a temporary folder).
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+    /// Also write each corpus's vectors and queries (raw little-endian f32)
+    /// and settings to DIR, for benches/retrieval_peer.py.
+    #[arg(long, value_name = "DIR")]
+    pub export: Option<PathBuf>,
+    /// Draw recall against latency to this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize, Clone)]
+struct Stage {
+    p50: f64,
+    p95: f64,
+    p99: f64,
+    max: f64,
+}
+
+fn stage(mut v: Vec<f64>) -> Stage {
+    v.sort_by(f64::total_cmp);
+    Stage {
+        p50: percentile(&v, 50.0),
+        p95: percentile(&v, 95.0),
+        p99: percentile(&v, 99.0),
+        max: v.last().copied().unwrap_or(0.0),
+    }
+}
+
+#[derive(Serialize, Clone)]
+struct EfRow {
+    ef: usize,
+    recall: f64,
+    hnsw_ms: Stage,
+    qps_1_thread: f64,
+    qps_all_threads: f64,
+}
+
+#[derive(Serialize, Clone)]
+struct CorpusReport {
+    name: String,
+    vectors: usize,
+    dim: usize,
+    m: usize,
+    ef_construction: usize,
+    build_s: Option<f64>,
+    load_ms: f64,
+    disk_mb: f64,
+    peak_rss_mb: f64,
+    /// Stages at the index's default ef.
+    default_ef: usize,
+    embed_ms: Stage,
+    hnsw_ms: Stage,
+    fetch_ms: Stage,
+    total_ms: Stage,
+    sweep: Vec<EfRow>,
+}
+
+#[derive(Serialize)]
+struct Report {
+    k: usize,
+    queries: usize,
+    threads: usize,
+    encoder: String,
+    corpora: Vec<CorpusReport>,
+}
+
+/// xorshift64* and Box-Muller: reproducible noise without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn normal(&mut self) -> f32 {
+        let (u1, u2) = (self.uniform().max(1e-12), self.uniform());
+        ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+    }
+}
+
+fn normalize(v: &mut [f32]) {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n > 0.0 {
+        v.iter_mut().for_each(|x| *x /= n);
+    }
+}
+
+/// A vector near a random real embedding: the embedding plus isotropic
+/// noise of relative size 0.4 to 0.9 (cosine 0.74 to 0.93 to its centre),
+/// so the corpus is clustered as real embeddings are, not uniform.
+fn sample(base: &[Vec<f32>], rng: &mut Rng) -> Vec<f32> {
+    let c = &base[(rng.next_u64() % base.len() as u64) as usize];
+    let sigma = 0.4 + 0.5 * rng.uniform() as f32;
+    let scale = sigma / (c.len() as f32).sqrt();
+    let mut v: Vec<f32> = c.iter().map(|x| x + scale * rng.normal()).collect();
+    normalize(&mut v);
+    v
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn dir_size(p: &Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Exact top-k by scanning all vectors (the recall reference), in parallel
+/// over queries. Vectors are unit length.
+fn exact(vectors: &[Vec<f32>], queries: &[Vec<f32>], k: usize) -> Vec<Vec<u64>> {
+    queries
+        .par_iter()
+        .map(|q| {
+            let mut best: Vec<(f32, u64)> = Vec::with_capacity(k + 1);
+            for (i, v) in vectors.iter().enumerate() {
+                let s: f32 = q.iter().zip(v).map(|(a, b)| a * b).sum();
+                if best.len() < k || s > best[best.len() - 1].0 {
+                    let at = best.partition_point(|x| x.0 >= s);
+                    best.insert(at, (s, i as u64));
+                    best.truncate(k);
+                }
+            }
+            best.into_iter().map(|x| x.1).collect()
+        })
+        .collect()
+}
+
+fn progress(len: u64, msg: &str, quiet: bool) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    indicatif::ProgressBar::new(len)
+        .with_style(
+            indicatif::ProgressStyle::with_template("{msg:<28} {bar:30} {pos}/{len} {eta}")
+                .expect("valid template"),
+        )
+        .with_message(msg.to_string())
+}
+
+/// Builds an index of `vectors` (ids in order) at `dir`.
+fn build_synthetic(dir: &Path, base: &Index, vectors: &[Vec<f32>], quiet: bool) -> Result<f64> {
+    let t = Instant::now();
+    let meta = IndexMeta {
+        format: FORMAT_VERSION,
+        encoder: base.meta().encoder.clone(),
+        chunking: ChunkConfig::default(),
+        hnsw: base.meta().hnsw,
+        root: dir.display().to_string(),
+        docent_version: env!("CARGO_PKG_VERSION").into(),
+    };
+    let mut w = IndexWriter::create(dir, meta)?;
+    let bar = progress(vectors.len() as u64, "writing vectors", quiet);
+    for (f, group) in vectors.chunks(1000).enumerate() {
+        let path = format!("synthetic/{f:05}.txt");
+        let chunks: Vec<Chunk> = (0..group.len())
+            .map(|i| {
+                let text = format!("synthetic vector {}", f * 1000 + i);
+                Chunk {
+                    path: path.clone(),
+                    ordinal: i as u32,
+                    byte_span: 0..text.len(),
+                    char_span: 0..text.len(),
+                    text,
+                    line: 1,
+                    page: None,
+                    heading_path: Vec::new(),
+                    tokens: 4,
+                }
+            })
+            .collect();
+        let record = FileRecord {
+            path,
+            sha256: format!("{f:064x}"),
+            size: 0,
+            kind: "text".into(),
+            chunks: group.len() as u32,
+        };
+        w.add_file(&record, &chunks, group)?;
+        bar.inc(group.len() as u64);
+    }
+    bar.set_message("building the HNSW graph");
+    w.commit()?;
+    bar.finish_and_clear();
+    Ok(t.elapsed().as_secs_f64())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn measure(
+    name: String,
+    index: &Index,
+    vectors: &[Vec<f32>],
+    queries: &[Vec<f32>],
+    embed_ms: &[f64],
+    build_s: Option<f64>,
+    load_ms: f64,
+    args: &RetrievalArgs,
+) -> Result<CorpusReport> {
+    let k = args.k;
+    let truth = exact(vectors, queries, k);
+    let default_ef = index.meta().hnsw.ef_search;
+    let mut efs = args.ef.clone();
+    if !efs.contains(&default_ef) {
+        efs.push(default_ef);
+    }
+    efs.sort_unstable();
+    let mut sweep = Vec::new();
+    let mut at_default = (Vec::new(), Vec::new());
+    for &ef in &efs {
+        let mut lat = Vec::with_capacity(queries.len());
+        let mut hits = 0usize;
+        let t_all = Instant::now();
+        let mut found_ids = Vec::new();
+        for (q, want) in queries.iter().zip(&truth) {
+            let t = Instant::now();
+            let found = index.dense(q, k, ef)?;
+            lat.push(t.elapsed().as_secs_f64() * 1e3);
+            hits += found.iter().filter(|(id, _)| want.contains(id)).count();
+            found_ids.push(found.iter().map(|x| x.0).collect::<Vec<_>>());
+        }
+        let qps1 = queries.len() as f64 / t_all.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let par = index.dense_parallel(queries, k, ef)?;
+        let qps_all = queries.len() as f64 / t.elapsed().as_secs_f64();
+        std::hint::black_box(par);
+        if ef == default_ef {
+            at_default = (lat.clone(), found_ids);
+        }
+        sweep.push(EfRow {
+            ef,
+            recall: hits as f64 / (queries.len() * k) as f64,
+            hnsw_ms: stage(lat),
+            qps_1_thread: qps1,
+            qps_all_threads: qps_all,
+        });
+    }
+    let (hnsw_lat, ids) = at_default;
+    let mut fetch = Vec::with_capacity(ids.len());
+    for list in &ids {
+        let t = Instant::now();
+        std::hint::black_box(index.chunks(list)?);
+        fetch.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let total: Vec<f64> = (0..queries.len())
+        .map(|i| embed_ms[i % embed_ms.len()] + hnsw_lat[i] + fetch[i])
+        .collect();
+    let hnsw = index.meta().hnsw;
+    Ok(CorpusReport {
+        name,
+        vectors: vectors.len(),
+        dim: index.meta().encoder.dim,
+        m: hnsw.m,
+        ef_construction: hnsw.ef_construction,
+        build_s,
+        load_ms,
+        disk_mb: dir_size(index.generation_dir()) as f64 / 1e6,
+        peak_rss_mb: peak_rss_mb(),
+        default_ef,
+        embed_ms: stage(embed_ms.to_vec()),
+        hnsw_ms: stage(hnsw_lat),
+        fetch_ms: stage(fetch),
+        total_ms: stage(total),
+        sweep,
+    })
+}
+
+fn write_f32(path: &Path, vs: &[Vec<f32>]) -> Result<()> {
+    let bytes: Vec<u8> = vs.iter().flatten().flat_map(|x| x.to_le_bytes()).collect();
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+pub fn run(index_dir: &Path, cmd: BenchCommand) -> Result<()> {
+    let BenchCommand::Retrieval(args) = cmd;
+    anyhow::ensure!(
+        args.queries > 0 && args.k > 0,
+        "--queries and -k must be at least 1"
+    );
+    let t = Instant::now();
+    let base = Index::open(index_dir).with_context(|| {
+        format!(
+            "bench needs an index at {} (its embeddings seed the synthetic corpora): \
+             run `docent index DIR` first",
+            index_dir.display()
+        )
+    })?;
+    let base_load_ms = t.elapsed().as_secs_f64() * 1e3;
+    let encoder = crate::encoder::load(
+        Some(&base.meta().encoder.id),
+        docent_embed::EncoderConfig::default(),
+    )?;
+    base.check_encoder(encoder.info())?;
+    let stored = base.vectors()?;
+    anyhow::ensure!(
+        !stored.is_empty(),
+        "the index at {} is empty",
+        index_dir.display()
+    );
+    let base_vectors: Vec<Vec<f32>> = stored.into_iter().map(|(_, v)| v).collect();
+
+    // Query texts for the embedding stage: the first sentence of stored chunks.
+    let mut rng = Rng(args.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let ids: Vec<u64> = (0..args.queries)
+        .map(|_| rng.next_u64() % base.len() as u64)
+        .collect();
+    let texts: Vec<String> = base
+        .chunks(&ids)?
+        .into_iter()
+        .map(|c| {
+            let t = c.chunk.text.trim();
+            let end = t
+                .find(['.', '?', '!', '\n'])
+                .map(|i| i + 1)
+                .unwrap_or(t.len());
+            t[..end.min(t.len())].chars().take(200).collect()
+        })
+        .collect();
+    let bar = progress(texts.len() as u64, "embedding queries", args.json);
+    let mut embed_ms = Vec::with_capacity(texts.len());
+    let mut real_queries = Vec::with_capacity(texts.len());
+    for text in &texts {
+        let t = Instant::now();
+        let v = encoder.embed(&[text.as_str()])?.pop().expect("one vector");
+        embed_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        real_queries.push(v);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+
+    let mut corpora = Vec::new();
+    if args.synthetic.is_empty() {
+        let mut qs = real_queries.clone();
+        qs.iter_mut().for_each(|q| normalize(q));
+        corpora.push(measure(
+            index_dir.display().to_string(),
+            &base,
+            &base_vectors,
+            &qs,
+            &embed_ms,
+            None,
+            base_load_ms,
+            &args,
+        )?);
+        if let Some(dir) = &args.export {
+            export(dir, "index", &base_vectors, &qs, &base, &args)?;
+        }
+    }
+    let tmp = tempfile::tempdir()?;
+    for &n in &args.synthetic {
+        anyhow::ensure!(n > 0, "--synthetic sizes must be positive");
+        let work = args
+            .workdir
+            .clone()
+            .unwrap_or_else(|| tmp.path().to_path_buf())
+            .join(format!("synthetic-{n}"));
+        let mut rng = Rng((args.seed ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let vectors: Vec<Vec<f32>> = (0..n).map(|_| sample(&base_vectors, &mut rng)).collect();
+        let queries: Vec<Vec<f32>> = (0..args.queries)
+            .map(|_| sample(&base_vectors, &mut rng))
+            .collect();
+        if work.exists() {
+            std::fs::remove_dir_all(&work)?;
+        }
+        let build_s = build_synthetic(&work, &base, &vectors, args.json)?;
+        let t = Instant::now();
+        let index = Index::open(&work)?;
+        let load_ms = t.elapsed().as_secs_f64() * 1e3;
+        corpora.push(measure(
+            format!("synthetic {n}"),
+            &index,
+            &vectors,
+            &queries,
+            &embed_ms,
+            Some(build_s),
+            load_ms,
+            &args,
+        )?);
+        if let Some(dir) = &args.export {
+            export(
+                dir,
+                &format!("synthetic-{n}"),
+                &vectors,
+                &queries,
+                &index,
+                &args,
+            )?;
+        }
+        drop(index);
+        if args.workdir.is_none() {
+            std::fs::remove_dir_all(&work)?;
+        }
+    }
+    let report = Report {
+        k: args.k,
+        queries: args.queries,
+        threads: rayon::current_num_threads(),
+        encoder: base.meta().encoder.id.clone(),
+        corpora,
+    };
+    if let Some(svg) = &args.plot {
+        plot(svg, &report)?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print(&report);
+    }
+    Ok(())
+}
+
+fn export(
+    dir: &Path,
+    name: &str,
+    vectors: &[Vec<f32>],
+    queries: &[Vec<f32>],
+    index: &Index,
+    args: &RetrievalArgs,
+) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    write_f32(&dir.join(format!("{name}.vectors.f32")), vectors)?;
+    write_f32(&dir.join(format!("{name}.queries.f32")), queries)?;
+    let h = index.meta().hnsw;
+    let meta = serde_json::json!({
+        "name": name, "vectors": vectors.len(), "queries": queries.len(),
+        "dim": index.meta().encoder.dim, "k": args.k, "m": h.m,
+        "ef_construction": h.ef_construction, "ef": args.ef,
+    });
+    std::fs::write(
+        dir.join(format!("{name}.json")),
+        serde_json::to_vec_pretty(&meta)?,
+    )?;
+    Ok(())
+}
+
+fn print(r: &Report) {
+    println!(
+        "docent bench retrieval: k={}, {} queries, {} threads, encoder {}",
+        r.k, r.queries, r.threads, r.encoder
+    );
+    for c in &r.corpora {
+        println!();
+        println!(
+            "{}: {} vectors × {} dims, M={}, ef_construction={}",
+            c.name, c.vectors, c.dim, c.m, c.ef_construction
+        );
+        let build = c
+            .build_s
+            .map(|s| format!("{s:.1} s"))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "  build {build}, load {:.0} ms, {:.1} MB on disk, peak RSS so far {:.0} MB",
+            c.load_ms, c.disk_mb, c.peak_rss_mb
+        );
+        println!(
+            "  {:<10} {:>8} {:>8} {:>8} {:>8}   (ms, ef={})",
+            "stage", "p50", "p95", "p99", "max", c.default_ef
+        );
+        for (name, s) in [
+            ("embed", &c.embed_ms),
+            ("hnsw", &c.hnsw_ms),
+            ("fetch", &c.fetch_ms),
+            ("search", &c.total_ms),
+        ] {
+            println!(
+                "  {:<10} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
+                name, s.p50, s.p95, s.p99, s.max
+            );
+        }
+        println!(
+            "  {:>6} {:>10} {:>9} {:>9} {:>9} {:>11} {:>13}",
+            "ef", "recall@k", "p50 ms", "p99 ms", "max ms", "qps 1 thr", "qps all thr"
+        );
+        for e in &c.sweep {
+            println!(
+                "  {:>6} {:>10.4} {:>9.3} {:>9.3} {:>9.3} {:>11.0} {:>13.0}",
+                e.ef,
+                e.recall,
+                e.hnsw_ms.p50,
+                e.hnsw_ms.p99,
+                e.hnsw_ms.max,
+                e.qps_1_thread,
+                e.qps_all_threads
+            );
+        }
+    }
+}
+
+fn plot(path: &Path, r: &Report) -> Result<()> {
+    use plotters::prelude::*;
+    let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let max_x = r
+        .corpora
+        .iter()
+        .flat_map(|c| c.sweep.iter().map(|e| e.hnsw_ms.p50))
+        .fold(0.0f64, f64::max)
+        * 1.1;
+    let min_y = r
+        .corpora
+        .iter()
+        .flat_map(|c| c.sweep.iter().map(|e| e.recall))
+        .fold(1.0f64, f64::min)
+        .min(0.9)
+        - 0.02;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("docent: recall@{} against HNSW search latency", r.k),
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.0..max_x.max(0.01), min_y..1.0)?;
+    chart
+        .configure_mesh()
+        .x_desc("p50 latency (ms)")
+        .y_desc(format!("recall@{}", r.k))
+        .draw()?;
+    for (i, c) in r.corpora.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let pts: Vec<(f64, f64)> = c.sweep.iter().map(|e| (e.hnsw_ms.p50, e.recall)).collect();
+        chart
+            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
+            .label(format!("{} ({} vectors)", c.name, c.vectors))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
