@@ -172,6 +172,7 @@ fn quantize(x: &[f32], kind: ActKind) -> Act {
     a
 }
 
+#[inline(always)]
 fn rd_f16(b: &[u8], at: usize) -> f32 {
     f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
 }
@@ -313,6 +314,7 @@ fn dot(fmt: Format, w: &[u8], a: &Act) -> f32 {
 }
 
 /// The eight 6-bit scales and eight 6-bit mins packed in 12 bytes (Q4_K, Q5_K).
+#[inline(always)]
 fn k_scales(s: &[u8]) -> ([u8; 8], [u8; 8]) {
     let mut sc = [0u8; 8];
     let mut mn = [0u8; 8];
@@ -328,6 +330,7 @@ fn k_scales(s: &[u8]) -> ([u8; 8], [u8; 8]) {
     (sc, mn)
 }
 
+#[inline(always)]
 fn bytemuck_i8(b: &[u8]) -> &[i8] {
     // SAFETY: u8 and i8 have the same size, alignment and validity.
     unsafe { std::slice::from_raw_parts(b.as_ptr() as *const i8, b.len()) }
@@ -441,18 +444,85 @@ fn has_avx2() -> bool {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn row_avx2(fmt: Format, w: &[u8], acts: &[Act], u: &mut Unpacked, out: &mut [f32]) {
-    row(fmt, w, acts, u, out)
+    row::<Avx2>(fmt, w, acts, u, out)
 }
 
 fn row_portable(fmt: Format, w: &[u8], acts: &[Act], u: &mut Unpacked, out: &mut [f32]) {
-    row(fmt, w, acts, u, out)
+    row::<Portable>(fmt, w, acts, u, out)
 }
 
 #[inline(always)]
-fn row(fmt: Format, w: &[u8], acts: &[Act], u: &mut Unpacked, out: &mut [f32]) {
+fn row<D: IntDot>(fmt: Format, w: &[u8], acts: &[Act], u: &mut Unpacked, out: &mut [f32]) {
     unpack(fmt, w, u);
     for (o, a) in out.iter_mut().zip(acts) {
-        *o = dot_unpacked(fmt, u, a);
+        *o = dot_unpacked::<D>(fmt, u, a);
+    }
+}
+
+/// Exact integer dot products of signed bytes, 32 or 16 at a time.
+trait IntDot {
+    fn dot32(a: &[i8], b: &[i8]) -> i32;
+    fn dot16(a: &[i8], b: &[i8]) -> i32;
+}
+
+struct Portable;
+
+impl IntDot for Portable {
+    #[inline(always)]
+    fn dot32(a: &[i8], b: &[i8]) -> i32 {
+        isum32(a, b)
+    }
+    #[inline(always)]
+    fn dot16(a: &[i8], b: &[i8]) -> i32 {
+        isum32(a, b)
+    }
+}
+
+/// `maddubs` on |a| and b carrying a's sign, as llama.cpp does: pairs of
+/// products are added in 16 bits, which cannot saturate for |a|, |b| <= 127
+/// and never does for |a| = 128 against |b| <= 127 (2 * 128 * 127 < 32768).
+#[cfg(target_arch = "x86_64")]
+struct Avx2;
+
+#[cfg(target_arch = "x86_64")]
+impl IntDot for Avx2 {
+    #[inline(always)]
+    fn dot32(a: &[i8], b: &[i8]) -> i32 {
+        use std::arch::x86_64::*;
+        assert!(a.len() >= 32 && b.len() >= 32);
+        // SAFETY: only reached from `row_avx2`, compiled with AVX2, and the
+        // slices hold 32 bytes (checked above).
+        unsafe {
+            let x = _mm256_loadu_si256(a.as_ptr() as *const __m256i);
+            let y = _mm256_loadu_si256(b.as_ptr() as *const __m256i);
+            let ax = _mm256_sign_epi8(x, x);
+            let sy = _mm256_sign_epi8(y, x);
+            let p16 = _mm256_maddubs_epi16(ax, sy);
+            let p32 = _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+            let lo = _mm256_castsi256_si128(p32);
+            let hi = _mm256_extracti128_si256(p32, 1);
+            let s = _mm_add_epi32(lo, hi);
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+            _mm_cvtsi128_si32(s)
+        }
+    }
+    #[inline(always)]
+    fn dot16(a: &[i8], b: &[i8]) -> i32 {
+        use std::arch::x86_64::*;
+        assert!(a.len() >= 16 && b.len() >= 16);
+        // SAFETY: as above, with 16 bytes.
+        unsafe {
+            let x = _mm_loadu_si128(a.as_ptr() as *const __m128i);
+            let y = _mm_loadu_si128(b.as_ptr() as *const __m128i);
+            let ax = _mm_sign_epi8(x, x);
+            let sy = _mm_sign_epi8(y, x);
+            let p16 = _mm_maddubs_epi16(ax, sy);
+            let s = _mm_madd_epi16(p16, _mm_set1_epi16(1));
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+            _mm_cvtsi128_si32(s)
+        }
     }
 }
 
@@ -492,36 +562,51 @@ fn unpack(fmt: Format, w: &[u8], u: &mut Unpacked) {
                 u.q.extend_from_slice(bytemuck_i8(&blk[2..34]));
             }
         }
-        Format::Q4_0 | Format::Q4_1 | Format::Q5_0 | Format::Q5_1 => {
+        Format::Q4_0 | Format::Q4_1 => {
+            let (_, bytes) = fmt.block();
+            let blocks = w.len() / bytes;
+            u.q.resize(blocks * QK, 0);
+            let (qs_at, offset) = if fmt == Format::Q4_0 {
+                (2, 8i8)
+            } else {
+                (4, 0)
+            };
+            for (blk, q) in w.chunks_exact(bytes).zip(u.q.chunks_exact_mut(QK)) {
+                let qs = &blk[qs_at..qs_at + 16];
+                let (lo, hi) = q.split_at_mut(16);
+                for j in 0..16 {
+                    lo[j] = (qs[j] & 0x0F) as i8 - offset;
+                    hi[j] = (qs[j] >> 4) as i8 - offset;
+                }
+                u.d.push(rd_f16(blk, 0));
+                u.m.push(if fmt == Format::Q4_1 {
+                    rd_f16(blk, 2)
+                } else {
+                    0.0
+                });
+            }
+        }
+        Format::Q5_0 | Format::Q5_1 => {
             let (_, bytes) = fmt.block();
             let mut q = [0i8; QK];
             for blk in w.chunks_exact(bytes) {
-                let (m, qh, qs) = match fmt {
-                    Format::Q4_0 => (0.0, 0u32, &blk[2..18]),
-                    Format::Q4_1 => (rd_f16(blk, 2), 0, &blk[4..20]),
-                    Format::Q5_0 => (
+                let (m, qh, qs) = if fmt == Format::Q5_0 {
+                    (
                         0.0,
                         u32::from_le_bytes([blk[2], blk[3], blk[4], blk[5]]),
                         &blk[6..22],
-                    ),
-                    _ => (
+                    )
+                } else {
+                    (
                         rd_f16(blk, 2),
                         u32::from_le_bytes([blk[4], blk[5], blk[6], blk[7]]),
                         &blk[8..24],
-                    ),
+                    )
                 };
-                let offset: i32 = match fmt {
-                    Format::Q4_0 => 8,
-                    Format::Q5_0 => 16,
-                    _ => 0,
-                };
-                let five = matches!(fmt, Format::Q5_0 | Format::Q5_1);
+                let offset: i32 = if fmt == Format::Q5_0 { 16 } else { 0 };
                 for j in 0..16 {
-                    let (mut lo, mut hi) = ((qs[j] & 0x0F) as i32, (qs[j] >> 4) as i32);
-                    if five {
-                        lo |= (((qh >> j) << 4) & 0x10) as i32;
-                        hi |= ((qh >> (j + 12)) & 0x10) as i32;
-                    }
+                    let lo = (qs[j] & 0x0F) as i32 | ((((qh >> j) << 4) & 0x10) as i32);
+                    let hi = (qs[j] >> 4) as i32 | (((qh >> (j + 12)) & 0x10) as i32);
                     q[j] = (lo - offset) as i8;
                     q[j + 16] = (hi - offset) as i8;
                 }
@@ -593,7 +678,7 @@ fn isum32(a: &[i8], b: &[i8]) -> i32 {
 
 /// Same arithmetic, in the same order, as [`dot`] block by block.
 #[inline(always)]
-fn dot_unpacked(fmt: Format, u: &Unpacked, a: &Act) -> f32 {
+fn dot_unpacked<D: IntDot>(fmt: Format, u: &Unpacked, a: &Act) -> f32 {
     let mut sum = 0f32;
     match fmt {
         Format::F32 | Format::F16 => {
@@ -603,12 +688,12 @@ fn dot_unpacked(fmt: Format, u: &Unpacked, a: &Act) -> f32 {
         }
         Format::Q8_0 | Format::Q4_0 | Format::Q5_0 => {
             for (i, (q, aq)) in u.q.chunks_exact(QK).zip(a.qs.chunks_exact(QK)).enumerate() {
-                sum += isum32(q, aq) as f32 * (u.d[i] * a.d[i]);
+                sum += D::dot32(q, aq) as f32 * (u.d[i] * a.d[i]);
             }
         }
         Format::Q4_1 | Format::Q5_1 => {
             for (i, (q, aq)) in u.q.chunks_exact(QK).zip(a.qs.chunks_exact(QK)).enumerate() {
-                sum += (u.d[i] * a.d[i]) * isum32(q, aq) as f32 + u.m[i] * a.s[i];
+                sum += (u.d[i] * a.d[i]) * D::dot32(q, aq) as f32 + u.m[i] * a.s[i];
             }
         }
         Format::Q4K | Format::Q5K => {
@@ -626,7 +711,7 @@ fn dot_unpacked(fmt: Format, u: &Unpacked, a: &Act) -> f32 {
                 }
                 let mut acc = 0i32;
                 for j in 0..8 {
-                    acc += sc[j] * isum32(&q[j * 32..(j + 1) * 32], &aq[j * 32..(j + 1) * 32]);
+                    acc += sc[j] * D::dot32(&q[j * 32..(j + 1) * 32], &aq[j * 32..(j + 1) * 32]);
                 }
                 sum += d * acc as f32 - dmin * mins as f32;
             }
@@ -641,7 +726,7 @@ fn dot_unpacked(fmt: Format, u: &Unpacked, a: &Act) -> f32 {
                 let sc = &u.sc[i * 16..(i + 1) * 16];
                 let mut acc = 0i32;
                 for j in 0..16 {
-                    acc += sc[j] * isum32(&q[j * 16..(j + 1) * 16], &aq[j * 16..(j + 1) * 16]);
+                    acc += sc[j] * D::dot16(&q[j * 16..(j + 1) * 16], &aq[j * 16..(j + 1) * 16]);
                 }
                 sum += d * acc as f32;
             }
@@ -665,6 +750,35 @@ mod tests {
                 (x >> 24) as u8
             })
             .collect()
+    }
+
+    #[test]
+    fn avx2_byte_dots_are_exact_at_the_extremes() {
+        if !has_avx2() {
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            let bytes = noise(32 * 64, 5);
+            for (i, w) in bytes.chunks_exact(64).enumerate() {
+                let mut a: Vec<i8> = w[..32].iter().map(|&b| b as i8).collect();
+                // Activations are quantised to [-127, 127].
+                let mut b: Vec<i8> = w[32..].iter().map(|&b| (b as i8).max(-127)).collect();
+                if i == 0 {
+                    a.fill(-128);
+                    b.fill(-127);
+                }
+                if i == 1 {
+                    a.fill(-128);
+                    b.fill(127);
+                }
+                assert_eq!(Avx2::dot32(&a, &b), Portable::dot32(&a, &b));
+                assert_eq!(
+                    Avx2::dot16(&a[..16], &b[..16]),
+                    Portable::dot16(&a[..16], &b[..16])
+                );
+            }
+        }
     }
 
     #[test]
@@ -700,7 +814,7 @@ mod tests {
             let want = dot(fmt, &w, &a);
             assert!(want.is_finite() && want != 0.0, "{fmt:?}");
             assert_eq!(
-                dot_unpacked(fmt, &u, &a).to_bits(),
+                dot_unpacked::<Portable>(fmt, &u, &a).to_bits(),
                 want.to_bits(),
                 "{fmt:?}"
             );

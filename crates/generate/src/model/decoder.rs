@@ -398,31 +398,33 @@ fn attention(
     } else {
         (k, v)
     };
+    // Grouped-query attention without copying keys and values per head:
+    // the query heads that share a key/value head are stacked along the
+    // sequence axis (heads are grouped consecutively), one product per group.
     let n_rep = cfg.n_head / cfg.n_kv_head;
-    let k = repeat_kv(k, n_rep)?;
-    let v = repeat_kv(v, n_rep)?;
-    let q = f16_round((q * cfg.attn_scale)?)?;
+    let kv_len = total - first;
+    let q = f16_round((q * cfg.attn_scale)?)?.contiguous()?.reshape((
+        b,
+        cfg.n_kv_head,
+        n_rep * seq,
+        hd,
+    ))?;
+    let k = k.contiguous()?;
+    let v = v.contiguous()?;
     let mut scores = q.matmul(&k.t()?)?;
     if seq > 1 || first > 0 {
-        let m = mask(start, seq, total, a.window)?.narrow(1, first, total - first)?;
+        let m = mask(start, seq, total, a.window)?
+            .narrow(1, first, kv_len)?
+            .repeat((n_rep, 1))?;
         scores = scores.broadcast_add(&m)?;
     }
     let probs = f16_round(candle_nn::ops::softmax_last_dim(&scores)?)?;
     let out = probs
         .matmul(&v)?
+        .reshape((b, cfg.n_head, seq, hd))?
         .transpose(1, 2)?
         .reshape((b, seq, cfg.n_head * hd))?;
     layer.wo.forward(&out)
-}
-
-fn repeat_kv(x: Tensor, n_rep: usize) -> candle_core::Result<Tensor> {
-    if n_rep == 1 {
-        return Ok(x);
-    }
-    let (b, n_kv, s, d) = x.dims4()?;
-    x.unsqueeze(2)?
-        .expand((b, n_kv, n_rep, s, d))?
-        .reshape((b, n_kv * n_rep, s, d))
 }
 
 /// GELU (tanh) as ggml computes it on the CPU: through a table indexed by
