@@ -42,8 +42,12 @@ pub struct AskArgs {
     /// How many chunks to retrieve.
     #[arg(short, default_value_t = 3)]
     pub k: usize,
-    /// Chunks scoring below this (cosine similarity) are not used; if none
-    /// reaches it, docent says the documents do not hold the answer.
+    /// How chunks are ranked.
+    #[arg(long, value_enum, default_value_t = search_cmd::Mode::Hybrid)]
+    pub mode: search_cmd::Mode,
+    /// Chunks whose cosine similarity to the question is below this are not
+    /// used; if none reaches it, docent says the documents do not hold the
+    /// answer.
     #[arg(long, default_value_t = DEFAULT_MIN_SCORE)]
     pub min_score: f32,
     /// Longest answer, in tokens.
@@ -81,7 +85,10 @@ pub struct AskArgs {
 #[derive(Serialize)]
 struct SourceOut {
     n: usize,
+    /// The ranking score in the --mode used.
     score: f32,
+    /// Cosine similarity of question and chunk (what --min-score compares).
+    similarity: f32,
     location: String,
     heading: Vec<String>,
 }
@@ -273,10 +280,19 @@ pub fn run(index_dir: &Path, args: AskArgs, started: Instant) -> Result<()> {
         .embed(&[args.question.as_str()])?
         .pop()
         .expect("one vector per text");
-    let hits: Vec<Hit> = index.search(&q, args.k, index.meta().hnsw.ef_search)?;
+    let hits: Vec<Hit> = index.search_mode(
+        &args.question,
+        &q,
+        args.k,
+        index.meta().hnsw.ef_search,
+        args.mode.into(),
+    )?;
     let retrieval_ms = t.elapsed().as_secs_f64() * 1e3;
-    let best = hits.first().map(|h| h.score).unwrap_or(0.0);
-    let relevant: Vec<&Hit> = hits.iter().filter(|h| h.score >= args.min_score).collect();
+    let best = hits.iter().map(|h| h.similarity).fold(0.0f32, f32::max);
+    let relevant: Vec<&Hit> = hits
+        .iter()
+        .filter(|h| h.similarity >= args.min_score)
+        .collect();
     let mut timings = TimingsOut {
         retrieval_ms,
         ..TimingsOut::default()
@@ -373,6 +389,7 @@ pub fn run(index_dir: &Path, args: AskArgs, started: Instant) -> Result<()> {
                 .map(|(i, (loc, h))| SourceOut {
                     n: i + 1,
                     score: h.score,
+                    similarity: h.similarity,
                     location: loc.clone(),
                     heading: h.chunk.chunk.heading_path.clone(),
                 })

@@ -138,11 +138,12 @@ fn normalize(v: &mut [f32]) {
 }
 
 /// A vector near a random real embedding: the embedding plus isotropic
-/// noise of relative size 0.4 to 0.9 (cosine 0.74 to 0.93 to its centre),
-/// so the corpus is clustered as real embeddings are, not uniform.
+/// noise of relative size 0.6 to 1.4 (cosine 0.58 to 0.86 to its centre, the
+/// range of real neighbours' similarities), so the corpus is clustered as
+/// real embeddings are, not uniform, and neighbouring clusters overlap.
 fn sample(base: &[Vec<f32>], rng: &mut Rng) -> Vec<f32> {
     let c = &base[(rng.next_u64() % base.len() as u64) as usize];
-    let sigma = 0.4 + 0.5 * rng.uniform() as f32;
+    let sigma = 0.6 + 0.8 * rng.uniform() as f32;
     let scale = sigma / (c.len() as f32).sqrt();
     let mut v: Vec<f32> = c.iter().map(|x| x + scale * rng.normal()).collect();
     normalize(&mut v);

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::ask_cmd::{self, Answerer, DEFAULT_GENERATOR, DEFAULT_MIN_SCORE};
 use crate::index_cmd::{self, IndexArgs};
+use crate::search_cmd::Mode;
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -32,6 +33,15 @@ pub struct EvalArgs {
     pub sample: Option<usize>,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Retrieval modes to measure (--generate answers from the hybrid one,
+    /// or the first listed).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "dense,lexical,hybrid"
+    )]
+    pub mode: Vec<Mode>,
     /// Also generate answers and score them (exact match and F1, declines).
     #[arg(long)]
     pub generate: bool,
@@ -69,7 +79,9 @@ struct QuestionRecord<'a> {
     gold_paragraph: usize,
     gold_answers: &'a [String],
     impossible: bool,
-    rank: Option<usize>,
+    /// Rank of the gold paragraph in each mode.
+    rank: std::collections::BTreeMap<String, Option<usize>>,
+    /// The ten best paragraphs in the answering mode.
     retrieved: Vec<Retrieved>,
     retrieval_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -106,8 +118,9 @@ struct Summary {
     chunks: usize,
     questions: usize,
     encoder: String,
-    retrieval: RetrievalScores,
-    latency_ms: Latency,
+    retrieval: std::collections::BTreeMap<String, RetrievalScores>,
+    /// Latency of the whole retrieval (embedding, ranking, fetch) per mode.
+    latency_ms: std::collections::BTreeMap<String, Latency>,
     #[serde(skip_serializing_if = "Option::is_none")]
     answers: Option<AnswerSummary>,
 }
@@ -231,8 +244,24 @@ pub fn run(args: EvalArgs) -> Result<()> {
     };
     // Enough chunks to rank ten paragraphs even when paragraphs are split.
     let chunk_k = 40;
-    let mut scores = RetrievalScores::default();
-    let mut latencies = Vec::with_capacity(questions.len());
+    let modes = {
+        let mut m = args.mode.clone();
+        m.dedup();
+        anyhow::ensure!(!m.is_empty(), "--mode needs at least one mode");
+        m
+    };
+    let answer_mode = if modes.contains(&Mode::Hybrid) {
+        Mode::Hybrid
+    } else {
+        modes[0]
+    };
+    let name = |m: Mode| format!("{m:?}").to_lowercase();
+    let mut scores: std::collections::BTreeMap<String, RetrievalScores> = modes
+        .iter()
+        .map(|&m| (name(m), RetrievalScores::default()))
+        .collect();
+    let mut latencies: std::collections::BTreeMap<String, Vec<f64>> =
+        modes.iter().map(|&m| (name(m), Vec::new())).collect();
     let mut gen_ms = Vec::new();
     let mut ans = AnswerSummary {
         model: args.model.clone(),
@@ -247,16 +276,32 @@ pub fn run(args: EvalArgs) -> Result<()> {
             .embed(&[q.text.as_str()])?
             .pop()
             .expect("one vector");
-        let hits = index.search(&v, chunk_k, ef.max(chunk_k))?;
-        let retrieval_ms = t.elapsed().as_secs_f64() * 1e3;
-        latencies.push(retrieval_ms);
+        let embed_ms = t.elapsed().as_secs_f64() * 1e3;
+        let mut rank_by_mode = std::collections::BTreeMap::new();
+        let mut answer_hits = Vec::new();
+        for &mode in &modes {
+            let t = Instant::now();
+            let hits = index.search_mode(&q.text, &v, chunk_k, ef.max(chunk_k), mode.into())?;
+            let ms = embed_ms + t.elapsed().as_secs_f64() * 1e3;
+            latencies.get_mut(&name(mode)).expect("mode").push(ms);
+            let ranked = dedup_ranked(
+                hits.iter()
+                    .filter_map(|h| paragraph_of(&h.chunk.chunk.path)),
+            );
+            let rank = rank_of(q.paragraph, &ranked);
+            scores.get_mut(&name(mode)).expect("mode").add(rank);
+            rank_by_mode.insert(name(mode), rank);
+            if mode == answer_mode {
+                answer_hits = hits;
+            }
+        }
+        let hits = answer_hits;
+        let retrieval_ms = latencies[&name(answer_mode)].last().copied().unwrap_or(0.0);
         let ranked_hits: Vec<(usize, f32)> = hits
             .iter()
             .filter_map(|h| paragraph_of(&h.chunk.chunk.path).map(|p| (p, h.score)))
             .collect();
         let ranked = dedup_ranked(ranked_hits.iter().map(|x| x.0));
-        let rank = rank_of(q.paragraph, &ranked);
-        scores.add(rank);
         let retrieved = ranked
             .iter()
             .take(10)
@@ -275,7 +320,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             gold_paragraph: q.paragraph,
             gold_answers: &q.answers,
             impossible: q.impossible,
-            rank,
+            rank: rank_by_mode,
             retrieved,
             retrieval_ms,
             answer: None,
@@ -288,7 +333,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             let t = Instant::now();
             let sources: Vec<Source> = hits
                 .iter()
-                .filter(|h| h.score >= args.min_score)
+                .filter(|h| h.similarity >= args.min_score)
                 .take(args.k)
                 .map(|h| Source {
                     label: ask_cmd::label(&h.chunk.chunk.path, &h.chunk.chunk.heading_path),
@@ -336,7 +381,6 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if let Some(f) = out.as_mut() {
         f.flush()?;
     }
-    latencies.sort_by(f64::total_cmp);
     gen_ms.sort_by(f64::total_cmp);
     let answers = answerer.map(|a| {
         let div = |x: f64, n: usize| if n > 0 { x / n as f64 } else { 0.0 };
@@ -357,32 +401,40 @@ pub fn run(args: EvalArgs) -> Result<()> {
         questions: questions.len(),
         encoder: encoder.info().id.clone(),
         retrieval: scores,
-        latency_ms: Latency {
-            p50: percentile(&latencies, 50.0),
-            p95: percentile(&latencies, 95.0),
-            p99: percentile(&latencies, 99.0),
-            max: latencies.last().copied().unwrap_or(0.0),
-        },
+        latency_ms: latencies
+            .into_iter()
+            .map(|(m, mut l)| {
+                l.sort_by(f64::total_cmp);
+                let lat = Latency {
+                    p50: percentile(&l, 50.0),
+                    p95: percentile(&l, 95.0),
+                    p99: percentile(&l, 99.0),
+                    max: l.last().copied().unwrap_or(0.0),
+                };
+                (m, lat)
+            })
+            .collect(),
         answers,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(());
     }
-    let r = &summary.retrieval;
     println!(
         "{}: {} paragraphs ({} chunks), {} questions, encoder {}",
         summary.dataset, summary.paragraphs, summary.chunks, summary.questions, summary.encoder
     );
     println!(
-        "retrieval (dense)   recall@1 {:.3}  recall@5 {:.3}  recall@10 {:.3}  MRR@10 {:.3}",
-        r.recall_at_1, r.recall_at_5, r.recall_at_10, r.mrr_at_10
+        "{:<8} {:>9} {:>9} {:>10} {:>7}   {:>8} {:>8} {:>8}",
+        "mode", "recall@1", "recall@5", "recall@10", "MRR@10", "p50 ms", "p95 ms", "p99 ms"
     );
-    let l = &summary.latency_ms;
-    println!(
-        "latency ms          p50 {:.1}  p95 {:.1}  p99 {:.1}  max {:.1}",
-        l.p50, l.p95, l.p99, l.max
-    );
+    for (mode, r) in &summary.retrieval {
+        let l = &summary.latency_ms[mode];
+        println!(
+            "{:<8} {:>9.3} {:>9.3} {:>10.3} {:>7.3}   {:>8.1} {:>8.1} {:>8.1}",
+            mode, r.recall_at_1, r.recall_at_5, r.recall_at_10, r.mrr_at_10, l.p50, l.p95, l.p99
+        );
+    }
     if let Some(a) = &summary.answers {
         println!(
             "answers ({}, {} metric)  EM {:.3}  F1 {:.3}  wrongly declined {:.3} of {}  correctly declined {:.3} of {} impossible  p50 {:.0} ms",

@@ -83,6 +83,10 @@ pub fn build(
     let previous = if Index::exists(index_dir) {
         match Index::open(index_dir) {
             Ok(ix) => Some(ix),
+            Err(e @ docent_index::IndexError::Outdated { .. }) => {
+                warn(format!("{e}; rebuilding it now"));
+                None
+            }
             Err(e) if args.rebuild => {
                 warn(format!("{e}; rebuilding"));
                 None

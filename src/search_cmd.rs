@@ -6,10 +6,32 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Args;
 use docent_embed::{Encoder, EncoderConfig};
-use docent_index::{Hit, Index};
+use docent_index::{Hit, Index, SearchMode};
 use serde::Serialize;
 
 use crate::index_cmd::{self, IndexArgs};
+
+/// `--mode`: how chunks are ranked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Embedding similarity through the HNSW graph.
+    Dense,
+    /// BM25 over words and Hangul/CJK character bigrams.
+    Lexical,
+    /// Both, fused (weights chosen from the query's script).
+    Hybrid,
+}
+
+impl From<Mode> for SearchMode {
+    fn from(m: Mode) -> Self {
+        match m {
+            Mode::Dense => SearchMode::Dense,
+            Mode::Lexical => SearchMode::Lexical,
+            Mode::Hybrid => SearchMode::Hybrid,
+        }
+    }
+}
 
 #[derive(Debug, Args)]
 pub struct SearchArgs {
@@ -17,7 +39,7 @@ pub struct SearchArgs {
     #[arg(required_unless_present = "queries")]
     pub query: Option<String>,
     /// Run every line of FILE as a query and print latency percentiles
-    /// instead of results (embedding, graph search and chunk fetch, and the whole path).
+    /// instead of results (embedding, ranking in --mode, chunk fetch, and the whole path).
     #[arg(long, value_name = "FILE", conflicts_with = "query")]
     pub queries: Option<PathBuf>,
     /// With --queries: also write each query's hits to FILE, one JSON line
@@ -27,6 +49,9 @@ pub struct SearchArgs {
     /// How many chunks to print.
     #[arg(short, default_value_t = 5)]
     pub k: usize,
+    /// How chunks are ranked.
+    #[arg(long, value_enum, default_value_t = Mode::Hybrid)]
+    pub mode: Mode,
     /// Search breadth of the HNSW graph (default: the index's).
     #[arg(long)]
     pub ef: Option<usize>,
@@ -46,6 +71,7 @@ struct Output<'a> {
     query: &'a str,
     k: usize,
     ef: usize,
+    mode: Mode,
     embed_ms: f64,
     search_ms: f64,
     results: Vec<Result_<'a>>,
@@ -142,6 +168,7 @@ pub fn run(index_dir: &Path, args: SearchArgs) -> Result<()> {
             file,
             args.k,
             ef,
+            args.mode.into(),
             args.json,
             args.hits.as_deref(),
         );
@@ -161,7 +188,7 @@ pub fn run(index_dir: &Path, args: SearchArgs) -> Result<()> {
         .expect("one vector per text");
     let embed_ms = t.elapsed().as_secs_f64() * 1e3;
     let t = Instant::now();
-    let hits = index.search(&q, args.k, ef)?;
+    let hits = index.search_mode(&query, &q, args.k, ef, args.mode.into())?;
     let search_ms = t.elapsed().as_secs_f64() * 1e3;
 
     if args.json {
@@ -169,6 +196,7 @@ pub fn run(index_dir: &Path, args: SearchArgs) -> Result<()> {
             query: &query,
             k: args.k,
             ef,
+            mode: args.mode,
             embed_ms,
             search_ms,
             results: hits
@@ -209,6 +237,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+#[allow(clippy::too_many_arguments)]
 /// Runs each line of `file` as a query, one at a time, and reports the
 /// latency of each stage.
 fn latency(
@@ -217,6 +246,7 @@ fn latency(
     file: &Path,
     k: usize,
     ef: usize,
+    mode: SearchMode,
     json: bool,
     hits_out: Option<&Path>,
 ) -> Result<()> {
@@ -241,7 +271,7 @@ fn latency(
         let t0 = Instant::now();
         let v = encoder.embed(&[q])?.pop().expect("one vector");
         let t1 = Instant::now();
-        let ids = index.dense(&v, k, ef)?;
+        let ids = index.retrieve(q, &v, k, ef, mode)?;
         let t2 = Instant::now();
         let chunks = index.chunks(&ids.iter().map(|x| x.0).collect::<Vec<_>>())?;
         let t3 = Instant::now();
@@ -264,7 +294,7 @@ fn latency(
     let mut rows = Vec::new();
     for (name, v) in [
         ("embed", &mut embed),
-        ("hnsw", &mut graph),
+        ("rank", &mut graph),
         ("fetch", &mut fetch),
         ("total", &mut total),
     ] {
@@ -286,12 +316,12 @@ fn latency(
         .unwrap_or(1);
     if json {
         let out = serde_json::json!({
-            "queries": queries.len(), "k": k, "ef": ef, "chunks": index.len(), "threads": threads, "stages": rows,
+            "queries": queries.len(), "k": k, "ef": ef, "mode": mode, "chunks": index.len(), "threads": threads, "stages": rows,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!(
-            "{} queries, k={k}, ef={ef}, {} chunks, {threads} threads",
+            "{} queries, k={k}, ef={ef}, mode {mode:?}, {} chunks, {threads} threads",
             queries.len(),
             index.len()
         );

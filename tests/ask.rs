@@ -175,7 +175,7 @@ fn ask_answers_from_the_corpus_and_lists_the_right_source() {
         .as_str()
         .unwrap()
         .contains("glossary-en.md"));
-    assert!(v["sources"][0]["score"].as_f64().unwrap() > 0.40);
+    assert!(v["sources"][0]["similarity"].as_f64().unwrap() > 0.40);
     let t = &v["timings"];
     assert!(t["prompt_tokens"].as_u64().unwrap() > 50);
     assert!(t["decode_tokens"].as_u64().unwrap() > 0);

@@ -41,12 +41,14 @@ fn eval_reports_retrieval_metrics_and_reuses_its_index() {
     let v: Value = serde_json::from_str(&common::ok(&common::docent(tmp.path(), &args))).unwrap();
     assert_eq!(v["paragraphs"], 4);
     assert_eq!(v["questions"], 6);
-    let r = &v["retrieval"];
-    // Each question names its paragraph's topic: all are found in the top 5.
-    assert_eq!(r["recall_at_5"].as_f64().unwrap(), 1.0, "{r}");
-    assert!(r["recall_at_1"].as_f64().unwrap() >= 0.6, "{r}");
-    assert!(r["mrr_at_10"].as_f64().unwrap() >= r["recall_at_1"].as_f64().unwrap());
-    assert!(v["latency_ms"]["p50"].as_f64().unwrap() > 0.0);
+    for mode in ["dense", "lexical", "hybrid"] {
+        let r = &v["retrieval"][mode];
+        // Each question names its paragraph's topic: all are found in the top 5.
+        assert_eq!(r["recall_at_5"].as_f64().unwrap(), 1.0, "{mode}: {r}");
+        assert!(r["recall_at_1"].as_f64().unwrap() >= 0.6, "{mode}: {r}");
+        assert!(r["mrr_at_10"].as_f64().unwrap() >= r["recall_at_1"].as_f64().unwrap());
+        assert!(v["latency_ms"][mode]["p50"].as_f64().unwrap() > 0.0);
+    }
     let lines = std::fs::read_to_string(tmp.path().join("per-question.jsonl")).unwrap();
     let records: Vec<Value> = lines
         .lines()

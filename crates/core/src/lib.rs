@@ -29,3 +29,6 @@ pub use document::{Block, BlockKind, Document, SourceKind};
 
 mod encoder;
 pub use encoder::{EncoderInfo, Pooling};
+
+mod lexical;
+pub use lexical::{dense_weight, fuse, lexical_terms};

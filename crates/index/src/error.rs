@@ -25,6 +25,15 @@ pub enum IndexError {
         found: u32,
         supported: u32,
     },
+    #[error(
+        "the index at {path} was written by an older docent (format {found}, this docent reads {supported}); \
+         rebuild it with `docent index DIR` (it is rebuilt automatically)"
+    )]
+    Outdated {
+        path: String,
+        found: u32,
+        supported: u32,
+    },
     #[error("another `docent index` is writing the index at {path}; wait for it to finish")]
     Locked { path: String },
     #[error("index store: {0}")]

@@ -44,7 +44,25 @@ CREATE TABLE chunks (
     vector BLOB NOT NULL
 );
 CREATE INDEX chunks_by_file ON chunks(file_id, ordinal);
+-- Lexical terms of each chunk (docent_core::lexical_terms, space-separated),
+-- rowid = chunk id; FTS5's ascii tokenizer splits only at ASCII separators,
+-- so the terms are indexed exactly as written.
+CREATE VIRTUAL TABLE lexical USING fts5(terms, tokenize = 'ascii');
 ";
+
+/// How chunks are ranked for a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// Cosine similarity of embeddings, through the HNSW graph.
+    Dense,
+    /// BM25 over lexical terms (words, and character bigrams for Hangul and
+    /// CJK), through SQLite FTS5.
+    Lexical,
+    /// Both, fused; the default.
+    #[default]
+    Hybrid,
+}
 
 /// A graph file as recorded at commit, checked at load.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,8 +83,11 @@ pub struct StoredChunk {
 /// One search result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Hit {
-    /// Cosine similarity of query and chunk.
+    /// The ranking score: cosine similarity in dense mode, BM25 in lexical
+    /// mode, the fused score (0 to 1) in hybrid mode.
     pub score: f32,
+    /// Cosine similarity of query and chunk, whatever the mode.
+    pub similarity: f32,
     #[serde(flatten)]
     pub chunk: StoredChunk,
 }
@@ -237,6 +258,12 @@ impl IndexWriter {
                 c.tokens,
                 vector_blob(&v),
             ])?;
+            self.conn
+                .prepare_cached("INSERT INTO lexical (rowid, terms) VALUES (?1, ?2)")?
+                .execute(params![
+                    self.next_id as i64,
+                    docent_core::lexical_terms(&c.text).join(" ")
+                ])?;
             self.next_id += 1;
         }
         Ok(())
@@ -276,7 +303,15 @@ impl IndexWriter {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )?;
         let mut rows = read.query([old_id])?;
+        let mut lexical = self
+            .conn
+            .prepare_cached("INSERT INTO lexical (rowid, terms) VALUES (?1, ?2)")?;
         while let Some(r) = rows.next()? {
+            let text: String = r.get(1)?;
+            lexical.execute(params![
+                self.next_id as i64,
+                docent_core::lexical_terms(&text).join(" ")
+            ])?;
             write.execute(params![
                 self.next_id as i64,
                 file_id,
@@ -479,6 +514,13 @@ impl Index {
         let format: serde_json::Value = serde_json::from_str(&meta_json)
             .map_err(|e| Self::damaged(root, format!("metadata: {e}")))?;
         let found = format.get("format").and_then(|f| f.as_u64()).unwrap_or(0) as u32;
+        if found < FORMAT_VERSION {
+            return Err(IndexError::Outdated {
+                path: root.display().to_string(),
+                found,
+                supported: FORMAT_VERSION,
+            });
+        }
         if found > FORMAT_VERSION {
             return Err(IndexError::Format {
                 path: root.display().to_string(),
@@ -692,15 +734,111 @@ impl Index {
         Ok(all)
     }
 
-    /// Searches and fetches the chunks: the `k` best hits, best first.
+    /// Dense search that fetches the chunks: the `k` best hits, best first.
     pub fn search(&self, query: &[f32], k: usize, ef: usize) -> Result<Vec<Hit>, IndexError> {
         let ids = self.dense(query, k, ef)?;
         let chunks = self.chunks(&ids.iter().map(|(id, _)| *id).collect::<Vec<_>>())?;
         Ok(ids
             .into_iter()
             .zip(chunks)
-            .map(|((_, score), chunk)| Hit { score, chunk })
+            .map(|((_, score), chunk)| Hit {
+                score,
+                similarity: score,
+                chunk,
+            })
             .collect())
+    }
+
+    /// Rows of the lexical table: always [`Index::len`] in a sound index.
+    pub fn lexical_len(&self) -> Result<usize, IndexError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM lexical", [], |r| r.get(0))?;
+        Ok(n as usize)
+    }
+
+    /// BM25 over the chunks' lexical terms: the `k` best chunk ids with
+    /// their BM25 score (higher is better).
+    pub fn lexical(&self, query: &str, k: usize) -> Result<Vec<(u64, f32)>, IndexError> {
+        let mut terms = docent_core::lexical_terms(query);
+        let mut seen = std::collections::HashSet::new();
+        terms.retain(|t| seen.insert(t.clone()));
+        terms.truncate(64);
+        if terms.is_empty() || k == 0 {
+            return Ok(Vec::new());
+        }
+        let expr = terms
+            .iter()
+            .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT rowid, bm25(lexical) FROM lexical WHERE lexical MATCH ?1
+             ORDER BY bm25(lexical) LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![expr, k as i64], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, -(r.get::<_, f64>(1)? as f32)))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The `k` best chunk ids for a query in `mode`, with their ranking
+    /// scores. Hybrid mode fuses the two lists with [`docent_core::fuse`],
+    /// the dense list weighted by the query's script.
+    pub fn retrieve(
+        &self,
+        text: &str,
+        vector: &[f32],
+        k: usize,
+        ef: usize,
+        mode: SearchMode,
+    ) -> Result<Vec<(u64, f32)>, IndexError> {
+        match mode {
+            SearchMode::Dense => self.dense(vector, k, ef),
+            SearchMode::Lexical => self.lexical(text, k),
+            SearchMode::Hybrid => {
+                let pool = (k * 4).max(40);
+                let dense = self.dense(vector, pool, ef.max(pool))?;
+                let lexical = self.lexical(text, pool)?;
+                Ok(docent_core::fuse(
+                    &dense,
+                    &lexical,
+                    docent_core::dense_weight(text),
+                    k,
+                ))
+            }
+        }
+    }
+
+    /// [`Index::retrieve`], then the chunks and each one's cosine similarity.
+    pub fn search_mode(
+        &self,
+        text: &str,
+        vector: &[f32],
+        k: usize,
+        ef: usize,
+        mode: SearchMode,
+    ) -> Result<Vec<Hit>, IndexError> {
+        let ranked = self.retrieve(text, vector, k, ef, mode)?;
+        let ids: Vec<u64> = ranked.iter().map(|(id, _)| *id).collect();
+        let chunks = self.chunks(&ids)?;
+        let mut q = vector.to_vec();
+        normalize(&mut q);
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT vector FROM chunks WHERE id = ?1")?;
+        ranked
+            .into_iter()
+            .zip(chunks)
+            .map(|((id, score), chunk)| {
+                let v = blob_vector(&stmt.query_row([id as i64], |r| r.get::<_, Vec<u8>>(0))?);
+                Ok(Hit {
+                    score,
+                    similarity: crate::distance::dot(&q, &v),
+                    chunk,
+                })
+            })
+            .collect()
     }
 
     /// Chunks by id, in the order asked.

@@ -1,0 +1,156 @@
+//! Lexical and hybrid retrieval: Korean found through character bigrams,
+//! and the lexical table kept in step with the store across re-indexing.
+
+mod common;
+
+use std::path::Path;
+
+use docent_index::{Index, SearchMode};
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+fn top_paths(index: &Index, query: &str, mode: SearchMode) -> Vec<String> {
+    let v = common::encoder().embed(&[query]).unwrap().pop().unwrap();
+    index
+        .search_mode(query, &v, 3, 64, mode)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.chunk.chunk.path)
+        .collect()
+}
+
+#[test]
+fn a_korean_question_sharing_only_bigrams_with_its_paragraph_is_found() {
+    common::encoder();
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    write(
+        &docs,
+        "seoul.txt",
+        "서울특별시는 대한민국의 수도이며 한강을 끼고 있다. 인구는 약 950만 명이다.\n",
+    );
+    write(
+        &docs,
+        "busan.txt",
+        "부산광역시는 대한민국 남동부의 항구 도시로, 해운대 해수욕장이 유명하다.\n",
+    );
+    write(
+        &docs,
+        "jeju.txt",
+        "제주도는 화산섬으로 한라산이 있으며, 감귤 농업과 관광업이 발달했다.\n",
+    );
+    write(
+        &docs,
+        "kimchi.txt",
+        "김치는 배추와 무를 소금에 절이고 고춧가루와 젓갈로 양념하여 발효시킨 음식이다.\n",
+    );
+    common::ok(&common::docent(tmp.path(), &["index", "docs"]));
+    let index = Index::open(&tmp.path().join(".docent")).unwrap();
+    // No word of the question appears as such in the paragraph ("서울"
+    // against "서울특별시는", "인구가" against "인구는"): only the bigrams
+    // 서울 and 인구 are shared.
+    let q = "서울 인구가 얼마나 되나?";
+    for w in q.split_whitespace() {
+        let w = w.trim_end_matches('?');
+        assert!(
+            !std::fs::read_to_string(docs.join("seoul.txt"))
+                .unwrap()
+                .split_whitespace()
+                .any(|d| d == w),
+            "{w} appears as a whole word"
+        );
+    }
+    for mode in [SearchMode::Lexical, SearchMode::Hybrid] {
+        assert_eq!(top_paths(&index, q, mode)[0], "seoul.txt", "{mode:?}");
+    }
+    assert_eq!(
+        top_paths(&index, "배추를 절여 발효한 음식", SearchMode::Hybrid)[0],
+        "kimchi.txt"
+    );
+    assert_eq!(
+        top_paths(&index, "한라산 화산섬", SearchMode::Hybrid)[0],
+        "jeju.txt"
+    );
+    // From the command line too, where hybrid is the default.
+    let out = common::ok(&common::docent(tmp.path(), &["search", q, "-k", "1"]));
+    assert!(out.contains("seoul.txt"), "{out}");
+}
+
+#[test]
+fn the_lexical_table_follows_the_store_through_reindexing() {
+    common::encoder();
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    write(
+        &docs,
+        "a.md",
+        "# Zebras\n\nZebras have black and white stripes.\n",
+    );
+    write(
+        &docs,
+        "b.md",
+        "# Walruses\n\nWalruses have long tusks and live in the Arctic.\n",
+    );
+    write(
+        &docs,
+        "c.md",
+        "# Okapis\n\nThe okapi is a forest giraffid of central Africa.\n",
+    );
+    common::ok(&common::docent(tmp.path(), &["index", "docs"]));
+    let ix = tmp.path().join(".docent");
+    {
+        let index = Index::open(&ix).unwrap();
+        assert_eq!(index.lexical_len().unwrap(), index.len());
+        assert_eq!(
+            top_paths(&index, "walrus tusks", SearchMode::Lexical)[0],
+            "b.md"
+        );
+    }
+    // Change one file, delete one, add one.
+    write(
+        &docs,
+        "a.md",
+        "# Zebras\n\nZebras graze on the savanna of eastern Africa.\n",
+    );
+    std::fs::remove_file(docs.join("b.md")).unwrap();
+    write(
+        &docs,
+        "d.md",
+        "# Narwhals\n\nNarwhals carry a single spiral tusk.\n",
+    );
+    common::ok(&common::docent(tmp.path(), &["index", "docs"]));
+    let index = Index::open(&ix).unwrap();
+    assert_eq!(index.lexical_len().unwrap(), index.len());
+    // Every lexical hit is a live chunk with the text it was indexed from.
+    for (query, want) in [
+        ("stripes", None),
+        ("savanna", Some("a.md")),
+        ("walruses", None),
+        ("spiral tusk", Some("d.md")),
+        ("okapi", Some("c.md")),
+    ] {
+        let ids = index.lexical(query, 10).unwrap();
+        let chunks = index
+            .chunks(&ids.iter().map(|x| x.0).collect::<Vec<_>>())
+            .unwrap();
+        for c in &chunks {
+            let terms = docent_core::lexical_terms(&c.chunk.text);
+            assert!(
+                docent_core::lexical_terms(query)
+                    .iter()
+                    .any(|t| terms.contains(t)),
+                "{query:?} matched a chunk without its terms: {:?}",
+                c.chunk.text
+            );
+        }
+        assert_eq!(
+            chunks.first().map(|c| c.chunk.path.as_str()),
+            want,
+            "{query:?}"
+        );
+    }
+}
