@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use docent_core::{Chunk, ChunkConfig};
 use docent_eval::percentile;
-use docent_index::{FileRecord, Index, IndexMeta, IndexWriter, FORMAT_VERSION};
+use docent_index::{FileRecord, Index, IndexMeta, IndexWriter, SearchMode, FORMAT_VERSION};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -96,9 +96,17 @@ struct CorpusReport {
     /// Stages at the index's default ef.
     default_ef: usize,
     embed_ms: Stage,
+    /// Dense ranking: the HNSW graph.
     hnsw_ms: Stage,
+    /// Lexical ranking: BM25 over FTS5.
+    lexical_ms: Stage,
+    /// Hybrid ranking: both over a wider pool, then fusion.
+    hybrid_ms: Stage,
     fetch_ms: Stage,
+    /// The whole dense `search` path: embed, HNSW, fetch.
     total_ms: Stage,
+    /// The whole hybrid `search` path: embed, hybrid ranking, fetch.
+    total_hybrid_ms: Stage,
     sweep: Vec<EfRow>,
 }
 
@@ -141,13 +149,14 @@ fn normalize(v: &mut [f32]) {
 /// noise of relative size 0.6 to 1.4 (cosine 0.58 to 0.86 to its centre, the
 /// range of real neighbours' similarities), so the corpus is clustered as
 /// real embeddings are, not uniform, and neighbouring clusters overlap.
-fn sample(base: &[Vec<f32>], rng: &mut Rng) -> Vec<f32> {
-    let c = &base[(rng.next_u64() % base.len() as u64) as usize];
+fn sample(base: &[Vec<f32>], rng: &mut Rng) -> (usize, Vec<f32>) {
+    let at = (rng.next_u64() % base.len() as u64) as usize;
+    let c = &base[at];
     let sigma = 0.6 + 0.8 * rng.uniform() as f32;
     let scale = sigma / (c.len() as f32).sqrt();
     let mut v: Vec<f32> = c.iter().map(|x| x + scale * rng.normal()).collect();
     normalize(&mut v);
-    v
+    (at, v)
 }
 
 fn peak_rss_mb() -> f64 {
@@ -210,7 +219,13 @@ fn progress(len: u64, msg: &str, quiet: bool) -> indicatif::ProgressBar {
 }
 
 /// Builds an index of `vectors` (ids in order) at `dir`.
-fn build_synthetic(dir: &Path, base: &Index, vectors: &[Vec<f32>], quiet: bool) -> Result<f64> {
+fn build_synthetic(
+    dir: &Path,
+    base: &Index,
+    vectors: &[Vec<f32>],
+    texts: &[&str],
+    quiet: bool,
+) -> Result<f64> {
     let t = Instant::now();
     let meta = IndexMeta {
         format: FORMAT_VERSION,
@@ -226,7 +241,7 @@ fn build_synthetic(dir: &Path, base: &Index, vectors: &[Vec<f32>], quiet: bool) 
         let path = format!("synthetic/{f:05}.txt");
         let chunks: Vec<Chunk> = (0..group.len())
             .map(|i| {
-                let text = format!("synthetic vector {}", f * 1000 + i);
+                let text = texts[f * 1000 + i].to_string();
                 Chunk {
                     path: path.clone(),
                     ordinal: i as u32,
@@ -262,6 +277,7 @@ fn measure(
     index: &Index,
     vectors: &[Vec<f32>],
     queries: &[Vec<f32>],
+    query_texts: &[String],
     embed_ms: &[f64],
     build_s: Option<f64>,
     load_ms: f64,
@@ -312,8 +328,21 @@ fn measure(
         std::hint::black_box(index.chunks(list)?);
         fetch.push(t.elapsed().as_secs_f64() * 1e3);
     }
+    let (mut lexical, mut hybrid) = (Vec::new(), Vec::new());
+    for (q, text) in queries.iter().zip(query_texts.iter().cycle()) {
+        let t = Instant::now();
+        std::hint::black_box(index.lexical(text, k)?);
+        lexical.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        std::hint::black_box(index.retrieve(text, q, k, default_ef, SearchMode::Hybrid)?);
+        hybrid.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let embed = |i: usize| embed_ms[i % embed_ms.len()];
     let total: Vec<f64> = (0..queries.len())
-        .map(|i| embed_ms[i % embed_ms.len()] + hnsw_lat[i] + fetch[i])
+        .map(|i| embed(i) + hnsw_lat[i] + fetch[i])
+        .collect();
+    let total_hybrid: Vec<f64> = (0..queries.len())
+        .map(|i| embed(i) + hybrid[i] + fetch[i])
         .collect();
     let hnsw = index.meta().hnsw;
     Ok(CorpusReport {
@@ -329,8 +358,11 @@ fn measure(
         default_ef,
         embed_ms: stage(embed_ms.to_vec()),
         hnsw_ms: stage(hnsw_lat),
+        lexical_ms: stage(lexical),
+        hybrid_ms: stage(hybrid),
         fetch_ms: stage(fetch),
         total_ms: stage(total),
+        total_hybrid_ms: stage(total_hybrid),
         sweep,
     })
 }
@@ -366,7 +398,15 @@ pub fn run(index_dir: &Path, cmd: BenchCommand) -> Result<()> {
         "the index at {} is empty",
         index_dir.display()
     );
+    let base_ids: Vec<u64> = stored.iter().map(|(id, _)| *id).collect();
     let base_vectors: Vec<Vec<f32>> = stored.into_iter().map(|(_, v)| v).collect();
+    // Synthetic chunks carry (the start of) their centre's real text, so
+    // that lexical search has real work to do.
+    let base_texts: Vec<String> = base
+        .chunks(&base_ids)?
+        .into_iter()
+        .map(|c| c.chunk.text.chars().take(400).collect())
+        .collect();
 
     // Query texts for the embedding stage: the first sentence of stored chunks.
     let mut rng = Rng(args.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
@@ -406,6 +446,7 @@ pub fn run(index_dir: &Path, cmd: BenchCommand) -> Result<()> {
             &base,
             &base_vectors,
             &qs,
+            &texts,
             &embed_ms,
             None,
             base_load_ms,
@@ -424,14 +465,16 @@ pub fn run(index_dir: &Path, cmd: BenchCommand) -> Result<()> {
             .unwrap_or_else(|| tmp.path().to_path_buf())
             .join(format!("synthetic-{n}"));
         let mut rng = Rng((args.seed ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-        let vectors: Vec<Vec<f32>> = (0..n).map(|_| sample(&base_vectors, &mut rng)).collect();
+        let (centres, vectors): (Vec<usize>, Vec<Vec<f32>>) =
+            (0..n).map(|_| sample(&base_vectors, &mut rng)).unzip();
+        let chunk_texts: Vec<&str> = centres.iter().map(|&c| base_texts[c].as_str()).collect();
         let queries: Vec<Vec<f32>> = (0..args.queries)
-            .map(|_| sample(&base_vectors, &mut rng))
+            .map(|_| sample(&base_vectors, &mut rng).1)
             .collect();
         if work.exists() {
             std::fs::remove_dir_all(&work)?;
         }
-        let build_s = build_synthetic(&work, &base, &vectors, args.json)?;
+        let build_s = build_synthetic(&work, &base, &vectors, &chunk_texts, args.json)?;
         let t = Instant::now();
         let index = Index::open(&work)?;
         let load_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -440,6 +483,7 @@ pub fn run(index_dir: &Path, cmd: BenchCommand) -> Result<()> {
             &index,
             &vectors,
             &queries,
+            &texts,
             &embed_ms,
             Some(build_s),
             load_ms,
@@ -528,8 +572,11 @@ fn print(r: &Report) {
         for (name, s) in [
             ("embed", &c.embed_ms),
             ("hnsw", &c.hnsw_ms),
+            ("lexical", &c.lexical_ms),
+            ("hybrid", &c.hybrid_ms),
             ("fetch", &c.fetch_ms),
             ("search", &c.total_ms),
+            ("search-hy", &c.total_hybrid_ms),
         ] {
             println!(
                 "  {:<10} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",

@@ -36,7 +36,15 @@ fn bench_retrieval_measures_stages_recall_and_draws_the_plot() {
     assert_eq!(c["dim"], 384);
     assert!(c["build_s"].as_f64().unwrap() > 0.0);
     assert!(c["disk_mb"].as_f64().unwrap() > 1.0);
-    for stage in ["embed_ms", "hnsw_ms", "fetch_ms", "total_ms"] {
+    for stage in [
+        "embed_ms",
+        "hnsw_ms",
+        "lexical_ms",
+        "hybrid_ms",
+        "fetch_ms",
+        "total_ms",
+        "total_hybrid_ms",
+    ] {
         let s = &c[stage];
         assert!(s["p50"].as_f64().unwrap() > 0.0, "{stage}");
         assert!(

@@ -48,6 +48,9 @@ CREATE INDEX chunks_by_file ON chunks(file_id, ordinal);
 -- rowid = chunk id; FTS5's ascii tokenizer splits only at ASCII separators,
 -- so the terms are indexed exactly as written.
 CREATE VIRTUAL TABLE lexical USING fts5(terms, tokenize = 'ascii');
+-- Document frequency of each term, to leave out of queries the terms found
+-- in most chunks (their BM25 weight is nil and they are slow to scan).
+CREATE VIRTUAL TABLE lexical_vocab USING fts5vocab('lexical', 'row');
 ";
 
 /// How chunks are ranked for a query.
@@ -763,8 +766,33 @@ impl Index {
         let mut terms = docent_core::lexical_terms(query);
         let mut seen = std::collections::HashSet::new();
         terms.retain(|t| seen.insert(t.clone()));
-        terms.truncate(64);
         if terms.is_empty() || k == 0 {
+            return Ok(Vec::new());
+        }
+        // FTS5's BM25 gives a term in more than half of the chunks an IDF of
+        // almost nothing; scanning its postings would only cost time.
+        let mut df_stmt = self
+            .conn
+            .prepare_cached("SELECT doc FROM lexical_vocab WHERE term = ?1")?;
+        let mut with_df: Vec<(String, i64)> = Vec::with_capacity(terms.len());
+        for t in terms {
+            let df: i64 = df_stmt
+                .query_row([&t], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0);
+            if df > 0 {
+                with_df.push((t, df));
+            }
+        }
+        let half = (self.len / 2).max(1) as i64;
+        let rarest = with_df.iter().map(|x| x.1).min();
+        let mut terms: Vec<String> = with_df
+            .into_iter()
+            .filter(|(_, df)| *df <= half || Some(*df) == rarest)
+            .map(|(t, _)| t)
+            .collect();
+        terms.truncate(64);
+        if terms.is_empty() {
             return Ok(Vec::new());
         }
         let expr = terms
