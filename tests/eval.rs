@@ -43,9 +43,14 @@ fn eval_reports_retrieval_metrics_and_reuses_its_index() {
     assert_eq!(v["questions"], 6);
     for mode in ["dense", "lexical", "hybrid"] {
         let r = &v["retrieval"][mode];
-        // Each question names its paragraph's topic: all are found in the top 5.
-        assert_eq!(r["recall_at_5"].as_f64().unwrap(), 1.0, "{mode}: {r}");
-        assert!(r["recall_at_1"].as_f64().unwrap() >= 0.6, "{mode}: {r}");
+        assert_eq!(r["questions"], 6);
+        // Five of six questions name their paragraph's topic; the sixth is
+        // the impossible one, about nothing in the set.
+        assert!(
+            r["recall_at_5"].as_f64().unwrap() >= 5.0 / 6.0 - 1e-9,
+            "{mode}: {r}"
+        );
+        assert!(r["recall_at_1"].as_f64().unwrap() >= 0.5, "{mode}: {r}");
         assert!(r["mrr_at_10"].as_f64().unwrap() >= r["recall_at_1"].as_f64().unwrap());
         assert!(v["latency_ms"][mode]["p50"].as_f64().unwrap() > 0.0);
     }

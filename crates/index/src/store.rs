@@ -786,7 +786,8 @@ impl Index {
                 with_df.push((t, df));
             }
         }
-        let common = (self.len / 4).max(1) as i64;
+        // (Small indexes keep every term: there is no time to save.)
+        let common = (self.len / 4).max(64) as i64;
         let rarest = with_df.iter().map(|x| x.1).min();
         let mut terms: Vec<String> = with_df
             .into_iter()
