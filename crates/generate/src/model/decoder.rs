@@ -261,10 +261,19 @@ impl Decoder {
         }
         let start = self.pos;
         let total = start + seq;
+        let mut tables: Vec<StepTables> = Vec::new();
         for layer in &mut self.layers {
+            let t = match tables.iter().find(|t| t.same(&layer.attention)) {
+                Some(t) => t.clone(),
+                None => {
+                    let t = StepTables::new(cfg, layer.attention, start, seq)?;
+                    tables.push(t.clone());
+                    t
+                }
+            };
             let residual = x.clone();
             let h = layer.attn_norm.forward(&x)?;
-            let h = attention(cfg, layer, &h, start)?;
+            let h = attention(cfg, layer, &h, start, &t)?;
             let h = match &layer.post_attn_norm {
                 Some(n) => n.forward(&h)?,
                 None => h,
@@ -336,11 +345,64 @@ fn mask(
     Tensor::from_vec(m, (seq, total), &Device::Cpu)
 }
 
+/// What attention needs for one step that depends only on a layer's
+/// attention settings: rotary tables and the additive mask (None when every
+/// key is visible). Built once per distinct setting per step, not per layer.
+#[derive(Clone)]
+struct StepTables {
+    settings: LayerAttention,
+    cos: Tensor,
+    sin: Tensor,
+    /// Keys before this position are outside the window.
+    first: usize,
+    mask: Option<Tensor>,
+}
+
+impl StepTables {
+    fn new(
+        cfg: &DecoderConfig,
+        a: LayerAttention,
+        start: usize,
+        seq: usize,
+    ) -> candle_core::Result<Self> {
+        let (cos, sin) = rope_tables(cfg.head_dim, a.rope_base, a.rope_scale, start, seq)?;
+        let total = start + seq;
+        // Keys that some query of this step can see.
+        let first = match a.window {
+            Some(w) => (start + 1).saturating_sub(w),
+            None => 0,
+        };
+        let mask = if seq > 1 || first > 0 {
+            let n_rep = cfg.n_head / cfg.n_kv_head;
+            Some(
+                mask(start, seq, total, a.window)?
+                    .narrow(1, first, total - first)?
+                    .repeat((n_rep, 1))?,
+            )
+        } else {
+            None
+        };
+        Ok(Self {
+            settings: a,
+            cos,
+            sin,
+            first,
+            mask,
+        })
+    }
+
+    fn same(&self, a: &LayerAttention) -> bool {
+        let s = &self.settings;
+        s.rope_base == a.rope_base && s.rope_scale == a.rope_scale && s.window == a.window
+    }
+}
+
 fn attention(
     cfg: &DecoderConfig,
     layer: &mut Layer,
     x: &Tensor,
     start: usize,
+    t: &StepTables,
 ) -> candle_core::Result<Tensor> {
     let (b, seq, _) = x.dims3()?;
     let hd = cfg.head_dim;
@@ -368,16 +430,15 @@ fn attention(
         Some(n) => n.forward(&k)?,
         None => k.contiguous()?,
     };
-    let a = layer.attention;
-    let (cos, sin) = rope_tables(hd, a.rope_base, a.rope_scale, start, seq)?;
+    let (cos, sin) = (&t.cos, &t.sin);
     let (q, k) = match cfg.rope_layout {
         RopeLayout::Interleaved => (
-            candle_nn::rotary_emb::rope_i(&q, &cos, &sin)?,
-            candle_nn::rotary_emb::rope_i(&k, &cos, &sin)?,
+            candle_nn::rotary_emb::rope_i(&q, cos, sin)?,
+            candle_nn::rotary_emb::rope_i(&k, cos, sin)?,
         ),
         RopeLayout::Halves => (
-            candle_nn::rotary_emb::rope(&q, &cos, &sin)?,
-            candle_nn::rotary_emb::rope(&k, &cos, &sin)?,
+            candle_nn::rotary_emb::rope(&q, cos, sin)?,
+            candle_nn::rotary_emb::rope(&k, cos, sin)?,
         ),
     };
     // llama.cpp keeps the cache in f16 and runs QKᵀ and PV in f16 inputs
@@ -385,11 +446,7 @@ fn attention(
     // decoding on llama.cpp's path (and halves the cache).
     let (k, v) = layer.cache.append(&f16_round(k)?, &f16_round(v)?)?;
     let total = start + seq;
-    // Keys that some query of this step can see.
-    let first = match a.window {
-        Some(w) => (start + 1).saturating_sub(w),
-        None => 0,
-    };
+    let first = t.first;
     let (k, v) = if first > 0 {
         (
             k.narrow(2, first, total - first)?,
@@ -402,7 +459,6 @@ fn attention(
     // the query heads that share a key/value head are stacked along the
     // sequence axis (heads are grouped consecutively), one product per group.
     let n_rep = cfg.n_head / cfg.n_kv_head;
-    let kv_len = total - first;
     let q = f16_round((q * cfg.attn_scale)?)?.contiguous()?.reshape((
         b,
         cfg.n_kv_head,
@@ -412,11 +468,8 @@ fn attention(
     let k = k.contiguous()?;
     let v = v.contiguous()?;
     let mut scores = q.matmul(&k.t()?)?;
-    if seq > 1 || first > 0 {
-        let m = mask(start, seq, total, a.window)?
-            .narrow(1, first, kv_len)?
-            .repeat((n_rep, 1))?;
-        scores = scores.broadcast_add(&m)?;
+    if let Some(m) = &t.mask {
+        scores = scores.broadcast_add(m)?;
     }
     let probs = f16_round(candle_nn::ops::softmax_last_dim(&scores)?)?;
     let out = probs
