@@ -105,6 +105,16 @@ pub struct CommitStats {
     pub generation: String,
 }
 
+/// Writes a chunk's lexical terms under its id (see the schema).
+fn insert_terms(conn: &Connection, id: u64, text: &str) -> Result<(), IndexError> {
+    conn.prepare_cached("INSERT INTO lexical (rowid, terms) VALUES (?1, ?2)")?
+        .execute(params![
+            id as i64,
+            docent_core::lexical_terms(text).join(" ")
+        ])?;
+    Ok(())
+}
+
 fn vector_blob(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
@@ -261,12 +271,7 @@ impl IndexWriter {
                 c.tokens,
                 vector_blob(&v),
             ])?;
-            self.conn
-                .prepare_cached("INSERT INTO lexical (rowid, terms) VALUES (?1, ?2)")?
-                .execute(params![
-                    self.next_id as i64,
-                    docent_core::lexical_terms(&c.text).join(" ")
-                ])?;
+            insert_terms(&self.conn, self.next_id, &c.text)?;
             self.next_id += 1;
         }
         Ok(())
@@ -306,15 +311,8 @@ impl IndexWriter {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )?;
         let mut rows = read.query([old_id])?;
-        let mut lexical = self
-            .conn
-            .prepare_cached("INSERT INTO lexical (rowid, terms) VALUES (?1, ?2)")?;
         while let Some(r) = rows.next()? {
-            let text: String = r.get(1)?;
-            lexical.execute(params![
-                self.next_id as i64,
-                docent_core::lexical_terms(&text).join(" ")
-            ])?;
+            insert_terms(&self.conn, self.next_id, &r.get::<_, String>(1)?)?;
             write.execute(params![
                 self.next_id as i64,
                 file_id,
