@@ -35,7 +35,6 @@ pub mod generator;
 pub mod gguf;
 pub mod model;
 pub mod prompt;
-pub mod quant;
 pub mod sampler;
 pub mod template;
 pub mod tokenizer;

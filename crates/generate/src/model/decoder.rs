@@ -4,24 +4,22 @@
 //! the reference docent is checked against.
 //!
 //! The families in `llama.rs` and `gemma3.rs` only read their metadata into
-//! a [`DecoderConfig`]; the computation is shared.
+//! a [`DecoderConfig`]; the computation is shared, and every operation in
+//! it is a kernel of `docent-kernels` on buffers allocated once at load:
+//! a step allocates only the logits it returns.
 
-use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType, QTensor};
-use candle_core::{DType, Device, Tensor};
-use candle_nn::kv_cache::KvCache;
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::Device;
+use half::f16;
+use rayon::prelude::*;
+
+use docent_kernels::ops;
+pub use docent_kernels::ops::RopeLayout;
+use docent_kernels::quant::{Activations, Format, QMatrix};
+use docent_kernels::Isa;
 
 use crate::gguf::GgufFile;
-use crate::quant::QMatrix;
 use crate::GenerateError;
-
-/// How rotary embeddings pair up the dimensions of a head.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RopeLayout {
-    /// Adjacent pairs (llama.cpp's `NORM`; GGUF llama weights are permuted for it).
-    Interleaved,
-    /// First half with second half (llama.cpp's `NEOX`; Gemma, Qwen).
-    Halves,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
@@ -63,110 +61,115 @@ pub struct DecoderConfig {
     pub train_context: usize,
 }
 
-struct RmsNorm {
-    weight: Tensor,
-    eps: f64,
-}
-
-impl RmsNorm {
-    fn load(file: &mut GgufFile, name: &str, eps: f64) -> Result<Self, GenerateError> {
-        let weight = file.tensor(name)?.dequantize(&Device::Cpu)?;
-        Ok(Self { weight, eps })
-    }
-
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps as f32)
-    }
-}
-
-/// Token embeddings kept in their quantised form; rows are dequantised on
-/// lookup, so a 262k-token vocabulary does not cost a gigabyte of f32.
-struct Embeddings {
-    dtype: GgmlDType,
-    data: Vec<u8>,
-    row_bytes: usize,
-    dim: usize,
-    rows: usize,
-}
-
-impl Embeddings {
-    fn new(q: &QTensor) -> Result<Self, GenerateError> {
-        let (rows, dim) = q.shape().dims2()?;
-        let dtype = q.dtype();
-        let data = q.data()?.into_owned();
-        let row_bytes = dim / dtype.block_size() * dtype.type_size();
-        Ok(Self {
-            dtype,
-            data,
-            row_bytes,
-            dim,
-            rows,
-        })
-    }
-
-    fn lookup(&self, ids: &[u32]) -> candle_core::Result<Tensor> {
-        let mut rows = Vec::with_capacity(ids.len());
-        for &id in ids {
-            let id = id as usize;
-            if id >= self.rows {
-                candle_core::bail!("token id {id} is outside the vocabulary ({})", self.rows);
-            }
-            let raw = &self.data[id * self.row_bytes..(id + 1) * self.row_bytes];
-            let q = qtensor_from_ggml(self.dtype, raw, vec![self.dim], &Device::Cpu)?;
-            rows.push(q.dequantize(&Device::Cpu)?);
-        }
-        Tensor::stack(&rows, 0)
-    }
-}
-
 struct Layer {
-    attn_norm: RmsNorm,
-    wq: Linear,
-    wk: Linear,
-    wv: Linear,
-    wo: Linear,
-    q_norm: Option<RmsNorm>,
-    k_norm: Option<RmsNorm>,
-    post_attn_norm: Option<RmsNorm>,
-    ffn_norm: RmsNorm,
-    gate: Linear,
-    up: Linear,
-    down: Linear,
-    post_ffn_norm: Option<RmsNorm>,
-    attention: LayerAttention,
-    cache: KvCache,
+    attn_norm: Vec<f32>,
+    wq: QMatrix,
+    wk: QMatrix,
+    wv: QMatrix,
+    wo: QMatrix,
+    q_norm: Option<Vec<f32>>,
+    k_norm: Option<Vec<f32>>,
+    post_attn_norm: Option<Vec<f32>>,
+    ffn_norm: Vec<f32>,
+    gate: QMatrix,
+    up: QMatrix,
+    down: QMatrix,
+    post_ffn_norm: Option<Vec<f32>>,
+    window: Option<usize>,
+    /// Index into [`Decoder::rope`].
+    rope: usize,
+    /// Keys and values, `[kv head][position][head_dim]`, in f16 as
+    /// llama.cpp keeps them.
+    k_cache: Vec<f16>,
+    v_cache: Vec<f16>,
+}
+
+/// cos/sin tables for one rotary setting, every position of the context.
+struct Rope {
+    base: f32,
+    scale: f32,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+/// Buffers reused by every step.
+#[derive(Default)]
+struct Scratch {
+    x: Vec<f32>,
+    xn: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    attn: Vec<f32>,
+    o: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    /// Keys and values of the visible positions, converted to f32.
+    kf: Vec<f32>,
+    vf: Vec<f32>,
+    acts: Activations,
 }
 
 /// The loaded model and its key/value cache.
 pub struct Decoder {
     cfg: DecoderConfig,
-    embeddings: Embeddings,
+    isa: Isa,
+    embeddings: QMatrix,
+    /// `None`: the output projection is the embedding matrix.
+    output: Option<QMatrix>,
+    norm: Vec<f32>,
     layers: Vec<Layer>,
-    norm: RmsNorm,
-    output: Linear,
+    rope: Vec<Rope>,
     /// Positions already in the cache.
     pos: usize,
     context: usize,
+    scratch: Scratch,
 }
 
-/// A linear layer over a quantised weight matrix.
-struct Linear(QMatrix);
+fn format_of(name: &str, t: GgmlDType) -> Result<Format, GenerateError> {
+    Ok(match t {
+        GgmlDType::F32 => Format::F32,
+        GgmlDType::F16 => Format::F16,
+        GgmlDType::Q4_0 => Format::Q4_0,
+        GgmlDType::Q4_1 => Format::Q4_1,
+        GgmlDType::Q5_0 => Format::Q5_0,
+        GgmlDType::Q5_1 => Format::Q5_1,
+        GgmlDType::Q8_0 => Format::Q8_0,
+        GgmlDType::Q4K => Format::Q4K,
+        GgmlDType::Q5K => Format::Q5K,
+        GgmlDType::Q6K => Format::Q6K,
+        other => {
+            return Err(GenerateError::Config(format!(
+                "tensor {name} is stored as {other:?}, a format docent cannot multiply yet"
+            )))
+        }
+    })
+}
 
-impl Linear {
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let dims = x.dims().to_vec();
-        let k = *dims.last().expect("non-scalar input");
-        let n = x.elem_count() / k;
-        let flat: Vec<f32> = x.flatten_all()?.to_vec1()?;
-        let out = self.0.matmul(&flat, n);
-        let mut shape = dims;
-        *shape.last_mut().expect("non-scalar input") = self.0.rows();
-        Tensor::from_vec(out, shape, &Device::Cpu)
+fn qmatrix_of(name: &str, q: &QTensor) -> Result<QMatrix, GenerateError> {
+    let fmt = format_of(name, q.dtype())?;
+    let (rows, cols) = q.shape().dims2()?;
+    let data = q.data()?.into_owned();
+    QMatrix::new(name, fmt, rows, cols, data).map_err(|e| GenerateError::Config(e.to_string()))
+}
+
+fn qmatrix(file: &mut GgufFile, name: &str) -> Result<QMatrix, GenerateError> {
+    qmatrix_of(name, &file.tensor(name)?)
+}
+
+fn vector(file: &mut GgufFile, name: &str, len: usize) -> Result<Vec<f32>, GenerateError> {
+    let v: Vec<f32> = file
+        .tensor(name)?
+        .dequantize(&Device::Cpu)?
+        .flatten_all()?
+        .to_vec1()?;
+    if v.len() != len {
+        return Err(GenerateError::BadModelFile {
+            path: file.path().to_path_buf(),
+            reason: format!("{name} has {} values, expected {len}", v.len()),
+        });
     }
-}
-
-fn linear(file: &mut GgufFile, name: &str) -> Result<Linear, GenerateError> {
-    Ok(Linear(QMatrix::from_qtensor(name, &file.tensor(name)?)?))
+    Ok(v)
 }
 
 impl Decoder {
@@ -177,51 +180,105 @@ impl Decoder {
         cfg: DecoderConfig,
         context: usize,
     ) -> Result<Self, GenerateError> {
-        let eps = cfg.rms_eps;
-        let embd = file.tensor("token_embd.weight")?;
-        let embeddings = Embeddings::new(&embd)?;
+        let (d, hd) = (cfg.n_embd, cfg.head_dim);
+        let embeddings = qmatrix(file, "token_embd.weight")?;
+        if embeddings.cols() != d {
+            return Err(GenerateError::BadModelFile {
+                path: file.path().to_path_buf(),
+                reason: format!("token embeddings are {} wide, not {d}", embeddings.cols()),
+            });
+        }
         let output = if file.has_tensor("output.weight") {
-            linear(file, "output.weight")?
+            Some(qmatrix(file, "output.weight")?)
         } else {
-            Linear(QMatrix::from_qtensor("token_embd.weight", &embd)?)
+            None
         };
-        let norm = RmsNorm::load(file, "output_norm.weight", eps)?;
+        let norm = vector(file, "output_norm.weight", d)?;
+        let mut rope: Vec<Rope> = Vec::new();
         let mut layers = Vec::with_capacity(cfg.n_layer);
+        let kv_len = cfg.n_kv_head * context * hd;
         for i in 0..cfg.n_layer {
             let p = format!("blk.{i}");
-            let opt_norm = |file: &mut GgufFile, on: bool, n: &str| -> Result<_, GenerateError> {
-                if on {
-                    Ok(Some(RmsNorm::load(file, &format!("{p}.{n}.weight"), eps)?))
-                } else {
-                    Ok(None)
+            let a = cfg.layers[i];
+            let rope_at = match rope
+                .iter()
+                .position(|r| r.base == a.rope_base && r.scale == a.rope_scale)
+            {
+                Some(at) => at,
+                None => {
+                    let (cos, sin) = ops::rope_tables(hd, a.rope_base, a.rope_scale, context);
+                    rope.push(Rope {
+                        base: a.rope_base,
+                        scale: a.rope_scale,
+                        cos,
+                        sin,
+                    });
+                    rope.len() - 1
                 }
             };
-            layers.push(Layer {
-                attn_norm: RmsNorm::load(file, &format!("{p}.attn_norm.weight"), eps)?,
-                wq: linear(file, &format!("{p}.attn_q.weight"))?,
-                wk: linear(file, &format!("{p}.attn_k.weight"))?,
-                wv: linear(file, &format!("{p}.attn_v.weight"))?,
-                wo: linear(file, &format!("{p}.attn_output.weight"))?,
-                q_norm: opt_norm(file, cfg.qk_norm, "attn_q_norm")?,
-                k_norm: opt_norm(file, cfg.qk_norm, "attn_k_norm")?,
-                post_attn_norm: opt_norm(file, cfg.post_norms, "post_attention_norm")?,
-                ffn_norm: RmsNorm::load(file, &format!("{p}.ffn_norm.weight"), eps)?,
-                gate: linear(file, &format!("{p}.ffn_gate.weight"))?,
-                up: linear(file, &format!("{p}.ffn_up.weight"))?,
-                down: linear(file, &format!("{p}.ffn_down.weight"))?,
-                post_ffn_norm: opt_norm(file, cfg.post_norms, "post_ffw_norm")?,
-                attention: cfg.layers[i],
-                cache: KvCache::new(2, context),
-            });
+            let mut opt = |on: bool, n: &str, len: usize| -> Result<_, GenerateError> {
+                Ok(if on {
+                    Some(vector(file, &format!("{p}.{n}.weight"), len)?)
+                } else {
+                    None
+                })
+            };
+            let q_norm = opt(cfg.qk_norm, "attn_q_norm", hd)?;
+            let k_norm = opt(cfg.qk_norm, "attn_k_norm", hd)?;
+            let post_attn_norm = opt(cfg.post_norms, "post_attention_norm", d)?;
+            let post_ffn_norm = opt(cfg.post_norms, "post_ffw_norm", d)?;
+            let layer = Layer {
+                attn_norm: vector(file, &format!("{p}.attn_norm.weight"), d)?,
+                wq: qmatrix(file, &format!("{p}.attn_q.weight"))?,
+                wk: qmatrix(file, &format!("{p}.attn_k.weight"))?,
+                wv: qmatrix(file, &format!("{p}.attn_v.weight"))?,
+                wo: qmatrix(file, &format!("{p}.attn_output.weight"))?,
+                q_norm,
+                k_norm,
+                post_attn_norm,
+                ffn_norm: vector(file, &format!("{p}.ffn_norm.weight"), d)?,
+                gate: qmatrix(file, &format!("{p}.ffn_gate.weight"))?,
+                up: qmatrix(file, &format!("{p}.ffn_up.weight"))?,
+                down: qmatrix(file, &format!("{p}.ffn_down.weight"))?,
+                post_ffn_norm,
+                window: a.window,
+                rope: rope_at,
+                k_cache: vec![f16::ZERO; kv_len],
+                v_cache: vec![f16::ZERO; kv_len],
+            };
+            let shapes = [
+                ("attn_q", &layer.wq, cfg.n_head * hd, d),
+                ("attn_k", &layer.wk, cfg.n_kv_head * hd, d),
+                ("attn_v", &layer.wv, cfg.n_kv_head * hd, d),
+                ("attn_output", &layer.wo, d, cfg.n_head * hd),
+                ("ffn_up", &layer.up, layer.gate.rows(), d),
+                ("ffn_down", &layer.down, d, layer.gate.rows()),
+            ];
+            for (n, m, rows, cols) in shapes {
+                if m.rows() != rows || m.cols() != cols {
+                    return Err(GenerateError::BadModelFile {
+                        path: file.path().to_path_buf(),
+                        reason: format!(
+                            "{p}.{n} is {} × {}, expected {rows} × {cols}",
+                            m.rows(),
+                            m.cols()
+                        ),
+                    });
+                }
+            }
+            layers.push(layer);
         }
         Ok(Self {
             cfg,
+            isa: Isa::detect(),
             embeddings,
-            layers,
-            norm,
             output,
+            norm,
+            layers,
+            rope,
             pos: 0,
             context,
+            scratch: Scratch::default(),
         })
     }
 
@@ -235,276 +292,188 @@ impl Decoder {
 
     pub fn reset(&mut self) {
         self.pos = 0;
-        for l in &mut self.layers {
-            l.cache.reset();
-        }
     }
 
     /// Runs `ids` (the next tokens after those already seen) and returns the
     /// logits that predict the token after the last one.
-    pub fn forward(&mut self, ids: &[u32]) -> candle_core::Result<Vec<f32>> {
+    pub fn forward(&mut self, ids: &[u32]) -> Result<Vec<f32>, GenerateError> {
         let seq = ids.len();
         if seq == 0 {
-            candle_core::bail!("no tokens to run");
+            return Err(GenerateError::Config("no tokens to run".into()));
         }
         if self.pos + seq > self.context {
-            candle_core::bail!(
-                "{} tokens do not fit in the {}-token context",
-                self.pos + seq,
-                self.context
-            );
+            return Err(GenerateError::ContextFull {
+                needed: self.pos + seq,
+                context: self.context,
+            });
+        }
+        let vocab = self.embeddings.rows();
+        if let Some(&bad) = ids.iter().find(|&&id| id as usize >= vocab) {
+            return Err(GenerateError::Config(format!(
+                "token id {bad} is outside the vocabulary ({vocab})"
+            )));
         }
         let cfg = &self.cfg;
-        let mut x = self.embeddings.lookup(ids)?.unsqueeze(0)?;
-        if let Some(s) = cfg.embed_scale {
-            x = (x * s)?;
+        let isa = self.isa;
+        let (d, hd) = (cfg.n_embd, cfg.head_dim);
+        let (nq, nkv) = (cfg.n_head * hd, cfg.n_kv_head * hd);
+        let eps = cfg.rms_eps as f32;
+        let s = &mut self.scratch;
+        s.x.resize(seq * d, 0.0);
+        for (row, &id) in s.x.chunks_exact_mut(d).zip(ids) {
+            self.embeddings.dequantize_row(id as usize, row);
+            if let Some(scale) = cfg.embed_scale {
+                ops::scale_in_place(row, scale as f32);
+            }
         }
         let start = self.pos;
         let total = start + seq;
-        let mut tables: Vec<StepTables> = Vec::new();
+        s.xn.resize(seq * d, 0.0);
+        s.q.resize(seq * nq, 0.0);
+        s.k.resize(seq * nkv, 0.0);
+        s.v.resize(seq * nkv, 0.0);
+        s.attn.resize(seq * nq, 0.0);
+        s.o.resize(seq * d, 0.0);
         for layer in &mut self.layers {
-            let t = match tables.iter().find(|t| t.same(&layer.attention)) {
-                Some(t) => t.clone(),
-                None => {
-                    let t = StepTables::new(cfg, layer.attention, start, seq)?;
-                    tables.push(t.clone());
-                    t
+            ops::rms_norm(&s.x, &layer.attn_norm, eps, &mut s.xn);
+            matmul(&layer.wq, &s.xn, &mut s.acts, &mut s.q, isa, false);
+            matmul(&layer.wk, &s.xn, &mut s.acts, &mut s.k, isa, true);
+            matmul(&layer.wv, &s.xn, &mut s.acts, &mut s.v, isa, true);
+            if let Some(w) = &layer.q_norm {
+                ops::rms_norm_in_place(&mut s.q, w, eps);
+            }
+            if let Some(w) = &layer.k_norm {
+                ops::rms_norm_in_place(&mut s.k, w, eps);
+            }
+            let rope = &self.rope[layer.rope];
+            let half = hd / 2;
+            for i in 0..seq {
+                let p = start + i;
+                let (cos, sin) = (
+                    &rope.cos[p * half..(p + 1) * half],
+                    &rope.sin[p * half..(p + 1) * half],
+                );
+                ops::rope(
+                    &mut s.q[i * nq..(i + 1) * nq],
+                    hd,
+                    cos,
+                    sin,
+                    cfg.rope_layout,
+                );
+                ops::rope(
+                    &mut s.k[i * nkv..(i + 1) * nkv],
+                    hd,
+                    cos,
+                    sin,
+                    cfg.rope_layout,
+                );
+            }
+            // llama.cpp keeps the cache in f16 and runs QKᵀ and PV on f16
+            // inputs with f32 sums; rounding the same values the same way
+            // keeps greedy decoding on llama.cpp's path.
+            ops::scale_in_place(&mut s.q, cfg.attn_scale as f32);
+            ops::round_f16(&mut s.q);
+            for i in 0..seq {
+                for g in 0..cfg.n_kv_head {
+                    let at = (g * self.context + start + i) * hd;
+                    let from = i * nkv + g * hd;
+                    ops::f32_to_f16(&s.k[from..from + hd], &mut layer.k_cache[at..at + hd]);
+                    ops::f32_to_f16(&s.v[from..from + hd], &mut layer.v_cache[at..at + hd]);
                 }
+            }
+            // Keys some query of this step can see.
+            let first = match layer.window {
+                Some(w) => (start + 1).saturating_sub(w),
+                None => 0,
             };
-            let residual = x.clone();
-            let h = layer.attn_norm.forward(&x)?;
-            let h = attention(cfg, layer, &h, start, &t)?;
-            let h = match &layer.post_attn_norm {
-                Some(n) => n.forward(&h)?,
-                None => h,
+            let n = total - first;
+            s.kf.resize(cfg.n_kv_head * n * hd, 0.0);
+            s.vf.resize(cfg.n_kv_head * n * hd, 0.0);
+            for g in 0..cfg.n_kv_head {
+                let at = (g * self.context + first) * hd;
+                ops::f16_to_f32(
+                    &layer.k_cache[at..at + n * hd],
+                    &mut s.kf[g * n * hd..(g + 1) * n * hd],
+                );
+                ops::f16_to_f32(
+                    &layer.v_cache[at..at + n * hd],
+                    &mut s.vf[g * n * hd..(g + 1) * n * hd],
+                );
+            }
+            let n_rep = cfg.n_head / cfg.n_kv_head;
+            let (q, kf, vf, window) = (&s.q, &s.kf, &s.vf, layer.window);
+            let head = |(t, out): (usize, &mut [f32]), scores: &mut Vec<f32>| {
+                let (i, h) = (t / cfg.n_head, t % cfg.n_head);
+                let g = h / n_rep;
+                let p = start + i;
+                let lo = match window {
+                    Some(w) => (p + 1).saturating_sub(w),
+                    None => 0,
+                }
+                .max(first);
+                let (a, b) = ((lo - first) * hd, (p + 1 - first) * hd);
+                let base = g * n * hd;
+                scores.resize(n, 0.0);
+                ops::attend(
+                    isa,
+                    &q[i * nq + h * hd..i * nq + (h + 1) * hd],
+                    &kf[base + a..base + b],
+                    &vf[base + a..base + b],
+                    scores,
+                    out,
+                );
             };
-            x = (h + residual)?;
-            let residual = x.clone();
-            let h = layer.ffn_norm.forward(&x)?;
-            let gate = layer.gate.forward(&h)?;
-            let gate = match cfg.activation {
-                Activation::Silu => candle_nn::ops::silu(&gate)?,
-                Activation::GeluTanh => gelu_f16_table(&gate)?,
-            };
-            let h = layer.down.forward(&(gate * layer.up.forward(&h)?)?)?;
-            let h = match &layer.post_ffn_norm {
-                Some(n) => n.forward(&h)?,
-                None => h,
-            };
-            x = (h + residual)?;
+            if seq * cfg.n_head > 1 && n * seq >= 256 {
+                s.attn
+                    .par_chunks_mut(hd)
+                    .enumerate()
+                    .for_each_init(Vec::new, |scores, t| head(t, scores));
+            } else {
+                let mut scores = Vec::new();
+                for t in s.attn.chunks_mut(hd).enumerate() {
+                    head(t, &mut scores);
+                }
+            }
+            matmul(&layer.wo, &s.attn, &mut s.acts, &mut s.o, isa, false);
+            if let Some(w) = &layer.post_attn_norm {
+                ops::rms_norm_in_place(&mut s.o, w, eps);
+            }
+            ops::add_in_place(&mut s.x, &s.o);
+
+            ops::rms_norm(&s.x, &layer.ffn_norm, eps, &mut s.xn);
+            let ff = layer.gate.rows();
+            s.gate.resize(seq * ff, 0.0);
+            s.up.resize(seq * ff, 0.0);
+            matmul(&layer.gate, &s.xn, &mut s.acts, &mut s.gate, isa, false);
+            matmul(&layer.up, &s.xn, &mut s.acts, &mut s.up, isa, true);
+            match cfg.activation {
+                Activation::Silu => ops::silu_mul(&mut s.gate, &s.up),
+                Activation::GeluTanh => ops::gelu_mul(&mut s.gate, &s.up),
+            }
+            matmul(&layer.down, &s.gate, &mut s.acts, &mut s.o, isa, false);
+            if let Some(w) = &layer.post_ffn_norm {
+                ops::rms_norm_in_place(&mut s.o, w, eps);
+            }
+            ops::add_in_place(&mut s.x, &s.o);
         }
         self.pos = total;
-        let last = x.narrow(1, seq - 1, 1)?;
-        let last = self.norm.forward(&last)?;
-        let logits = self.output.forward(&last)?;
-        logits.flatten_all()?.to_dtype(DType::F32)?.to_vec1()
+        let last = &s.x[(seq - 1) * d..];
+        let mut normed = vec![0f32; d];
+        ops::rms_norm(last, &self.norm, eps, &mut normed);
+        let out = self.output.as_ref().unwrap_or(&self.embeddings);
+        let mut logits = vec![0f32; out.rows()];
+        out.matmul(&normed, &mut s.acts, &mut logits, isa);
+        Ok(logits)
     }
 }
 
-/// cos and sin tables for positions `start..start+seq`.
-fn rope_tables(
-    head_dim: usize,
-    base: f32,
-    scale: f32,
-    start: usize,
-    seq: usize,
-) -> candle_core::Result<(Tensor, Tensor)> {
-    let half = head_dim / 2;
-    let mut cos = Vec::with_capacity(seq * half);
-    let mut sin = Vec::with_capacity(seq * half);
-    for p in start..start + seq {
-        for i in 0..half {
-            let theta = base.powf(-2.0 * i as f32 / head_dim as f32);
-            let angle = p as f32 * scale * theta;
-            cos.push(angle.cos());
-            sin.push(angle.sin());
-        }
-    }
-    Ok((
-        Tensor::from_vec(cos, (seq, half), &Device::Cpu)?,
-        Tensor::from_vec(sin, (seq, half), &Device::Cpu)?,
-    ))
-}
-
-/// Additive mask (0 or -inf) of shape (seq, total) for queries at
-/// `start..start+seq` over keys `0..total`.
-fn mask(
-    start: usize,
-    seq: usize,
-    total: usize,
-    window: Option<usize>,
-) -> candle_core::Result<Tensor> {
-    let mut m = Vec::with_capacity(seq * total);
-    for i in 0..seq {
-        let q = start + i;
-        for k in 0..total {
-            let visible = k <= q && window.is_none_or(|w| q - k < w);
-            m.push(if visible { 0f32 } else { f32::NEG_INFINITY });
-        }
-    }
-    Tensor::from_vec(m, (seq, total), &Device::Cpu)
-}
-
-/// What attention needs for one step that depends only on a layer's
-/// attention settings: rotary tables and the additive mask (None when every
-/// key is visible). Built once per distinct setting per step, not per layer.
-#[derive(Clone)]
-struct StepTables {
-    settings: LayerAttention,
-    cos: Tensor,
-    sin: Tensor,
-    /// Keys before this position are outside the window.
-    first: usize,
-    mask: Option<Tensor>,
-}
-
-impl StepTables {
-    fn new(
-        cfg: &DecoderConfig,
-        a: LayerAttention,
-        start: usize,
-        seq: usize,
-    ) -> candle_core::Result<Self> {
-        let (cos, sin) = rope_tables(cfg.head_dim, a.rope_base, a.rope_scale, start, seq)?;
-        let total = start + seq;
-        // Keys that some query of this step can see.
-        let first = match a.window {
-            Some(w) => (start + 1).saturating_sub(w),
-            None => 0,
-        };
-        let mask = if seq > 1 || first > 0 {
-            let n_rep = cfg.n_head / cfg.n_kv_head;
-            Some(
-                mask(start, seq, total, a.window)?
-                    .narrow(1, first, total - first)?
-                    .repeat((n_rep, 1))?,
-            )
-        } else {
-            None
-        };
-        Ok(Self {
-            settings: a,
-            cos,
-            sin,
-            first,
-            mask,
-        })
-    }
-
-    fn same(&self, a: &LayerAttention) -> bool {
-        let s = &self.settings;
-        s.rope_base == a.rope_base && s.rope_scale == a.rope_scale && s.window == a.window
-    }
-}
-
-fn attention(
-    cfg: &DecoderConfig,
-    layer: &mut Layer,
-    x: &Tensor,
-    start: usize,
-    t: &StepTables,
-) -> candle_core::Result<Tensor> {
-    let (b, seq, _) = x.dims3()?;
-    let hd = cfg.head_dim;
-    let q = layer
-        .wq
-        .forward(x)?
-        .reshape((b, seq, cfg.n_head, hd))?
-        .transpose(1, 2)?;
-    let k = layer
-        .wk
-        .forward(x)?
-        .reshape((b, seq, cfg.n_kv_head, hd))?
-        .transpose(1, 2)?;
-    let v = layer
-        .wv
-        .forward(x)?
-        .reshape((b, seq, cfg.n_kv_head, hd))?
-        .transpose(1, 2)?
-        .contiguous()?;
-    let q = match &layer.q_norm {
-        Some(n) => n.forward(&q)?,
-        None => q.contiguous()?,
-    };
-    let k = match &layer.k_norm {
-        Some(n) => n.forward(&k)?,
-        None => k.contiguous()?,
-    };
-    let (cos, sin) = (&t.cos, &t.sin);
-    let (q, k) = match cfg.rope_layout {
-        RopeLayout::Interleaved => (
-            candle_nn::rotary_emb::rope_i(&q, cos, sin)?,
-            candle_nn::rotary_emb::rope_i(&k, cos, sin)?,
-        ),
-        RopeLayout::Halves => (
-            candle_nn::rotary_emb::rope(&q, cos, sin)?,
-            candle_nn::rotary_emb::rope(&k, cos, sin)?,
-        ),
-    };
-    // llama.cpp keeps the cache in f16 and runs QKᵀ and PV in f16 inputs
-    // with f32 sums; rounding the same values the same way keeps greedy
-    // decoding on llama.cpp's path (and halves the cache).
-    let (k, v) = layer.cache.append(&f16_round(k)?, &f16_round(v)?)?;
-    let total = start + seq;
-    let first = t.first;
-    let (k, v) = if first > 0 {
-        (
-            k.narrow(2, first, total - first)?,
-            v.narrow(2, first, total - first)?,
-        )
+/// `out = x · mᵀ`. With `reuse`, the activations quantised for the previous
+/// product (of the same `x`) are used again when `m` pairs with the same
+/// quantisation.
+fn matmul(m: &QMatrix, x: &[f32], acts: &mut Activations, out: &mut [f32], isa: Isa, reuse: bool) {
+    if reuse && acts.suits(m.format(), m.cols(), x.len() / m.cols()) {
+        m.matmul_quantized(acts, out, isa);
     } else {
-        (k, v)
-    };
-    // Grouped-query attention without copying keys and values per head:
-    // the query heads that share a key/value head are stacked along the
-    // sequence axis (heads are grouped consecutively), one product per group.
-    let n_rep = cfg.n_head / cfg.n_kv_head;
-    let q = f16_round((q * cfg.attn_scale)?)?.contiguous()?.reshape((
-        b,
-        cfg.n_kv_head,
-        n_rep * seq,
-        hd,
-    ))?;
-    let k = k.contiguous()?;
-    let v = v.contiguous()?;
-    let mut scores = q.matmul(&k.t()?)?;
-    if let Some(m) = &t.mask {
-        scores = scores.broadcast_add(m)?;
+        m.matmul(x, acts, out, isa);
     }
-    let probs = f16_round(candle_nn::ops::softmax_last_dim(&scores)?)?;
-    let out = probs
-        .matmul(&v)?
-        .reshape((b, cfg.n_head, seq, hd))?
-        .transpose(1, 2)?
-        .reshape((b, seq, cfg.n_head * hd))?;
-    layer.wo.forward(&out)
-}
-
-/// GELU (tanh) as ggml computes it on the CPU: through a table indexed by
-/// the f16 value of the input and holding f16 results, with the tails cut
-/// at ±10.
-/// Rounds to f16 and back, as llama.cpp's f16 cache and f16 attention
-/// inputs do.
-fn f16_round(t: Tensor) -> candle_core::Result<Tensor> {
-    t.to_dtype(DType::F16)?.to_dtype(DType::F32)
-}
-
-fn gelu_f16_table(x: &Tensor) -> candle_core::Result<Tensor> {
-    let shape = x.dims().to_vec();
-    let v: Vec<f32> = x.flatten_all()?.to_vec1()?;
-    let out: Vec<f32> = v
-        .into_iter()
-        .map(|x| {
-            if x <= -10.0 {
-                0.0
-            } else if x >= 10.0 {
-                x
-            } else {
-                let x = half::f16::from_f32(x).to_f32();
-                let g = 0.5 * x * (1.0 + (0.797_884_6 * x * (1.0 + 0.044_715 * x * x)).tanh());
-                half::f16::from_f32(g).to_f32()
-            }
-        })
-        .collect();
-    Tensor::from_vec(out, shape, &Device::Cpu)
 }

@@ -1,0 +1,282 @@
+//! AVX2 (+FMA, F16C) products over quantised weights.
+//!
+//! Each kernel takes one weight row and up to four activation rows, so a
+//! weight block is decoded once for all of them. Block sums are exact
+//! integer sums (`maddubs` then `madd`; no pair of products can saturate
+//! 16 bits for these value ranges), scaled by the product of the two block
+//! factors and accumulated in eight f32 lanes.
+
+// Lanes and blocks are indexed as the formats lay them out.
+#![allow(clippy::needless_range_loop)]
+
+use std::arch::x86_64::*;
+
+use crate::quant::{dot, k_scales, ActRow, Activations, Format, QK, QK_K};
+
+const Q8_0: u8 = 0;
+const Q4_0: u8 = 1;
+const Q4_1: u8 = 2;
+const Q5_0: u8 = 3;
+const Q5_1: u8 = 4;
+
+/// Weight row `w` against activation rows `j..j + take` of `acts`.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn dot_rows(
+    fmt: Format,
+    w: &[u8],
+    acts: &Activations,
+    j: usize,
+    take: usize,
+    out: &mut [f32; 4],
+) {
+    macro_rules! by_rows {
+        ($kernel:ident $(, $c:expr)?) => {
+            match take {
+                1 => $kernel::<$($c,)? 1>(w, rows(acts, j), out),
+                2 => $kernel::<$($c,)? 2>(w, rows(acts, j), out),
+                3 => $kernel::<$($c,)? 3>(w, rows(acts, j), out),
+                _ => $kernel::<$($c,)? 4>(w, rows(acts, j), out),
+            }
+        };
+    }
+    match fmt {
+        Format::Q8_0 => by_rows!(k32, Q8_0),
+        Format::Q4_0 => by_rows!(k32, Q4_0),
+        Format::Q4_1 => by_rows!(k32, Q4_1),
+        Format::Q5_0 => by_rows!(k32, Q5_0),
+        Format::Q5_1 => by_rows!(k32, Q5_1),
+        Format::Q4K => by_rows!(q4k),
+        Format::Q6K => by_rows!(q6k),
+        Format::F32 | Format::F16 | Format::Q5K => {
+            for k in 0..take {
+                out[k] = dot(fmt, w, acts.row(j + k));
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn rows<const NR: usize>(acts: &Activations, j: usize) -> [ActRow<'_>; NR] {
+    std::array::from_fn(|k| acts.row(j + k))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16_at(p: *const u8) -> f32 {
+    let bits = (p as *const u16).read_unaligned();
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+/// 16 bytes of packed nibbles as 32 values: low nibbles first.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn nibbles(p: *const u8) -> __m256i {
+    let x = _mm_loadu_si128(p as *const __m128i);
+    let m = _mm_set1_epi8(0x0F);
+    let lo = _mm_and_si128(x, m);
+    let hi = _mm_and_si128(_mm_srli_epi16(x, 4), m);
+    _mm256_set_m128i(hi, lo)
+}
+
+/// Bit `i` of `bits` as 0x10 (set) or 0 in byte `i`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn fifth_bits(bits: u32) -> __m256i {
+    // Byte i takes byte i/8 of `bits`, then keeps its bit i%8.
+    let spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(bits as i32),
+        _mm256_set_epi64x(
+            0x0303_0303_0303_0303,
+            0x0202_0202_0202_0202,
+            0x0101_0101_0101_0101,
+            0,
+        ),
+    );
+    let select = _mm256_set1_epi64x(0x8040_2010_0804_0201_u64 as i64);
+    let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, select), select);
+    _mm256_and_si256(set, _mm256_set1_epi8(0x10))
+}
+
+/// A 32-value block: its values (signed, or unsigned for the formats with
+/// a minimum), scale and minimum.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn block32<const F: u8>(b: *const u8) -> (__m256i, f32, f32) {
+    let d = f16_at(b);
+    match F {
+        Q8_0 => (_mm256_loadu_si256(b.add(2) as *const __m256i), d, 0.0),
+        Q4_0 => (
+            _mm256_sub_epi8(nibbles(b.add(2)), _mm256_set1_epi8(8)),
+            d,
+            0.0,
+        ),
+        Q4_1 => (nibbles(b.add(4)), d, f16_at(b.add(2))),
+        Q5_0 => {
+            let qh = (b.add(2) as *const u32).read_unaligned();
+            let q = _mm256_or_si256(nibbles(b.add(6)), fifth_bits(qh));
+            (_mm256_sub_epi8(q, _mm256_set1_epi8(16)), d, 0.0)
+        }
+        _ => {
+            let qh = (b.add(4) as *const u32).read_unaligned();
+            let q = _mm256_or_si256(nibbles(b.add(8)), fifth_bits(qh));
+            (q, d, f16_at(b.add(2)))
+        }
+    }
+}
+
+const fn block_bytes(f: u8) -> usize {
+    match f {
+        Q8_0 => 34,
+        Q4_0 => 18,
+        Q4_1 => 20,
+        Q5_0 => 22,
+        _ => 24,
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn k32<const F: u8, const NR: usize>(w: &[u8], a: [ActRow<'_>; NR], out: &mut [f32; 4]) {
+    let bytes = block_bytes(F);
+    let nb = w.len() / bytes;
+    let signed = !matches!(F, Q4_1 | Q5_1);
+    for r in &a {
+        assert!(r.qs.len() >= nb * QK && r.d.len() >= nb && (signed || r.s.len() >= nb));
+    }
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); NR];
+    let mut mins = [0f32; NR];
+    for i in 0..nb {
+        let (q, d, m) = block32::<F>(w.as_ptr().add(i * bytes));
+        let abs = _mm256_sign_epi8(q, q);
+        for r in 0..NR {
+            let y = _mm256_loadu_si256(a[r].qs.as_ptr().add(i * QK) as *const __m256i);
+            let p = if signed {
+                _mm256_maddubs_epi16(abs, _mm256_sign_epi8(y, q))
+            } else {
+                _mm256_maddubs_epi16(q, y)
+            };
+            let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
+            let ad = *a[r].d.get_unchecked(i);
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * ad), p, acc[r]);
+            if !signed {
+                mins[r] += m * *a[r].s.get_unchecked(i);
+            }
+        }
+    }
+    for r in 0..NR {
+        out[r] = hsum(acc[r]) + mins[r];
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4k<const NR: usize>(w: &[u8], a: [ActRow<'_>; NR], out: &mut [f32; 4]) {
+    let nb = w.len() / 144;
+    for r in &a {
+        assert!(r.qs.len() >= nb * QK_K && r.d.len() >= nb && r.sums.len() >= nb * 16);
+    }
+    let m4 = _mm256_set1_epi8(0x0F);
+    let mut acc = [_mm256_setzero_ps(); NR];
+    let mut mins = [0f32; NR];
+    for i in 0..nb {
+        let blk = &w[i * 144..(i + 1) * 144];
+        let b = blk.as_ptr();
+        let (d, dmin) = (f16_at(b), f16_at(b.add(2)));
+        let (sc, mn) = k_scales(&blk[4..16]);
+        let mut q = [_mm256_setzero_si256(); 8];
+        for j in 0..4 {
+            let x = _mm256_loadu_si256(b.add(16 + 32 * j) as *const __m256i);
+            q[2 * j] = _mm256_and_si256(x, m4);
+            q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
+        }
+        for r in 0..NR {
+            let y = a[r].qs.as_ptr().add(i * QK_K);
+            let mut isum = _mm256_setzero_si256();
+            for k in 0..8 {
+                let yk = _mm256_loadu_si256(y.add(32 * k) as *const __m256i);
+                let p = _mm256_maddubs_epi16(q[k], yk);
+                let p = _mm256_madd_epi16(p, _mm256_set1_epi16(sc[k] as i16));
+                isum = _mm256_add_epi32(isum, p);
+            }
+            let ad = *a[r].d.get_unchecked(i);
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * ad), _mm256_cvtepi32_ps(isum), acc[r]);
+            let s = &a[r].sums[i * 16..i * 16 + 16];
+            let mut m = 0i32;
+            for k in 0..8 {
+                m += mn[k] as i32 * (s[2 * k] + s[2 * k + 1]);
+            }
+            mins[r] += dmin * ad * m as f32;
+        }
+    }
+    for r in 0..NR {
+        out[r] = hsum(acc[r]) - mins[r];
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q6k<const NR: usize>(w: &[u8], a: [ActRow<'_>; NR], out: &mut [f32; 4]) {
+    let nb = w.len() / 210;
+    for r in &a {
+        assert!(r.qs.len() >= nb * QK_K && r.d.len() >= nb);
+    }
+    let m4 = _mm256_set1_epi8(0x0F);
+    let m2 = _mm256_set1_epi8(3);
+    let k32 = _mm256_set1_epi8(32);
+    let mut acc = [_mm256_setzero_ps(); NR];
+    for i in 0..nb {
+        let b = w.as_ptr().add(i * 210);
+        let d = f16_at(b.add(208));
+        let sc = b.add(192) as *const i8;
+        // Values in 0..64 (offset 32 removed in the products below), in
+        // order: q[k] holds values 32k..32k+32.
+        let mut q = [_mm256_setzero_si256(); 8];
+        for n in 0..2 {
+            let ql0 = _mm256_loadu_si256(b.add(64 * n) as *const __m256i);
+            let ql1 = _mm256_loadu_si256(b.add(64 * n + 32) as *const __m256i);
+            let qh = _mm256_loadu_si256(b.add(128 + 32 * n) as *const __m256i);
+            let h0 = _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4);
+            let h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4);
+            let h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4);
+            let h3 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4);
+            q[4 * n] = _mm256_or_si256(_mm256_and_si256(ql0, m4), h0);
+            q[4 * n + 1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), h1);
+            q[4 * n + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), h2);
+            q[4 * n + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), h3);
+        }
+        for r in 0..NR {
+            let y = a[r].qs.as_ptr().add(i * QK_K);
+            let mut isum = _mm256_setzero_si256();
+            for k in 0..8 {
+                let yk = _mm256_loadu_si256(y.add(32 * k) as *const __m256i);
+                let p = _mm256_sub_epi16(
+                    _mm256_maddubs_epi16(q[k], yk),
+                    _mm256_maddubs_epi16(k32, yk),
+                );
+                let s = _mm256_set_m128i(
+                    _mm_set1_epi16(*sc.add(2 * k + 1) as i16),
+                    _mm_set1_epi16(*sc.add(2 * k) as i16),
+                );
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, s));
+            }
+            let ad = *a[r].d.get_unchecked(i);
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * ad), _mm256_cvtepi32_ps(isum), acc[r]);
+        }
+    }
+    for r in 0..NR {
+        out[r] = hsum(acc[r]);
+    }
+}

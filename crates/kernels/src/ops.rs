@@ -1,0 +1,376 @@
+//! The float operations of a transformer step, on `f32` rows.
+//!
+//! Where llama.cpp rounds through f16 (its key/value cache, the inputs of
+//! the attention products, its GELU table), these do the same, because
+//! those roundings decide greedy choices on small models.
+
+use std::sync::OnceLock;
+
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+
+use crate::Isa;
+
+/// How rotary embeddings pair up the dimensions of a head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RopeLayout {
+    /// Adjacent pairs (llama.cpp's `NORM`; GGUF llama weights are permuted for it).
+    Interleaved,
+    /// First half with second half (llama.cpp's `NEOX`; Gemma, Qwen).
+    Halves,
+}
+
+/// `out = x / rms(x) * w` for each row of `w.len()` values; the mean square
+/// is summed in f64, as ggml does.
+pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let d = w.len();
+    assert_eq!(x.len(), out.len());
+    for (x, o) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        let ss: f64 = x.iter().map(|&v| (v * v) as f64).sum();
+        let scale = 1.0 / ((ss / d as f64) as f32 + eps).sqrt();
+        for ((o, &v), &w) in o.iter_mut().zip(x).zip(w) {
+            *o = v * scale * w;
+        }
+    }
+}
+
+/// [`rms_norm`] in place.
+pub fn rms_norm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
+    let d = w.len();
+    for x in x.chunks_exact_mut(d) {
+        let ss: f64 = x.iter().map(|&v| (v * v) as f64).sum();
+        let scale = 1.0 / ((ss / d as f64) as f32 + eps).sqrt();
+        for (v, &w) in x.iter_mut().zip(w) {
+            *v = *v * scale * w;
+        }
+    }
+}
+
+pub fn add_in_place(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+pub fn scale_in_place(x: &mut [f32], s: f32) {
+    for v in x {
+        *v *= s;
+    }
+}
+
+/// Rounds each value to f16 and back.
+pub fn round_f16(x: &mut [f32]) {
+    for v in x {
+        *v = f16::from_f32(*v).to_f32();
+    }
+}
+
+/// `gate = silu(gate) * up`.
+pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + (-*g).exp()) * u;
+    }
+}
+
+/// GELU (tanh) as ggml computes it on the CPU: a table indexed by the f16
+/// value of the input and holding f16 results, with the tails cut at ±10.
+fn gelu_table() -> &'static [f16] {
+    static TABLE: OnceLock<Vec<f16>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..=u16::MAX)
+            .map(|bits| {
+                let x = f16::from_bits(bits).to_f32();
+                let g = 0.5 * x * (1.0 + (0.797_884_6 * x * (1.0 + 0.044_715 * x * x)).tanh());
+                f16::from_f32(g)
+            })
+            .collect()
+    })
+}
+
+/// GELU of one value, as [`gelu_mul`] computes it.
+pub fn gelu(x: f32) -> f32 {
+    if x <= -10.0 {
+        0.0
+    } else if x >= 10.0 {
+        x
+    } else {
+        gelu_table()[f16::from_f32(x).to_bits() as usize].to_f32()
+    }
+}
+
+/// `gate = gelu(gate) * up`.
+pub fn gelu_mul(gate: &mut [f32], up: &[f32]) {
+    let table = gelu_table();
+    for (g, &u) in gate.iter_mut().zip(up) {
+        let x = *g;
+        let y = if x <= -10.0 {
+            0.0
+        } else if x >= 10.0 {
+            x
+        } else {
+            table[f16::from_f32(x).to_bits() as usize].to_f32()
+        };
+        *g = y * u;
+    }
+}
+
+/// cos and sin of every position up to `positions` for one head size and
+/// rotary base: `positions × head_dim/2` each.
+pub fn rope_tables(
+    head_dim: usize,
+    base: f32,
+    scale: f32,
+    positions: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let half = head_dim / 2;
+    let theta: Vec<f32> = (0..half)
+        .map(|i| base.powf(-2.0 * i as f32 / head_dim as f32))
+        .collect();
+    let mut cos = Vec::with_capacity(positions * half);
+    let mut sin = Vec::with_capacity(positions * half);
+    for p in 0..positions {
+        for &t in &theta {
+            let angle = p as f32 * scale * t;
+            cos.push(angle.cos());
+            sin.push(angle.sin());
+        }
+    }
+    (cos, sin)
+}
+
+/// Rotates every head of `x` (`heads × head_dim`) by one position's angles
+/// (`cos`, `sin`: `head_dim/2` each).
+pub fn rope(x: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32], layout: RopeLayout) {
+    let half = head_dim / 2;
+    for h in x.chunks_exact_mut(head_dim) {
+        match layout {
+            RopeLayout::Interleaved => {
+                for i in 0..half {
+                    let (a, b) = (h[2 * i], h[2 * i + 1]);
+                    h[2 * i] = a * cos[i] - b * sin[i];
+                    h[2 * i + 1] = a * sin[i] + b * cos[i];
+                }
+            }
+            RopeLayout::Halves => {
+                for i in 0..half {
+                    let (a, b) = (h[i], h[i + half]);
+                    h[i] = a * cos[i] - b * sin[i];
+                    h[i + half] = a * sin[i] + b * cos[i];
+                }
+            }
+        }
+    }
+}
+
+/// Softmax in place.
+pub fn softmax(x: &mut [f32]) {
+    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let mut sum = 0f64;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v as f64;
+    }
+    let inv = (1.0 / sum) as f32;
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// Converts f16 values to f32.
+pub fn f16_to_f32(src: &[f16], dst: &mut [f32]) {
+    src.convert_to_f32_slice(dst);
+}
+
+/// Converts f32 values to f16 (round to nearest even).
+pub fn f32_to_f16(src: &[f32], dst: &mut [f16]) {
+    dst.convert_from_f32_slice(src);
+}
+
+/// `Σ a·b`.
+pub fn dot(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx2` is only chosen when the CPU has AVX2 and FMA.
+        Isa::Avx2 => unsafe { x86::dot(a, b) },
+        _ => {
+            let mut acc = [0f32; 8];
+            let mut ca = a.chunks_exact(8);
+            let mut cb = b.chunks_exact(8);
+            for (x, y) in (&mut ca).zip(&mut cb) {
+                for k in 0..8 {
+                    acc[k] += x[k] * y[k];
+                }
+            }
+            let mut s: f32 = acc.iter().sum();
+            for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+                s += x * y;
+            }
+            s
+        }
+    }
+}
+
+/// `y += alpha · x`.
+pub fn axpy(isa: Isa, alpha: f32, x: &[f32], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len());
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot`.
+        Isa::Avx2 => unsafe { x86::axpy(alpha, x, y) },
+        _ => {
+            for (y, &x) in y.iter_mut().zip(x) {
+                *y += alpha * x;
+            }
+        }
+    }
+}
+
+/// One query head against the keys and values it may see, as llama.cpp's
+/// attention computes it: `q` and the keys f16-rounded, scores softmaxed in
+/// f32, the probabilities rounded to f16 before they weight the values.
+/// `keys` and `values` are `n × head_dim`; `scores` has room for `n`.
+pub fn attend(
+    isa: Isa,
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let hd = q.len();
+    let n = keys.len() / hd;
+    let scores = &mut scores[..n];
+    for (s, k) in scores.iter_mut().zip(keys.chunks_exact(hd)) {
+        *s = dot(isa, q, k);
+    }
+    softmax(scores);
+    round_f16(scores);
+    out.fill(0.0);
+    for (&p, v) in scores.iter().zip(values.chunks_exact(hd)) {
+        axpy(isa, p, v, out);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc0 = _mm256_setzero_ps();
+        let mut acc1 = _mm256_setzero_ps();
+        let mut i = 0;
+        while i + 16 <= n {
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc0);
+            acc1 = _mm256_fmadd_ps(
+                _mm256_loadu_ps(pa.add(i + 8)),
+                _mm256_loadu_ps(pb.add(i + 8)),
+                acc1,
+            );
+            i += 16;
+        }
+        if i + 8 <= n {
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc0);
+            i += 8;
+        }
+        let v = _mm256_add_ps(acc0, acc1);
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        let mut sum = _mm_cvtss_f32(s);
+        while i < n {
+            sum += a[i] * b[i];
+            i += 1;
+        }
+        sum
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+        let n = x.len().min(y.len());
+        let a = _mm256_set1_ps(alpha);
+        let mut i = 0;
+        while i + 8 <= n {
+            let p = y.as_mut_ptr().add(i);
+            _mm256_storeu_ps(
+                p,
+                _mm256_fmadd_ps(a, _mm256_loadu_ps(x.as_ptr().add(i)), _mm256_loadu_ps(p)),
+            );
+            i += 8;
+        }
+        while i < n {
+            y[i] += alpha * x[i];
+            i += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn float_kernels_agree_across_isas() {
+        let a: Vec<f32> = (0..77)
+            .map(|i| ((i * 37) % 23) as f32 / 7.0 - 1.5)
+            .collect();
+        let b: Vec<f32> = (0..77)
+            .map(|i| ((i * 11) % 19) as f32 / 5.0 - 1.8)
+            .collect();
+        let want: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+        for isa in Isa::available() {
+            assert!((dot(isa, &a, &b) as f64 - want).abs() < 1e-4, "{isa:?}");
+            let mut y = b.clone();
+            axpy(isa, 0.5, &a, &mut y);
+            for i in 0..77 {
+                assert!((y[i] - (b[i] + 0.5 * a[i])).abs() < 1e-6);
+            }
+        }
+    }
+
+    #[test]
+    fn attention_weights_values_by_softmaxed_scores() {
+        let hd = 8;
+        let q = vec![1.0f32; hd];
+        // Key 1 matches the query far better than key 0.
+        let keys: Vec<f32> = (0..2 * hd)
+            .map(|i| if i < hd { 0.0 } else { 1.0 })
+            .collect();
+        let values: Vec<f32> = (0..2 * hd)
+            .map(|i| if i < hd { -1.0 } else { 2.0 })
+            .collect();
+        for isa in Isa::available() {
+            let mut scores = vec![0f32; 2];
+            let mut out = vec![0f32; hd];
+            attend(isa, &q, &keys, &values, &mut scores, &mut out);
+            let p1 = 1.0 / (1.0 + (-8.0f32).exp());
+            let p1 = f16::from_f32(p1).to_f32();
+            let p0 = f16::from_f32(1.0 - 1.0 / (1.0 + (-8.0f32).exp())).to_f32();
+            for &o in &out {
+                assert!((o - (2.0 * p1 - p0)).abs() < 1e-5, "{o}");
+            }
+        }
+    }
+
+    #[test]
+    fn rotary_halves_and_pairs_rotate_the_same_angles() {
+        let (cos, sin) = rope_tables(4, 10000.0, 1.0, 3);
+        let mut a = vec![1.0, 0.0, 1.0, 0.0];
+        rope(&mut a, 4, &cos[4..6], &sin[4..6], RopeLayout::Interleaved);
+        let mut b = vec![1.0, 1.0, 0.0, 0.0];
+        rope(&mut b, 4, &cos[4..6], &sin[4..6], RopeLayout::Halves);
+        assert!((a[0] - b[0]).abs() < 1e-7 && (a[1] - b[2]).abs() < 1e-7);
+        assert!((a[0] - 2f32.cos()).abs() < 1e-6 && (a[1] - 2f32.sin()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn gelu_follows_the_tanh_formula_within_f16_rounding() {
+        for x in [-12.0f32, -3.0, -0.5, 0.0, 0.3, 1.0, 4.0, 11.0] {
+            let want = 0.5 * x * (1.0 + (0.797_884_6 * x * (1.0 + 0.044_715 * x * x)).tanh());
+            assert!((gelu(x) - want).abs() <= 2e-3 * (1.0 + want.abs()), "{x}");
+        }
+    }
+}

@@ -1,0 +1,786 @@
+//! Products of GGUF-quantised weight matrices with activation rows.
+//!
+//! The block layouts are those of the GGUF format (ggml's `block_*`
+//! structs). [`dot`] is the reference: one weight row against one
+//! activation row, block by block, in plain Rust. The AVX2 kernels compute
+//! the same integer block sums and scale them the same way.
+
+use half::f16;
+use rayon::prelude::*;
+
+use crate::{Isa, KernelError};
+
+pub const QK: usize = 32;
+pub const QK_K: usize = 256;
+
+/// Weight formats docent can multiply by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    F32,
+    F16,
+    Q4_0,
+    Q4_1,
+    Q5_0,
+    Q5_1,
+    Q8_0,
+    Q4K,
+    Q5K,
+    Q6K,
+}
+
+impl Format {
+    /// (elements per block, bytes per block)
+    pub fn block(self) -> (usize, usize) {
+        match self {
+            Self::F32 => (1, 4),
+            Self::F16 => (1, 2),
+            Self::Q4_0 => (QK, 18),
+            Self::Q4_1 => (QK, 20),
+            Self::Q5_0 => (QK, 22),
+            Self::Q5_1 => (QK, 24),
+            Self::Q8_0 => (QK, 34),
+            Self::Q4K => (QK_K, 144),
+            Self::Q5K => (QK_K, 176),
+            Self::Q6K => (QK_K, 210),
+        }
+    }
+
+    /// Bytes of one row of `cols` values.
+    pub fn row_bytes(self, cols: usize) -> usize {
+        let (per, bytes) = self.block();
+        cols / per * bytes
+    }
+
+    pub(crate) fn activation(self) -> ActKind {
+        match self {
+            Self::F32 => ActKind::F32,
+            Self::F16 => ActKind::F16,
+            Self::Q4_0 | Self::Q5_0 | Self::Q8_0 => ActKind::Q8_0,
+            Self::Q4_1 | Self::Q5_1 => ActKind::Q8_1,
+            Self::Q4K | Self::Q5K | Self::Q6K => ActKind::Q8K,
+        }
+    }
+
+    /// Decodes one row to f32 (for embedding lookups).
+    pub fn dequantize_row(self, w: &[u8], out: &mut [f32]) {
+        match self {
+            Self::F32 => {
+                for (o, c) in out.iter_mut().zip(w.chunks_exact(4)) {
+                    *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                }
+            }
+            Self::F16 => {
+                for (o, c) in out.iter_mut().zip(w.chunks_exact(2)) {
+                    *o = f16::from_le_bytes([c[0], c[1]]).to_f32();
+                }
+            }
+            Self::Q4_0 | Self::Q4_1 | Self::Q5_0 | Self::Q5_1 | Self::Q8_0 => {
+                let bytes = self.block().1;
+                for (blk, o) in w.chunks_exact(bytes).zip(out.chunks_exact_mut(QK)) {
+                    let (q, d, m) = block32(self, blk);
+                    for (o, &q) in o.iter_mut().zip(&q) {
+                        *o = d * q as f32 + m;
+                    }
+                }
+            }
+            Self::Q4K | Self::Q5K => {
+                let bytes = self.block().1;
+                for (blk, o) in w.chunks_exact(bytes).zip(out.chunks_exact_mut(QK_K)) {
+                    let (q, sc, mn) = block_k45(self, blk);
+                    let (d, dmin) = (rd_f16(blk, 0), rd_f16(blk, 2));
+                    for (i, (o, &q)) in o.iter_mut().zip(&q).enumerate() {
+                        let j = i / 32;
+                        *o = d * sc[j] as f32 * q as f32 - dmin * mn[j] as f32;
+                    }
+                }
+            }
+            Self::Q6K => {
+                for (blk, o) in w.chunks_exact(210).zip(out.chunks_exact_mut(QK_K)) {
+                    let q = block_q6k(blk);
+                    let sc = bytemuck_i8(&blk[192..208]);
+                    let d = rd_f16(blk, 208);
+                    for (i, (o, &q)) in o.iter_mut().zip(&q).enumerate() {
+                        *o = d * sc[i / 16] as f32 * q as f32;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ActKind {
+    F32,
+    F16,
+    Q8_0,
+    Q8_1,
+    Q8K,
+}
+
+/// Activation rows in the form one weight format multiplies with, kept
+/// between calls so that a decoding step allocates nothing.
+#[derive(Default)]
+pub struct Activations {
+    kind: Option<ActKind>,
+    cols: usize,
+    n: usize,
+    /// f32 (or f16-rounded) values, for float weights.
+    f: Vec<f32>,
+    qs: Vec<i8>,
+    /// Per block: the scale.
+    d: Vec<f32>,
+    /// Per block: `d * Σq` (Q8_1).
+    s: Vec<f32>,
+    /// Per 16 values: `Σq` (Q8_K).
+    sums: Vec<i32>,
+}
+
+/// One activation row.
+#[derive(Clone, Copy)]
+pub struct ActRow<'a> {
+    pub f: &'a [f32],
+    pub qs: &'a [i8],
+    pub d: &'a [f32],
+    pub s: &'a [f32],
+    pub sums: &'a [i32],
+}
+
+/// One row's input, values, scales and sums, as quantisation walks them.
+type Q8Rows<'a> = ((&'a [f32], &'a mut [i8]), (&'a mut [f32], &'a mut [f32]));
+type Q8KRows<'a> = ((&'a [f32], &'a mut [i8]), (&'a mut [f32], &'a mut [i32]));
+
+fn f16r(x: f32) -> f32 {
+    f16::from_f32(x).to_f32()
+}
+
+/// Round half to even, as `_mm256_round_ps(_MM_ROUND_NEAREST)` does.
+#[inline(always)]
+fn rne(x: f32) -> i32 {
+    x.round_ties_even() as i32
+}
+
+impl Activations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn rows(&self) -> usize {
+        self.n
+    }
+
+    /// Whether these activations (`n` rows of `cols`) are in the form
+    /// weights in `fmt` multiply with.
+    pub fn suits(&self, fmt: Format, cols: usize, n: usize) -> bool {
+        self.kind == Some(fmt.activation()) && self.cols == cols && self.n == n
+    }
+
+    /// Quantises the rows of `x` (each `cols` long) for products with
+    /// weights in `fmt`.
+    pub fn quantize(&mut self, x: &[f32], cols: usize, fmt: Format) {
+        assert!(cols > 0 && x.len().is_multiple_of(cols), "activation size");
+        let kind = fmt.activation();
+        let n = x.len() / cols;
+        self.kind = Some(kind);
+        self.cols = cols;
+        self.n = n;
+        match kind {
+            ActKind::F32 => {
+                self.f.clear();
+                self.f.extend_from_slice(x);
+            }
+            ActKind::F16 => {
+                self.f.clear();
+                self.f.extend(x.iter().map(|&v| f16r(v)));
+            }
+            ActKind::Q8_0 | ActKind::Q8_1 => {
+                let nb = cols / QK;
+                self.qs.resize(n * cols, 0);
+                self.d.resize(n * nb, 0.0);
+                self.s.resize(n * nb, 0.0);
+                let q8_1 = kind == ActKind::Q8_1;
+                let work = |((x, qs), (d, s)): Q8Rows<'_>| {
+                    for ((x, qs), (d, s)) in x
+                        .chunks_exact(QK)
+                        .zip(qs.chunks_exact_mut(QK))
+                        .zip(d.iter_mut().zip(s.iter_mut()))
+                    {
+                        let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+                        let dd = amax / 127.0;
+                        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+                        let mut sum = 0i32;
+                        for (q, &v) in qs.iter_mut().zip(x) {
+                            let r = rne(v * id);
+                            sum += r;
+                            *q = r as i8;
+                        }
+                        *d = f16r(dd);
+                        if q8_1 {
+                            *s = f16r(dd * sum as f32);
+                        }
+                    }
+                };
+                if n >= 8 {
+                    x.par_chunks(cols)
+                        .zip(self.qs.par_chunks_mut(cols))
+                        .zip(self.d.par_chunks_mut(nb).zip(self.s.par_chunks_mut(nb)))
+                        .for_each(work);
+                } else {
+                    x.chunks(cols)
+                        .zip(self.qs.chunks_mut(cols))
+                        .zip(self.d.chunks_mut(nb).zip(self.s.chunks_mut(nb)))
+                        .for_each(work);
+                }
+            }
+            ActKind::Q8K => {
+                let nb = cols / QK_K;
+                self.qs.resize(n * cols, 0);
+                self.d.resize(n * nb, 0.0);
+                self.sums.resize(n * nb * 16, 0);
+                let work = |((x, qs), (d, sums)): Q8KRows<'_>| {
+                    for ((x, qs), (d, sums)) in x
+                        .chunks_exact(QK_K)
+                        .zip(qs.chunks_exact_mut(QK_K))
+                        .zip(d.iter_mut().zip(sums.chunks_exact_mut(16)))
+                    {
+                        let (mut amax, mut max) = (0f32, 0f32);
+                        for &v in x {
+                            if v.abs() > amax {
+                                amax = v.abs();
+                                max = v;
+                            }
+                        }
+                        if amax == 0.0 {
+                            *d = 0.0;
+                            qs.fill(0);
+                            sums.fill(0);
+                            continue;
+                        }
+                        let iscale = -127.0 / max;
+                        for ((g, q), s) in x
+                            .chunks_exact(16)
+                            .zip(qs.chunks_exact_mut(16))
+                            .zip(sums.iter_mut())
+                        {
+                            let mut sum = 0i32;
+                            for (q, &v) in q.iter_mut().zip(g) {
+                                let r = rne(iscale * v).min(127);
+                                sum += r;
+                                *q = r as i8;
+                            }
+                            *s = sum;
+                        }
+                        *d = 1.0 / iscale;
+                    }
+                };
+                if n >= 8 {
+                    x.par_chunks(cols)
+                        .zip(self.qs.par_chunks_mut(cols))
+                        .zip(
+                            self.d
+                                .par_chunks_mut(nb)
+                                .zip(self.sums.par_chunks_mut(nb * 16)),
+                        )
+                        .for_each(work);
+                } else {
+                    x.chunks(cols)
+                        .zip(self.qs.chunks_mut(cols))
+                        .zip(self.d.chunks_mut(nb).zip(self.sums.chunks_mut(nb * 16)))
+                        .for_each(work);
+                }
+            }
+        }
+    }
+
+    /// Row `j`.
+    pub fn row(&self, j: usize) -> ActRow<'_> {
+        let cols = self.cols;
+        match self.kind.expect("quantize first") {
+            ActKind::F32 | ActKind::F16 => ActRow {
+                f: &self.f[j * cols..(j + 1) * cols],
+                qs: &[],
+                d: &[],
+                s: &[],
+                sums: &[],
+            },
+            ActKind::Q8_0 | ActKind::Q8_1 => {
+                let nb = cols / QK;
+                ActRow {
+                    f: &[],
+                    qs: &self.qs[j * cols..(j + 1) * cols],
+                    d: &self.d[j * nb..(j + 1) * nb],
+                    s: &self.s[j * nb..(j + 1) * nb],
+                    sums: &[],
+                }
+            }
+            ActKind::Q8K => {
+                let nb = cols / QK_K;
+                ActRow {
+                    f: &[],
+                    qs: &self.qs[j * cols..(j + 1) * cols],
+                    d: &self.d[j * nb..(j + 1) * nb],
+                    s: &[],
+                    sums: &self.sums[j * nb * 16..(j + 1) * nb * 16],
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+pub(crate) fn rd_f16(b: &[u8], at: usize) -> f32 {
+    f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
+}
+
+#[inline(always)]
+pub(crate) fn bytemuck_i8(b: &[u8]) -> &[i8] {
+    // SAFETY: u8 and i8 have the same size, alignment and validity.
+    unsafe { std::slice::from_raw_parts(b.as_ptr() as *const i8, b.len()) }
+}
+
+fn isum(a: &[i8], b: &[i8]) -> i32 {
+    a.iter().zip(b).map(|(&x, &y)| x as i32 * y as i32).sum()
+}
+
+/// The 32 values of a 32-block format, with its scale and offset.
+fn block32(fmt: Format, blk: &[u8]) -> ([i8; QK], f32, f32) {
+    let mut q = [0i8; QK];
+    let d = rd_f16(blk, 0);
+    if fmt == Format::Q8_0 {
+        q.copy_from_slice(bytemuck_i8(&blk[2..34]));
+        return (q, d, 0.0);
+    }
+    let (m, qh, qs) = match fmt {
+        Format::Q4_0 => (0.0, 0u32, &blk[2..18]),
+        Format::Q4_1 => (rd_f16(blk, 2), 0, &blk[4..20]),
+        Format::Q5_0 => (
+            0.0,
+            u32::from_le_bytes([blk[2], blk[3], blk[4], blk[5]]),
+            &blk[6..22],
+        ),
+        _ => (
+            rd_f16(blk, 2),
+            u32::from_le_bytes([blk[4], blk[5], blk[6], blk[7]]),
+            &blk[8..24],
+        ),
+    };
+    let offset: i32 = match fmt {
+        Format::Q4_0 => 8,
+        Format::Q5_0 => 16,
+        _ => 0,
+    };
+    let five = matches!(fmt, Format::Q5_0 | Format::Q5_1);
+    for j in 0..16 {
+        let (mut lo, mut hi) = ((qs[j] & 0x0F) as i32, (qs[j] >> 4) as i32);
+        if five {
+            lo |= (((qh >> j) << 4) & 0x10) as i32;
+            hi |= ((qh >> (j + 12)) & 0x10) as i32;
+        }
+        q[j] = (lo - offset) as i8;
+        q[j + 16] = (hi - offset) as i8;
+    }
+    (q, d, m)
+}
+
+/// The 256 values, eight scales and eight mins of a Q4_K or Q5_K block.
+fn block_k45(fmt: Format, blk: &[u8]) -> ([i8; QK_K], [u8; 8], [u8; 8]) {
+    let mut q = [0i8; QK_K];
+    let (sc, mn) = k_scales(&blk[4..16]);
+    let (qh, qs) = if fmt == Format::Q5K {
+        (Some(&blk[16..48]), &blk[48..176])
+    } else {
+        (None, &blk[16..144])
+    };
+    for j in 0..QK_K / 64 {
+        for l in 0..32 {
+            let byte = qs[j * 32 + l];
+            let (mut lo, mut hi) = ((byte & 0x0F) as i32, (byte >> 4) as i32);
+            if let Some(qh) = qh {
+                lo += (((qh[l] >> (2 * j)) & 1) as i32) << 4;
+                hi += (((qh[l] >> (2 * j + 1)) & 1) as i32) << 4;
+            }
+            q[j * 64 + l] = lo as i8;
+            q[j * 64 + 32 + l] = hi as i8;
+        }
+    }
+    (q, sc, mn)
+}
+
+/// The 256 values of a Q6_K block, offset removed.
+fn block_q6k(blk: &[u8]) -> [i8; QK_K] {
+    let mut q = [0i8; QK_K];
+    let ql = &blk[0..128];
+    let qh = &blk[128..192];
+    for n in 0..2 {
+        let (ql, qh) = (&ql[n * 64..], &qh[n * 32..]);
+        let out = &mut q[n * 128..];
+        for l in 0..32 {
+            out[l] = ((ql[l] & 0xF) | ((qh[l] & 3) << 4)) as i8 - 32;
+            out[l + 32] = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) as i8 - 32;
+            out[l + 64] = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i8 - 32;
+            out[l + 96] = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i8 - 32;
+        }
+    }
+    q
+}
+
+/// The eight 6-bit scales and eight 6-bit mins packed in 12 bytes (Q4_K, Q5_K).
+#[inline(always)]
+pub(crate) fn k_scales(s: &[u8]) -> ([u8; 8], [u8; 8]) {
+    let mut sc = [0u8; 8];
+    let mut mn = [0u8; 8];
+    for j in 0..8 {
+        if j < 4 {
+            sc[j] = s[j] & 63;
+            mn[j] = s[j + 4] & 63;
+        } else {
+            sc[j] = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
+            mn[j] = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+        }
+    }
+    (sc, mn)
+}
+
+/// The dot product of one weight row with one activation row, block by
+/// block: the reference every other kernel is tested against.
+pub fn dot(fmt: Format, w: &[u8], a: ActRow<'_>) -> f32 {
+    let mut sum = 0f32;
+    match fmt {
+        Format::F32 => {
+            for (c, x) in w.chunks_exact(4).zip(a.f) {
+                sum += f32::from_le_bytes([c[0], c[1], c[2], c[3]]) * x;
+            }
+        }
+        Format::F16 => {
+            for (c, x) in w.chunks_exact(2).zip(a.f) {
+                sum += f16::from_le_bytes([c[0], c[1]]).to_f32() * x;
+            }
+        }
+        Format::Q8_0 | Format::Q4_0 | Format::Q4_1 | Format::Q5_0 | Format::Q5_1 => {
+            let (_, bytes) = fmt.block();
+            for (i, blk) in w.chunks_exact(bytes).enumerate() {
+                let (q, d, m) = block32(fmt, blk);
+                let s = isum(&q, &a.qs[i * QK..(i + 1) * QK]);
+                match fmt {
+                    Format::Q4_1 | Format::Q5_1 => sum += (d * a.d[i]) * s as f32 + m * a.s[i],
+                    _ => sum += s as f32 * (d * a.d[i]),
+                }
+            }
+        }
+        Format::Q4K | Format::Q5K => {
+            let bytes = fmt.block().1;
+            for (i, blk) in w.chunks_exact(bytes).enumerate() {
+                let d = rd_f16(blk, 0) * a.d[i];
+                let dmin = rd_f16(blk, 2) * a.d[i];
+                let (q, sc, mn) = block_k45(fmt, blk);
+                let mut mins = 0i32;
+                for (j, b) in a.sums[i * 16..(i + 1) * 16].iter().enumerate() {
+                    mins += b * mn[j / 2] as i32;
+                }
+                let aq = &a.qs[i * QK_K..(i + 1) * QK_K];
+                let mut acc = 0i32;
+                for j in 0..8 {
+                    acc += sc[j] as i32 * isum(&q[j * 32..(j + 1) * 32], &aq[j * 32..(j + 1) * 32]);
+                }
+                sum += d * acc as f32 - dmin * mins as f32;
+            }
+        }
+        Format::Q6K => {
+            for (i, blk) in w.chunks_exact(210).enumerate() {
+                let q = block_q6k(blk);
+                let scales = bytemuck_i8(&blk[192..208]);
+                let d = rd_f16(blk, 208) * a.d[i];
+                let aq = &a.qs[i * QK_K..(i + 1) * QK_K];
+                let mut acc = 0i32;
+                for j in 0..16 {
+                    acc += scales[j] as i32
+                        * isum(&q[j * 16..(j + 1) * 16], &aq[j * 16..(j + 1) * 16]);
+                }
+                sum += d * acc as f32;
+            }
+        }
+    }
+    sum
+}
+
+/// A weight matrix of `rows` outputs by `cols` inputs, kept in its GGUF
+/// encoding.
+pub struct QMatrix {
+    fmt: Format,
+    rows: usize,
+    cols: usize,
+    row_bytes: usize,
+    data: Vec<u8>,
+}
+
+/// Output rows for one task of a product.
+const ROWS_PER_TASK: usize = 32;
+
+struct SendPtr(*mut f32);
+// SAFETY: tasks write disjoint elements (distinct weight rows).
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl QMatrix {
+    pub fn new(
+        name: &str,
+        fmt: Format,
+        rows: usize,
+        cols: usize,
+        data: Vec<u8>,
+    ) -> Result<Self, KernelError> {
+        let bad = |reason: String| KernelError::BadMatrix {
+            name: name.to_string(),
+            reason,
+        };
+        let (per, _) = fmt.block();
+        if cols == 0 || !cols.is_multiple_of(per) {
+            return Err(bad(format!("rows of {cols} are not whole {fmt:?} blocks")));
+        }
+        let row_bytes = fmt.row_bytes(cols);
+        if data.len() != rows * row_bytes {
+            return Err(bad(format!(
+                "{} bytes for {rows} × {cols} {fmt:?} values (want {})",
+                data.len(),
+                rows * row_bytes
+            )));
+        }
+        Ok(Self {
+            fmt,
+            rows,
+            cols,
+            row_bytes,
+            data,
+        })
+    }
+
+    pub fn format(&self) -> Format {
+        self.fmt
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The encoded bytes of row `r`.
+    pub fn row(&self, r: usize) -> &[u8] {
+        &self.data[r * self.row_bytes..(r + 1) * self.row_bytes]
+    }
+
+    /// Row `r` decoded to f32.
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        assert_eq!(out.len(), self.cols);
+        self.fmt.dequantize_row(self.row(r), out);
+    }
+
+    /// Quantises `x` (`n` rows of `cols`) into `acts` and multiplies:
+    /// `out` gets `n` rows of `rows` values.
+    pub fn matmul(&self, x: &[f32], acts: &mut Activations, out: &mut [f32], isa: Isa) {
+        acts.quantize(x, self.cols, self.fmt);
+        self.matmul_quantized(acts, out, isa);
+    }
+
+    /// As [`QMatrix::matmul`], with activations already quantised for this
+    /// format (several matrices with the same input share them).
+    pub fn matmul_quantized(&self, acts: &Activations, out: &mut [f32], isa: Isa) {
+        assert_eq!(acts.cols, self.cols, "activation width");
+        assert_eq!(acts.kind, Some(self.fmt.activation()), "activation kind");
+        let n = acts.n;
+        assert_eq!(out.len(), n * self.rows, "output size");
+        let rows = self.rows;
+        let ptr = SendPtr(out.as_mut_ptr());
+        let tasks = rows.div_ceil(ROWS_PER_TASK);
+        let run = |t: usize| {
+            let r0 = t * ROWS_PER_TASK;
+            let r1 = (r0 + ROWS_PER_TASK).min(rows);
+            let p = &ptr;
+            let mut j = 0;
+            while j < n {
+                let take = (n - j).min(4);
+                for r in r0..r1 {
+                    let w = self.row(r);
+                    let mut o = [0f32; 4];
+                    self.dot_rows(isa, w, acts, j, take, &mut o);
+                    for (k, &v) in o[..take].iter().enumerate() {
+                        // SAFETY: (j + k, r) is inside `out`, and only this
+                        // task writes row r's outputs.
+                        unsafe { *p.0.add((j + k) * rows + r) = v };
+                    }
+                }
+                j += take;
+            }
+        };
+        if tasks > 1 && rayon::current_num_threads() > 1 {
+            (0..tasks).into_par_iter().for_each(run);
+        } else {
+            (0..tasks).for_each(run);
+        }
+    }
+
+    /// One weight row against activation rows `j..j+take` (take ≤ 4).
+    #[inline]
+    fn dot_rows(
+        &self,
+        isa: Isa,
+        w: &[u8],
+        acts: &Activations,
+        j: usize,
+        take: usize,
+        out: &mut [f32; 4],
+    ) {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                // SAFETY: `Isa::Avx2` is only chosen when the CPU has AVX2,
+                // FMA and F16C.
+                unsafe { crate::avx2::dot_rows(self.fmt, w, acts, j, take, out) }
+            }
+            _ => {
+                for (k, o) in out[..take].iter_mut().enumerate() {
+                    *o = dot(self.fmt, w, acts.row(j + k));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pseudo-random bytes, reproducible.
+    pub(crate) fn noise(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    const ALL: [Format; 10] = [
+        Format::F32,
+        Format::F16,
+        Format::Q4_0,
+        Format::Q4_1,
+        Format::Q5_0,
+        Format::Q5_1,
+        Format::Q8_0,
+        Format::Q4K,
+        Format::Q5K,
+        Format::Q6K,
+    ];
+
+    /// A matrix of plausible weights: random bytes with small, finite
+    /// f16 factors.
+    fn matrix(fmt: Format, rows: usize, cols: usize, seed: u64) -> QMatrix {
+        let (_, bytes) = fmt.block();
+        let mut w = noise(rows * fmt.row_bytes(cols), seed);
+        match fmt {
+            Format::F32 => {
+                for c in w.chunks_exact_mut(4) {
+                    let v = (c[0] as f32 - 127.5) / 300.0;
+                    c.copy_from_slice(&v.to_le_bytes());
+                }
+            }
+            Format::F16 => {
+                for c in w.chunks_exact_mut(2) {
+                    let v = (c[0] as f32 - 127.5) / 300.0;
+                    c.copy_from_slice(&f16::from_f32(v).to_le_bytes());
+                }
+            }
+            _ => {
+                for (i, blk) in w.chunks_exact_mut(bytes).enumerate() {
+                    let at = if fmt == Format::Q6K { 208 } else { 0 };
+                    let d = 0.004 + (i % 7) as f32 * 0.002;
+                    blk[at..at + 2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
+                    if matches!(fmt, Format::Q4_1 | Format::Q5_1 | Format::Q4K | Format::Q5K) {
+                        blk[2..4].copy_from_slice(&f16::from_f32(-0.003).to_le_bytes());
+                    }
+                }
+            }
+        }
+        QMatrix::new("test", fmt, rows, cols, w).unwrap()
+    }
+
+    fn input(n: usize, cols: usize, seed: u64) -> Vec<f32> {
+        noise(n * cols, seed)
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| (b as f32 - 127.5) / 37.0 * if i % 97 == 0 { 9.0 } else { 1.0 })
+            .collect()
+    }
+
+    #[test]
+    fn every_isa_agrees_with_the_reference_for_every_format() {
+        let (rows, cols) = (37, 512);
+        for fmt in ALL {
+            let m = matrix(fmt, rows, cols, 11);
+            for n in [1, 3, 4, 9] {
+                let x = input(n, cols, 3 + n as u64);
+                let mut acts = Activations::new();
+                acts.quantize(&x, cols, fmt);
+                let mut want = vec![0f32; n * rows];
+                for j in 0..n {
+                    for r in 0..rows {
+                        want[j * rows + r] = dot(fmt, m.row(r), acts.row(j));
+                    }
+                }
+                assert!(want.iter().all(|v| v.is_finite()) && want.iter().any(|&v| v != 0.0));
+                for isa in Isa::available() {
+                    let mut out = vec![0f32; n * rows];
+                    m.matmul(&x, &mut acts, &mut out, isa);
+                    for (i, (&a, &b)) in out.iter().zip(&want).enumerate() {
+                        // Block sums are exact; only their order of addition differs.
+                        let tol = 1e-5 * (1.0 + b.abs()) * (cols as f32).sqrt();
+                        assert!(
+                            (a - b).abs() <= tol,
+                            "{fmt:?} {isa:?} n={n} #{i}: {a} vs {b}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dequantised_rows_give_the_same_products_as_float_weights() {
+        // For Q8 activations the product is Σ w·(d·q); rebuilding the
+        // activation from its quantised form and the weights from
+        // `dequantize_row` must give the reference result.
+        let cols = 256;
+        for fmt in ALL {
+            let m = matrix(fmt, 3, cols, 5);
+            let x = input(1, cols, 9);
+            let mut acts = Activations::new();
+            acts.quantize(&x, cols, fmt);
+            let a = acts.row(0);
+            let xq: Vec<f32> = match fmt {
+                Format::F32 | Format::F16 => a.f.to_vec(),
+                _ => {
+                    let per = fmt.block().0;
+                    a.qs.iter()
+                        .enumerate()
+                        .map(|(i, &q)| q as f32 * a.d[i / per])
+                        .collect()
+                }
+            };
+            let mut w = vec![0f32; cols];
+            for r in 0..3 {
+                m.dequantize_row(r, &mut w);
+                let float: f32 = w.iter().zip(&xq).map(|(a, b)| a * b).sum();
+                let want = dot(fmt, m.row(r), a);
+                assert!(
+                    (float - want).abs() <= 1e-3 * (1.0 + want.abs()),
+                    "{fmt:?}: {float} vs {want}"
+                );
+            }
+        }
+    }
+}
