@@ -11,7 +11,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::quant::{dot, k_scales, ActRow, Activations, Format, QK, QK_K};
+use crate::quant::{dot, k_scales, ActRow, Format, QK, QK_K};
 
 const Q8_0: u8 = 0;
 const Q4_0: u8 = 1;
@@ -19,26 +19,19 @@ const Q4_1: u8 = 2;
 const Q5_0: u8 = 3;
 const Q5_1: u8 = 4;
 
-/// Weight row `w` against activation rows `j..j + take` of `acts`.
+/// Weight row `w` against up to four activation rows.
 ///
 /// # Safety
 /// The CPU must have AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn dot_rows(
-    fmt: Format,
-    w: &[u8],
-    acts: &Activations,
-    j: usize,
-    take: usize,
-    out: &mut [f32; 4],
-) {
+pub(crate) unsafe fn dot_rows(fmt: Format, w: &[u8], acts: &[ActRow<'_>], out: &mut [f32; 4]) {
     macro_rules! by_rows {
         ($kernel:ident $(, $c:expr)?) => {
-            match take {
-                1 => $kernel::<$($c,)? 1>(w, rows(acts, j), out),
-                2 => $kernel::<$($c,)? 2>(w, rows(acts, j), out),
-                3 => $kernel::<$($c,)? 3>(w, rows(acts, j), out),
-                _ => $kernel::<$($c,)? 4>(w, rows(acts, j), out),
+            match acts.len() {
+                1 => $kernel::<$($c,)? 1>(w, rows(acts), out),
+                2 => $kernel::<$($c,)? 2>(w, rows(acts), out),
+                3 => $kernel::<$($c,)? 3>(w, rows(acts), out),
+                _ => $kernel::<$($c,)? 4>(w, rows(acts), out),
             }
         };
     }
@@ -51,16 +44,16 @@ pub(crate) unsafe fn dot_rows(
         Format::Q4K => by_rows!(q4k),
         Format::Q6K => by_rows!(q6k),
         Format::F32 | Format::F16 | Format::Q5K => {
-            for k in 0..take {
-                out[k] = dot(fmt, w, acts.row(j + k));
+            for (o, &a) in out.iter_mut().zip(acts) {
+                *o = dot(fmt, w, a);
             }
         }
     }
 }
 
 #[inline(always)]
-fn rows<const NR: usize>(acts: &Activations, j: usize) -> [ActRow<'_>; NR] {
-    std::array::from_fn(|k| acts.row(j + k))
+fn rows<'a, const NR: usize>(acts: &[ActRow<'a>]) -> [ActRow<'a>; NR] {
+    std::array::from_fn(|k| acts[k])
 }
 
 #[inline]
@@ -278,5 +271,69 @@ unsafe fn q6k<const NR: usize>(w: &[u8], a: [ActRow<'_>; NR], out: &mut [f32; 4]
     }
     for r in 0..NR {
         out[r] = hsum(acc[r]);
+    }
+}
+
+/// Quantises rows of 32-value blocks to Q8_0 (or Q8_1, with `sums`): the
+/// same values as the portable code (scale = amax / 127 in f16, values
+/// rounded half to even), eight lanes at a time.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn quantize_q8(
+    x: &[f32],
+    qs: &mut [i8],
+    d: &mut [f32],
+    sums: Option<&mut [f32]>,
+) {
+    let nb = x.len() / QK;
+    assert!(qs.len() >= nb * QK && d.len() >= nb);
+    let sign = _mm256_set1_ps(-0.0);
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    let mut sums = sums;
+    for b in 0..nb {
+        let p = x.as_ptr().add(b * QK);
+        let v = [
+            _mm256_loadu_ps(p),
+            _mm256_loadu_ps(p.add(8)),
+            _mm256_loadu_ps(p.add(16)),
+            _mm256_loadu_ps(p.add(24)),
+        ];
+        let m = _mm256_max_ps(
+            _mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
+            _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])),
+        );
+        let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        let m = _mm_max_ss(m, _mm_movehdup_ps(m));
+        let amax = _mm_cvtss_f32(m);
+        let dd = amax / 127.0;
+        let id = _mm256_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
+        let r: [__m256i; 4] = std::array::from_fn(|k| {
+            _mm256_cvtps_epi32(_mm256_round_ps::<
+                { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
+            >(_mm256_mul_ps(v[k], id)))
+        });
+        let packed = _mm256_packs_epi16(
+            _mm256_packs_epi32(r[0], r[1]),
+            _mm256_packs_epi32(r[2], r[3]),
+        );
+        let packed = _mm256_permutevar8x32_epi32(packed, order);
+        _mm256_storeu_si256(qs.as_mut_ptr().add(b * QK) as *mut __m256i, packed);
+        let dh = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(
+            _mm_set_ss(dd),
+        )));
+        d[b] = dh;
+        if let Some(s) = sums.as_deref_mut() {
+            let t = _mm256_add_epi32(_mm256_add_epi32(r[0], r[1]), _mm256_add_epi32(r[2], r[3]));
+            let t = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+            let t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0b01_00_11_10));
+            let t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0b10_11_00_01));
+            let sum = _mm_cvtsi128_si32(t);
+            s[b] = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(
+                _mm_set_ss(dd * sum as f32),
+            )));
+        }
     }
 }

@@ -229,32 +229,103 @@ pub fn axpy(isa: Isa, alpha: f32, x: &[f32], y: &mut [f32]) {
 /// One query head against the keys and values it may see, as llama.cpp's
 /// attention computes it: `q` and the keys f16-rounded, scores softmaxed in
 /// f32, the probabilities rounded to f16 before they weight the values.
-/// `keys` and `values` are `n × head_dim`; `scores` has room for `n`.
+/// `keys` and `values` are `n × head_dim` (straight from an f16 cache);
+/// `scores` has room for `n`.
 pub fn attend(
     isa: Isa,
     q: &[f32],
-    keys: &[f32],
-    values: &[f32],
+    keys: &[f16],
+    values: &[f16],
     scores: &mut [f32],
     out: &mut [f32],
 ) {
     let hd = q.len();
     let n = keys.len() / hd;
     let scores = &mut scores[..n];
-    for (s, k) in scores.iter_mut().zip(keys.chunks_exact(hd)) {
-        *s = dot(isa, q, k);
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx2` is only chosen when the CPU has AVX2, FMA and F16C.
+        Isa::Avx2 if hd.is_multiple_of(8) => unsafe { x86::scores_f16(q, keys, scores) },
+        _ => {
+            let mut k = vec![0f32; hd];
+            for (s, row) in scores.iter_mut().zip(keys.chunks_exact(hd)) {
+                row.convert_to_f32_slice(&mut k);
+                *s = dot(Isa::Portable, q, &k);
+            }
+        }
     }
     softmax(scores);
     round_f16(scores);
     out.fill(0.0);
-    for (&p, v) in scores.iter().zip(values.chunks_exact(hd)) {
-        axpy(isa, p, v, out);
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2 if hd.is_multiple_of(8) => unsafe { x86::weigh_f16(scores, values, out) },
+        _ => {
+            let mut v = vec![0f32; hd];
+            for (&p, row) in scores.iter().zip(values.chunks_exact(hd)) {
+                row.convert_to_f32_slice(&mut v);
+                axpy(Isa::Portable, p, &v, out);
+            }
+        }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
+
+    use half::f16;
+
+    /// `scores[j] = q · keys[j]`, keys in f16; `q.len()` a multiple of 8.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn scores_f16(q: &[f32], keys: &[f16], scores: &mut [f32]) {
+        let hd = q.len();
+        assert!(keys.len() >= scores.len() * hd);
+        for (j, s) in scores.iter_mut().enumerate() {
+            let k = keys.as_ptr().add(j * hd) as *const __m128i;
+            let mut acc0 = _mm256_setzero_ps();
+            let mut acc1 = _mm256_setzero_ps();
+            let mut i = 0;
+            while i + 16 <= hd {
+                let k0 = _mm256_cvtph_ps(_mm_loadu_si128(k.add(i / 8)));
+                let k1 = _mm256_cvtph_ps(_mm_loadu_si128(k.add(i / 8 + 1)));
+                acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q.as_ptr().add(i)), k0, acc0);
+                acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q.as_ptr().add(i + 8)), k1, acc1);
+                i += 16;
+            }
+            if i < hd {
+                let k0 = _mm256_cvtph_ps(_mm_loadu_si128(k.add(i / 8)));
+                acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q.as_ptr().add(i)), k0, acc0);
+            }
+            let v = _mm256_add_ps(acc0, acc1);
+            let t = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+            let t = _mm_add_ps(t, _mm_movehl_ps(t, t));
+            let t = _mm_add_ss(t, _mm_movehdup_ps(t));
+            *s = _mm_cvtss_f32(t);
+        }
+    }
+
+    /// `out += Σ p[j] · values[j]`, values in f16; `out.len()` a multiple of 8.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn weigh_f16(p: &[f32], values: &[f16], out: &mut [f32]) {
+        let hd = out.len();
+        assert!(values.len() >= p.len() * hd);
+        let o = out.as_mut_ptr();
+        let mut i = 0;
+        // Eight output lanes at a time, summed over every position.
+        while i < hd {
+            let mut acc = _mm256_loadu_ps(o.add(i));
+            for (j, &pj) in p.iter().enumerate() {
+                let v = _mm256_cvtph_ps(_mm_loadu_si128(
+                    values.as_ptr().add(j * hd + i) as *const __m128i
+                ));
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(pj), v, acc);
+            }
+            _mm256_storeu_ps(o.add(i), acc);
+            i += 8;
+        }
+    }
 
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -333,14 +404,15 @@ mod tests {
 
     #[test]
     fn attention_weights_values_by_softmaxed_scores() {
-        let hd = 8;
-        let q = vec![1.0f32; hd];
-        // Key 1 matches the query far better than key 0.
-        let keys: Vec<f32> = (0..2 * hd)
-            .map(|i| if i < hd { 0.0 } else { 1.0 })
+        // 24: the AVX2 path's 16-wide loop and its 8-wide tail.
+        let hd = 24;
+        let q = vec![1.0f32 / 3.0; hd];
+        // Key 1 matches the query far better than key 0 (scores 0 and 8).
+        let keys: Vec<f16> = (0..2 * hd)
+            .map(|i| f16::from_f32(if i < hd { 0.0 } else { 1.0 }))
             .collect();
-        let values: Vec<f32> = (0..2 * hd)
-            .map(|i| if i < hd { -1.0 } else { 2.0 })
+        let values: Vec<f16> = (0..2 * hd)
+            .map(|i| f16::from_f32(if i < hd { -1.0 } else { 2.0 }))
             .collect();
         for isa in Isa::available() {
             let mut scores = vec![0f32; 2];

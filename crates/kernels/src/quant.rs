@@ -176,7 +176,7 @@ impl Activations {
 
     /// Quantises the rows of `x` (each `cols` long) for products with
     /// weights in `fmt`.
-    pub fn quantize(&mut self, x: &[f32], cols: usize, fmt: Format) {
+    pub fn quantize(&mut self, x: &[f32], cols: usize, fmt: Format, isa: Isa) {
         assert!(cols > 0 && x.len().is_multiple_of(cols), "activation size");
         let kind = fmt.activation();
         let n = x.len() / cols;
@@ -199,6 +199,14 @@ impl Activations {
                 self.s.resize(n * nb, 0.0);
                 let q8_1 = kind == ActKind::Q8_1;
                 let work = |((x, qs), (d, s)): Q8Rows<'_>| {
+                    #[cfg(target_arch = "x86_64")]
+                    if isa == Isa::Avx2 {
+                        let s = if q8_1 { Some(s) } else { None };
+                        // SAFETY: `Isa::Avx2` is only chosen when the CPU
+                        // has AVX2, FMA and F16C.
+                        unsafe { crate::avx2::quantize_q8(x, qs, d, s) };
+                        return;
+                    }
                     for ((x, qs), (d, s)) in x
                         .chunks_exact(QK)
                         .zip(qs.chunks_exact_mut(QK))
@@ -579,7 +587,7 @@ impl QMatrix {
     /// Quantises `x` (`n` rows of `cols`) into `acts` and multiplies:
     /// `out` gets `n` rows of `rows` values.
     pub fn matmul(&self, x: &[f32], acts: &mut Activations, out: &mut [f32], isa: Isa) {
-        acts.quantize(x, self.cols, self.fmt);
+        acts.quantize(x, self.cols, self.fmt, isa);
         self.matmul_quantized(acts, out, isa);
     }
 
@@ -591,26 +599,25 @@ impl QMatrix {
         let n = acts.n;
         assert_eq!(out.len(), n * self.rows, "output size");
         let rows = self.rows;
+        let act_rows: Vec<ActRow<'_>> = (0..n).map(|j| acts.row(j)).collect();
         let ptr = SendPtr(out.as_mut_ptr());
         let tasks = rows.div_ceil(ROWS_PER_TASK);
         let run = |t: usize| {
             let r0 = t * ROWS_PER_TASK;
             let r1 = (r0 + ROWS_PER_TASK).min(rows);
             let p = &ptr;
-            let mut j = 0;
-            while j < n {
-                let take = (n - j).min(4);
+            for group in act_rows.chunks(4) {
+                let j = (group.as_ptr() as usize - act_rows.as_ptr() as usize)
+                    / std::mem::size_of::<ActRow<'_>>();
                 for r in r0..r1 {
-                    let w = self.row(r);
                     let mut o = [0f32; 4];
-                    self.dot_rows(isa, w, acts, j, take, &mut o);
-                    for (k, &v) in o[..take].iter().enumerate() {
+                    self.dot_rows(isa, self.row(r), group, &mut o);
+                    for (k, &v) in o[..group.len()].iter().enumerate() {
                         // SAFETY: (j + k, r) is inside `out`, and only this
                         // task writes row r's outputs.
                         unsafe { *p.0.add((j + k) * rows + r) = v };
                     }
                 }
-                j += take;
             }
         };
         if tasks > 1 && rayon::current_num_threads() > 1 {
@@ -620,27 +627,19 @@ impl QMatrix {
         }
     }
 
-    /// One weight row against activation rows `j..j+take` (take ≤ 4).
+    /// One weight row against up to four activation rows.
     #[inline]
-    fn dot_rows(
-        &self,
-        isa: Isa,
-        w: &[u8],
-        acts: &Activations,
-        j: usize,
-        take: usize,
-        out: &mut [f32; 4],
-    ) {
+    fn dot_rows(&self, isa: Isa, w: &[u8], acts: &[ActRow<'_>], out: &mut [f32; 4]) {
         match isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => {
                 // SAFETY: `Isa::Avx2` is only chosen when the CPU has AVX2,
                 // FMA and F16C.
-                unsafe { crate::avx2::dot_rows(self.fmt, w, acts, j, take, out) }
+                unsafe { crate::avx2::dot_rows(self.fmt, w, acts, out) }
             }
             _ => {
-                for (k, o) in out[..take].iter_mut().enumerate() {
-                    *o = dot(self.fmt, w, acts.row(j + k));
+                for (o, &a) in out.iter_mut().zip(acts) {
+                    *o = dot(self.fmt, w, a);
                 }
             }
         }
@@ -725,7 +724,7 @@ mod tests {
             for n in [1, 3, 4, 9] {
                 let x = input(n, cols, 3 + n as u64);
                 let mut acts = Activations::new();
-                acts.quantize(&x, cols, fmt);
+                acts.quantize(&x, cols, fmt, Isa::Portable);
                 let mut want = vec![0f32; n * rows];
                 for j in 0..n {
                     for r in 0..rows {
@@ -750,6 +749,29 @@ mod tests {
     }
 
     #[test]
+    fn activations_quantise_identically_on_every_isa() {
+        let cols = 512;
+        // Ties (0.5 steps) and zero blocks included.
+        let mut x = input(3, cols, 21);
+        x[..32].fill(0.0);
+        for (i, v) in x[32..64].iter_mut().enumerate() {
+            *v = (i as f32 - 16.0) * 127.0 / 16.0 / 254.0 * 2.0 + 0.5;
+        }
+        for fmt in [Format::Q8_0, Format::Q4_1, Format::Q4K] {
+            let mut want = Activations::new();
+            want.quantize(&x, cols, fmt, Isa::Portable);
+            for isa in Isa::available() {
+                let mut got = Activations::new();
+                got.quantize(&x, cols, fmt, isa);
+                assert_eq!(got.qs, want.qs, "{fmt:?} {isa:?}");
+                assert_eq!(got.d, want.d, "{fmt:?} {isa:?}");
+                assert_eq!(got.s, want.s, "{fmt:?} {isa:?}");
+                assert_eq!(got.sums, want.sums, "{fmt:?} {isa:?}");
+            }
+        }
+    }
+
+    #[test]
     fn dequantised_rows_give_the_same_products_as_float_weights() {
         // For Q8 activations the product is Σ w·(d·q); rebuilding the
         // activation from its quantised form and the weights from
@@ -759,7 +781,7 @@ mod tests {
             let m = matrix(fmt, 3, cols, 5);
             let x = input(1, cols, 9);
             let mut acts = Activations::new();
-            acts.quantize(&x, cols, fmt);
+            acts.quantize(&x, cols, fmt, Isa::Portable);
             let a = acts.row(0);
             let xq: Vec<f32> = match fmt {
                 Format::F32 | Format::F16 => a.f.to_vec(),

@@ -104,9 +104,6 @@ struct Scratch {
     o: Vec<f32>,
     gate: Vec<f32>,
     up: Vec<f32>,
-    /// Keys and values of the visible positions, converted to f32.
-    kf: Vec<f32>,
-    vf: Vec<f32>,
     acts: Activations,
 }
 
@@ -387,21 +384,9 @@ impl Decoder {
                 None => 0,
             };
             let n = total - first;
-            s.kf.resize(cfg.n_kv_head * n * hd, 0.0);
-            s.vf.resize(cfg.n_kv_head * n * hd, 0.0);
-            for g in 0..cfg.n_kv_head {
-                let at = (g * self.context + first) * hd;
-                ops::f16_to_f32(
-                    &layer.k_cache[at..at + n * hd],
-                    &mut s.kf[g * n * hd..(g + 1) * n * hd],
-                );
-                ops::f16_to_f32(
-                    &layer.v_cache[at..at + n * hd],
-                    &mut s.vf[g * n * hd..(g + 1) * n * hd],
-                );
-            }
             let n_rep = cfg.n_head / cfg.n_kv_head;
-            let (q, kf, vf, window) = (&s.q, &s.kf, &s.vf, layer.window);
+            let (q, window) = (&s.q, layer.window);
+            let (kc, vc) = (&layer.k_cache, &layer.v_cache);
             let head = |(t, out): (usize, &mut [f32]), scores: &mut Vec<f32>| {
                 let (i, h) = (t / cfg.n_head, t % cfg.n_head);
                 let g = h / n_rep;
@@ -411,14 +396,14 @@ impl Decoder {
                     None => 0,
                 }
                 .max(first);
-                let (a, b) = ((lo - first) * hd, (p + 1 - first) * hd);
-                let base = g * n * hd;
+                let base = g * self.context * hd;
+                let (a, b) = (lo * hd, (p + 1) * hd);
                 scores.resize(n, 0.0);
                 ops::attend(
                     isa,
                     &q[i * nq + h * hd..i * nq + (h + 1) * hd],
-                    &kf[base + a..base + b],
-                    &vf[base + a..base + b],
+                    &kc[base + a..base + b],
+                    &vc[base + a..base + b],
                     scores,
                     out,
                 );
