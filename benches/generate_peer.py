@@ -1,64 +1,187 @@
 #!/usr/bin/env python3
-"""llama.cpp's figures for the numbers `docent ask --json` reports: model load
-time, prompt processing and decoding speed, and time to first token, for the
-same GGUF file, the same prompt and the same number of threads.
+"""docent beside llama.cpp on the same GGUF file, prompts and threads.
 
-    python3 -m venv /tmp/llvenv && /tmp/llvenv/bin/pip install llama-cpp-python
-    docent ask --docs corpus "What is retrieval-augmented generation?" \\
-        --json --show-prompt --max-tokens 64 > /tmp/ask.json
-    /tmp/llvenv/bin/python benches/generate_peer.py MODEL.gguf /tmp/ask.json --threads 2
+    python3 benches/generate_peer.py bench --docent target/release/docent \\
+        --model smollm2-135m-instruct-q4_1 --threads 2
 
-The prompt text is taken from docent's own output (`--show-prompt`), so both
-programs run the same tokens; llama.cpp then decodes greedily for as many
-tokens as docent did.
+runs `docent bench generate --json --export` (prompts of 100, 500 and 2,000
+tokens cut from corpus/, each followed by 64 greedy tokens), then llama.cpp
+(through llama-cpp-python) on exactly those token ids, with the same context
+length, batch size and threads, each in its own process, and prints both
+with their ratios: load time, resident memory after load and at peak,
+prompt tokens/s and decode tokens/s.
+
+    python3 benches/generate_peer.py ask MODEL.gguf ASK.json --threads 2
+
+compares one `docent ask --json --show-prompt` run (time to first token)
+with llama.cpp on the same prompt.
+
+The script makes its own virtual environment (~/.cache/docent/llama-venv,
+or $DOCENT_LLAMA_VENV) with llama-cpp-python the first time (pip builds
+llama.cpp from source for this CPU; it takes about ten minutes on two
+cores), then re-runs itself inside it.
 """
 import argparse
 import json
+import os
+import pathlib
+import resource
+import subprocess
+import sys
+import tempfile
 import time
 
-import numpy as np
-from llama_cpp import Llama
+VENV = pathlib.Path(os.environ.get("DOCENT_LLAMA_VENV", pathlib.Path.home() / ".cache/docent/llama-venv"))
+LLAMA_CPP_PYTHON = "llama-cpp-python==0.3.36"
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("model")
-    ap.add_argument("ask_json", help="output of docent ask --json --show-prompt")
-    ap.add_argument("--threads", type=int, default=2)
-    args = ap.parse_args()
-    ask = json.load(open(args.ask_json))
+def ensure_venv():
+    try:
+        import llama_cpp  # noqa: F401
+        return
+    except ImportError:
+        pass
+    if pathlib.Path(sys.prefix).resolve() == VENV.resolve():
+        sys.exit("llama_cpp is missing from " + str(VENV))
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "numpy", LLAMA_CPP_PYTHON], check=True)
+    os.execv(str(python), [str(python), *sys.argv])
+
+
+def rss_mb(key="VmRSS:"):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def last_token(llm):
+    """Greedy choice after the last evaluated token (llama-cpp-python keeps
+    only the last position's logits unless logits_all is set)."""
+    import numpy as np
+
+    logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
+    return int(np.argmax(logits))
+
+
+def llama_run(spec_path):
+    """Child process: llama.cpp on the exported prompts; prints JSON."""
+    import numpy as np
+    from llama_cpp import Llama
+
+    spec = json.load(open(spec_path))
+    before = rss_mb()
+    t = time.perf_counter()
+    llm = Llama(model_path=spec["file"], n_ctx=spec["ctx"], n_threads=spec["threads"],
+                n_threads_batch=spec["threads"], n_batch=spec["batch"], n_ubatch=spec["batch"],
+                logits_all=False, verbose=False)
+    load_ms = (time.perf_counter() - t) * 1e3
+    after = rss_mb()
+    runs = []
+    for ids in spec["prompts"]:
+        llm.reset()  # n_tokens = 0: eval() drops the cache beyond it
+        t = time.perf_counter()
+        llm.eval(ids)
+        prompt_ms = (time.perf_counter() - t) * 1e3
+        t = time.perf_counter()
+        for _ in range(spec["decode"]):
+            tok = last_token(llm)
+            llm.eval([tok])
+        decode_ms = (time.perf_counter() - t) * 1e3
+        runs.append({"prompt_tokens": len(ids), "prompt_tokens_per_s": len(ids) / prompt_ms * 1e3,
+                     "decode_tokens_per_s": spec["decode"] / decode_ms * 1e3})
+    print(json.dumps({"load_ms": load_ms, "rss_before_load_mb": before, "rss_after_load_mb": after,
+                      "peak_rss_mb": rss_mb("VmHWM:"), "runs": runs,
+                      "llama_cpp": __import__("llama_cpp").__version__}))
+
+
+def bench(args):
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = pathlib.Path(tmp) / "prompts.json"
+        cmd = [args.docent, "bench", "generate", "--model", args.model, "--threads", str(args.threads),
+               "--prompt-tokens", args.prompt_tokens, "--decode", str(args.decode), "--ctx", str(args.ctx),
+               "--batch", str(args.batch), "--docs", args.docs, "--json", "--export", str(spec)]
+        ours = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+        theirs = json.loads(subprocess.run([sys.executable, __file__, "_llama", str(spec)], check=True,
+                                           capture_output=True, text=True).stdout)
+    print(f"{ours['model']} ({ours['architecture']}): {args.threads} threads, ctx {ours['ctx']}, "
+          f"batch {args.batch}, {args.decode} decoded tokens; docent kernels {ours['isa']}, "
+          f"llama-cpp-python {theirs['llama_cpp']}")
+    rows = [("load ms", ours["load_ms"], theirs["load_ms"]),
+            ("memory after load MB", ours["rss_after_load_mb"], theirs["rss_after_load_mb"]),
+            ("  of it for the model MB", ours["rss_after_load_mb"] - ours["rss_before_load_mb"],
+             theirs["rss_after_load_mb"] - theirs["rss_before_load_mb"]),
+            ("peak memory MB", ours["peak_rss_mb"], theirs["peak_rss_mb"])]
+    for a, b in zip(ours["runs"], theirs["runs"]):
+        n = a["prompt_tokens"]
+        rows.append((f"prompt {n}: tokens/s", a["prompt_tokens_per_s"], b["prompt_tokens_per_s"]))
+        rows.append((f"prompt {n}: decode tokens/s", a["decode_tokens_per_s"], b["decode_tokens_per_s"]))
+    print(f"{'':<30}{'docent':>10}{'llama.cpp':>11}{'ratio':>8}")
+    for name, a, b in rows:
+        print(f"{name:<30}{a:>10.1f}{b:>11.1f}{(a / b if b else float('nan')):>8.2f}")
+    if args.json:
+        json.dump({"docent": ours, "llama_cpp": theirs}, open(args.json, "w"), indent=1)
+
+
+def ask(args):
+    import numpy as np
+    from llama_cpp import Llama
+
+    data = json.load(open(args.ask_json))
     t0 = time.perf_counter()
     llm = Llama(model_path=args.model, n_ctx=4096, n_threads=args.threads,
                 n_threads_batch=args.threads, n_batch=512, verbose=False)
     load_ms = (time.perf_counter() - t0) * 1e3
-    meta = llm.metadata
-    add_bos = meta.get("tokenizer.ggml.add_bos_token", "false") == "true"
-    ids = llm.tokenize(ask["prompt"].encode(), add_bos=add_bos, special=True)
+    add_bos = llm.metadata.get("tokenizer.ggml.add_bos_token", "false") == "true"
+    ids = llm.tokenize(data["prompt"].encode(), add_bos=add_bos, special=True)
     t1 = time.perf_counter()
     llm.eval(ids)
     prompt_ms = (time.perf_counter() - t1) * 1e3
-    n = max(1, ask["timings"]["decode_tokens"])
+    n = max(1, data["timings"]["decode_tokens"])
     t2 = time.perf_counter()
-    tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+    tok = last_token(llm)
     first_ms = prompt_ms + (time.perf_counter() - t2) * 1e3
     for _ in range(n - 1):
         llm.eval([tok])
-        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        tok = last_token(llm)
     decode_ms = (time.perf_counter() - t2) * 1e3
-    d = ask["timings"]
-    rows = [
-        ("model load ms", d["model_load_ms"], load_ms),
-        ("prompt tokens", d["prompt_tokens"], len(ids)),
-        ("prompt tokens/s", d["prompt_tokens_per_s"], len(ids) / prompt_ms * 1e3),
-        ("time to first token ms", d["time_to_first_token_ms"], first_ms),
-        ("decode tokens", d["decode_tokens"], n),
-        ("decode tokens/s", d["decode_tokens_per_s"], n / decode_ms * 1e3),
-    ]
-    print(f"{ask['model']} ({args.threads} threads)")
+    d = data["timings"]
+    rows = [("model load ms", d["model_load_ms"], load_ms),
+            ("prompt tokens", d["prompt_tokens"], len(ids)),
+            ("prompt tokens/s", d["prompt_tokens_per_s"], len(ids) / prompt_ms * 1e3),
+            ("time to first token ms", d["time_to_first_token_ms"], first_ms),
+            ("decode tokens", d["decode_tokens"], n),
+            ("decode tokens/s", d["decode_tokens_per_s"], n / decode_ms * 1e3)]
+    print(f"{data['model']} ({args.threads} threads)")
     print(f"{'':<24}{'docent':>12}{'llama.cpp':>12}{'ratio':>8}")
     for name, a, b in rows:
-        ratio = a / b if b else float("nan")
-        print(f"{name:<24}{a:>12.1f}{b:>12.1f}{ratio:>8.2f}")
+        print(f"{name:<24}{a:>12.1f}{b:>12.1f}{(a / b if b else float('nan')):>8.2f}")
+
+
+def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "_llama":
+        return llama_run(sys.argv[2])
+    ensure_venv()
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("bench")
+    b.add_argument("--docent", default="target/release/docent")
+    b.add_argument("--model", default="smollm2-135m-instruct-q4_1")
+    b.add_argument("--threads", type=int, default=os.cpu_count())
+    b.add_argument("--prompt-tokens", default="100,500,2000")
+    b.add_argument("--decode", type=int, default=64)
+    b.add_argument("--ctx", type=int, default=4096)
+    b.add_argument("--batch", type=int, default=512)
+    b.add_argument("--docs", default="corpus")
+    b.add_argument("--json", help="also write both sides' figures here")
+    a = sub.add_parser("ask")
+    a.add_argument("model")
+    a.add_argument("ask_json", help="output of docent ask --json --show-prompt")
+    a.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    bench(args) if args.cmd == "bench" else ask(args)
 
 
 if __name__ == "__main__":

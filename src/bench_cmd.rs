@@ -22,6 +22,10 @@ use serde::Serialize;
 pub enum BenchCommand {
     /// Retrieval latency, throughput and recall (see `docent bench retrieval --help`).
     Retrieval(RetrievalArgs),
+    /// Language model speed: prompt processing and decoding, load time, memory.
+    Generate(crate::bench_gen::GenerateArgs),
+    /// Sentence encoder throughput on the paragraphs of a SQuAD-format file.
+    Embed(crate::bench_gen::EmbedArgs),
 }
 
 #[derive(Debug, Args)]
@@ -159,12 +163,21 @@ fn sample(base: &[Vec<f32>], rng: &mut Rng) -> (usize, Vec<f32>) {
     (at, v)
 }
 
-fn peak_rss_mb() -> f64 {
+pub fn peak_rss_mb() -> f64 {
+    status_mb("VmHWM:")
+}
+
+/// Resident memory now.
+pub fn rss_mb() -> f64 {
+    status_mb("VmRSS:")
+}
+
+fn status_mb(key: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(key))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
@@ -373,7 +386,11 @@ fn write_f32(path: &Path, vs: &[Vec<f32>]) -> Result<()> {
 }
 
 pub fn run(index_dir: &Path, cmd: BenchCommand) -> Result<()> {
-    let BenchCommand::Retrieval(args) = cmd;
+    let args = match cmd {
+        BenchCommand::Retrieval(args) => args,
+        BenchCommand::Generate(args) => return crate::bench_gen::generate(args),
+        BenchCommand::Embed(args) => return crate::bench_gen::embed(args),
+    };
     anyhow::ensure!(
         args.queries > 0 && args.k > 0,
         "--queries and -k must be at least 1"

@@ -6,6 +6,7 @@
 
 mod ask_cmd;
 mod bench_cmd;
+mod bench_gen;
 mod encoder;
 mod eval_cmd;
 mod index_cmd;
@@ -32,7 +33,7 @@ struct Cli {
 enum Command {
     /// Answer a question from the indexed documents, with sources.
     Ask(ask_cmd::AskArgs),
-    /// Benchmarks: retrieval latency, throughput and recall.
+    /// Benchmarks: retrieval, generation and embedding speed.
     Bench {
         #[command(subcommand)]
         command: bench_cmd::BenchCommand,

@@ -60,6 +60,12 @@ pub fn scale_in_place(x: &mut [f32], s: f32) {
 
 /// Rounds each value to f16 and back.
 pub fn round_f16(x: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if Isa::detect() == Isa::Avx2 {
+        // SAFETY: `Isa::Avx2` is only chosen when the CPU has AVX2, FMA and F16C.
+        unsafe { x86::round_f16(x) };
+        return;
+    }
     for v in x {
         *v = f16::from_f32(*v).to_f32();
     }
@@ -254,8 +260,15 @@ pub fn attend(
             }
         }
     }
-    softmax(scores);
-    round_f16(scores);
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2 => unsafe { x86::softmax_f16(scores) },
+        _ => {
+            softmax(scores);
+            round_f16(scores);
+        }
+    }
     out.fill(0.0);
     match isa {
         #[cfg(target_arch = "x86_64")]
@@ -276,6 +289,110 @@ mod x86 {
     use std::arch::x86_64::*;
 
     use half::f16;
+
+    /// `e^x` for eight lanes: `x = n·ln2 + r` with |r| ≤ ln2/2, `e^r` by its
+    /// Taylor polynomial to degree 6 (relative error below 2e-7), scaled by
+    /// 2^n through the exponent bits. Inputs below -87 give e^-87 (the
+    /// smallest normal range); softmax inputs are ≤ 0 after the shift by
+    /// the maximum.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn exp8(x: __m256) -> __m256 {
+        let x = _mm256_max_ps(
+            _mm256_min_ps(x, _mm256_set1_ps(88.0)),
+            _mm256_set1_ps(-87.0),
+        );
+        let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+            _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)),
+        );
+        // ln 2 in two parts, so that n·ln2 is subtracted exactly.
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_145_75), x);
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428_606_8e-6), r);
+        let mut p = _mm256_set1_ps(1.0 / 720.0);
+        for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+            p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+        }
+        let scale = _mm256_slli_epi32(
+            _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)),
+            23,
+        );
+        _mm256_mul_ps(p, _mm256_castsi256_ps(scale))
+    }
+
+    /// Softmax in place, then each probability rounded to f16.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn softmax_f16(x: &mut [f32]) {
+        let n = x.len();
+        let p = x.as_mut_ptr();
+        let mut max = f32::NEG_INFINITY;
+        let mut i = 0;
+        let mut vmax = _mm256_set1_ps(f32::NEG_INFINITY);
+        while i + 8 <= n {
+            vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(p.add(i)));
+            i += 8;
+        }
+        let mut lanes = [0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), vmax);
+        for v in lanes.iter().chain(&x[i..]) {
+            max = max.max(*v);
+        }
+        let vm = _mm256_set1_ps(max);
+        let mut vsum = _mm256_setzero_ps();
+        let mut i = 0;
+        while i + 8 <= n {
+            let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(p.add(i)), vm));
+            _mm256_storeu_ps(p.add(i), e);
+            vsum = _mm256_add_ps(vsum, e);
+            i += 8;
+        }
+        _mm256_storeu_ps(lanes.as_mut_ptr(), vsum);
+        let mut sum: f64 = lanes.iter().map(|&v| v as f64).sum();
+        for v in &mut x[i..] {
+            *v = (*v - max).exp();
+            sum += *v as f64;
+        }
+        let inv = (1.0 / sum) as f32;
+        let vinv = _mm256_set1_ps(inv);
+        let mut i = 0;
+        while i + 8 <= n {
+            let y = _mm256_mul_ps(_mm256_loadu_ps(p.add(i)), vinv);
+            let y = _mm256_cvtph_ps(_mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(y));
+            _mm256_storeu_ps(p.add(i), y);
+            i += 8;
+        }
+        for v in &mut x[i..] {
+            *v = f16::from_f32(*v * inv).to_f32();
+        }
+    }
+
+    /// Rounds each value to f16 and back.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn round_f16(x: &mut [f32]) {
+        let mut c = x.chunks_exact_mut(8);
+        for v in &mut c {
+            let y = _mm256_loadu_ps(v.as_ptr());
+            let y = _mm256_cvtph_ps(_mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(y));
+            _mm256_storeu_ps(v.as_mut_ptr(), y);
+        }
+        for v in c.into_remainder() {
+            *v = f16::from_f32(*v).to_f32();
+        }
+    }
+
+    /// `e^x` for each value (for tests).
+    #[cfg(test)]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn exp_all(x: &[f32]) -> Vec<f32> {
+        x.chunks(8)
+            .flat_map(|c| {
+                let mut l = [0f32; 8];
+                l[..c.len()].copy_from_slice(c);
+                let mut o = [0f32; 8];
+                _mm256_storeu_ps(o.as_mut_ptr(), exp8(_mm256_loadu_ps(l.as_ptr())));
+                o[..c.len()].to_vec()
+            })
+            .collect()
+    }
 
     /// `scores[j] = q · keys[j]`, keys in f16; `q.len()` a multiple of 8.
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -424,6 +541,30 @@ mod tests {
             for &o in &out {
                 assert!((o - (2.0 * p1 - p0)).abs() < 1e-5, "{o}");
             }
+        }
+    }
+
+    #[test]
+    fn vector_exp_and_softmax_agree_with_the_scalar_ones() {
+        #[cfg(target_arch = "x86_64")]
+        if Isa::detect() == Isa::Avx2 {
+            let x: Vec<f32> = (0..400).map(|i| -90.0 + i as f32 * 0.2371).collect();
+            let got = unsafe { x86::exp_all(&x) };
+            for (&x, &g) in x.iter().zip(&got) {
+                let want = x.max(-87.0).exp();
+                assert!((g - want).abs() <= 4e-7 * want, "e^{x}: {g} vs {want}");
+            }
+            let mut a: Vec<f32> = (0..45).map(|i| ((i * 7) % 13) as f32 * 0.9 - 6.0).collect();
+            let mut b = a.clone();
+            softmax(&mut a);
+            round_f16(&mut a);
+            unsafe { x86::softmax_f16(&mut b) };
+            for (x, y) in a.iter().zip(&b) {
+                // At most one f16 step apart.
+                assert!((x - y).abs() <= x.abs() / 1024.0, "{x} vs {y}");
+            }
+            let total: f32 = b.iter().sum();
+            assert!((total - 1.0).abs() < 1e-2);
         }
     }
 

@@ -594,36 +594,23 @@ impl QMatrix {
     /// As [`QMatrix::matmul`], with activations already quantised for this
     /// format (several matrices with the same input share them).
     pub fn matmul_quantized(&self, acts: &Activations, out: &mut [f32], isa: Isa) {
-        assert_eq!(acts.cols, self.cols, "activation width");
-        assert_eq!(acts.kind, Some(self.fmt.activation()), "activation kind");
-        let n = acts.n;
-        assert_eq!(out.len(), n * self.rows, "output size");
+        matmul_many(&mut [(self, out)], acts, isa);
+    }
+
+    /// Output rows `r0..r1` for every activation row.
+    fn rows_range(&self, isa: Isa, act_rows: &[ActRow<'_>], r0: usize, r1: usize, out: &SendPtr) {
         let rows = self.rows;
-        let act_rows: Vec<ActRow<'_>> = (0..n).map(|j| acts.row(j)).collect();
-        let ptr = SendPtr(out.as_mut_ptr());
-        let tasks = rows.div_ceil(ROWS_PER_TASK);
-        let run = |t: usize| {
-            let r0 = t * ROWS_PER_TASK;
-            let r1 = (r0 + ROWS_PER_TASK).min(rows);
-            let p = &ptr;
-            for group in act_rows.chunks(4) {
-                let j = (group.as_ptr() as usize - act_rows.as_ptr() as usize)
-                    / std::mem::size_of::<ActRow<'_>>();
-                for r in r0..r1 {
-                    let mut o = [0f32; 4];
-                    self.dot_rows(isa, self.row(r), group, &mut o);
-                    for (k, &v) in o[..group.len()].iter().enumerate() {
-                        // SAFETY: (j + k, r) is inside `out`, and only this
-                        // task writes row r's outputs.
-                        unsafe { *p.0.add((j + k) * rows + r) = v };
-                    }
+        for (g, group) in act_rows.chunks(4).enumerate() {
+            let j = g * 4;
+            for r in r0..r1 {
+                let mut o = [0f32; 4];
+                self.dot_rows(isa, self.row(r), group, &mut o);
+                for (k, &v) in o[..group.len()].iter().enumerate() {
+                    // SAFETY: (j + k, r) is inside this product's output,
+                    // and only this task writes row r's outputs.
+                    unsafe { *out.0.add((j + k) * rows + r) = v };
                 }
             }
-        };
-        if tasks > 1 && rayon::current_num_threads() > 1 {
-            (0..tasks).into_par_iter().for_each(run);
-        } else {
-            (0..tasks).for_each(run);
         }
     }
 
@@ -643,6 +630,40 @@ impl QMatrix {
                 }
             }
         }
+    }
+}
+
+/// Several products of the same activations, in one parallel pass: each
+/// `(matrix, out)` pair gets `out = acts · matrixᵀ`. One pass instead of
+/// several saves the threads a wake-up per product, which on a decoding
+/// step costs as much as a small product itself.
+pub fn matmul_many(products: &mut [(&QMatrix, &mut [f32])], acts: &Activations, isa: Isa) {
+    let n = acts.n;
+    for (m, out) in products.iter() {
+        assert_eq!(acts.cols, m.cols, "activation width");
+        assert_eq!(acts.kind, Some(m.fmt.activation()), "activation kind");
+        assert_eq!(out.len(), n * m.rows, "output size");
+    }
+    let act_rows: Vec<ActRow<'_>> = (0..n).map(|j| acts.row(j)).collect();
+    let outs: Vec<SendPtr> = products
+        .iter_mut()
+        .map(|(_, o)| SendPtr(o.as_mut_ptr()))
+        .collect();
+    // (product, first row) of every task.
+    let tasks: Vec<(usize, usize)> = products
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (m, _))| (0..m.rows).step_by(ROWS_PER_TASK).map(move |r| (i, r)))
+        .collect();
+    let run = |&(i, r0): &(usize, usize)| {
+        let m = products[i].0;
+        let r1 = (r0 + ROWS_PER_TASK).min(m.rows);
+        m.rows_range(isa, &act_rows, r0, r1, &outs[i]);
+    };
+    if tasks.len() > 1 && rayon::current_num_threads() > 1 {
+        tasks.par_iter().for_each(run);
+    } else {
+        tasks.iter().for_each(run);
     }
 }
 

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use docent_kernels::ops;
 pub use docent_kernels::ops::RopeLayout;
-use docent_kernels::quant::{Activations, Format, QMatrix};
+use docent_kernels::quant::{matmul_many, Activations, Format, QMatrix};
 use docent_kernels::Isa;
 
 use crate::gguf::GgufFile;
@@ -293,7 +293,19 @@ impl Decoder {
 
     /// Runs `ids` (the next tokens after those already seen) and returns the
     /// logits that predict the token after the last one.
+    ///
+    /// The step runs on a thread of rayon's pool: called from outside the
+    /// pool, each of its parallel products would otherwise wake the pool
+    /// and park the caller, a cost paid hundreds of times per token.
     pub fn forward(&mut self, ids: &[u32]) -> Result<Vec<f32>, GenerateError> {
+        if rayon::current_thread_index().is_some() {
+            self.step(ids)
+        } else {
+            rayon::scope(|_| self.step(ids))
+        }
+    }
+
+    fn step(&mut self, ids: &[u32]) -> Result<Vec<f32>, GenerateError> {
         let seq = ids.len();
         if seq == 0 {
             return Err(GenerateError::Config("no tokens to run".into()));
@@ -333,9 +345,16 @@ impl Decoder {
         s.o.resize(seq * d, 0.0);
         for layer in &mut self.layers {
             ops::rms_norm(&s.x, &layer.attn_norm, eps, &mut s.xn);
-            matmul(&layer.wq, &s.xn, &mut s.acts, &mut s.q, isa, false);
-            matmul(&layer.wk, &s.xn, &mut s.acts, &mut s.k, isa, true);
-            matmul(&layer.wv, &s.xn, &mut s.acts, &mut s.v, isa, true);
+            matmuls(
+                &mut [
+                    (&layer.wq, &mut s.q),
+                    (&layer.wk, &mut s.k),
+                    (&layer.wv, &mut s.v),
+                ],
+                &s.xn,
+                &mut s.acts,
+                isa,
+            );
             if let Some(w) = &layer.q_norm {
                 ops::rms_norm_in_place(&mut s.q, w, eps);
             }
@@ -419,7 +438,7 @@ impl Decoder {
                     head(t, &mut scores);
                 }
             }
-            matmul(&layer.wo, &s.attn, &mut s.acts, &mut s.o, isa, false);
+            layer.wo.matmul(&s.attn, &mut s.acts, &mut s.o, isa);
             if let Some(w) = &layer.post_attn_norm {
                 ops::rms_norm_in_place(&mut s.o, w, eps);
             }
@@ -429,13 +448,17 @@ impl Decoder {
             let ff = layer.gate.rows();
             s.gate.resize(seq * ff, 0.0);
             s.up.resize(seq * ff, 0.0);
-            matmul(&layer.gate, &s.xn, &mut s.acts, &mut s.gate, isa, false);
-            matmul(&layer.up, &s.xn, &mut s.acts, &mut s.up, isa, true);
+            matmuls(
+                &mut [(&layer.gate, &mut s.gate), (&layer.up, &mut s.up)],
+                &s.xn,
+                &mut s.acts,
+                isa,
+            );
             match cfg.activation {
                 Activation::Silu => ops::silu_mul(&mut s.gate, &s.up),
                 Activation::GeluTanh => ops::gelu_mul(&mut s.gate, &s.up),
             }
-            matmul(&layer.down, &s.gate, &mut s.acts, &mut s.o, isa, false);
+            layer.down.matmul(&s.gate, &mut s.acts, &mut s.o, isa);
             if let Some(w) = &layer.post_ffn_norm {
                 ops::rms_norm_in_place(&mut s.o, w, eps);
             }
@@ -452,13 +475,20 @@ impl Decoder {
     }
 }
 
-/// `out = x · mᵀ`. With `reuse`, the activations quantised for the previous
-/// product (of the same `x`) are used again when `m` pairs with the same
-/// quantisation.
-fn matmul(m: &QMatrix, x: &[f32], acts: &mut Activations, out: &mut [f32], isa: Isa, reuse: bool) {
-    if reuse && acts.suits(m.format(), m.cols(), x.len() / m.cols()) {
-        m.matmul_quantized(acts, out, isa);
+/// `out = x · mᵀ` for each `(m, out)`: in one parallel pass when all the
+/// matrices pair with the same activation quantisation, else one by one.
+fn matmuls(products: &mut [(&QMatrix, &mut [f32])], x: &[f32], acts: &mut Activations, isa: Isa) {
+    let (m0, _) = &products[0];
+    let n = x.len() / m0.cols();
+    acts.quantize(x, m0.cols(), m0.format(), isa);
+    if products
+        .iter()
+        .all(|(m, _)| acts.suits(m.format(), m.cols(), n))
+    {
+        matmul_many(products, acts, isa);
     } else {
-        m.matmul(x, acts, out, isa);
+        for (m, out) in products.iter_mut() {
+            m.matmul(x, acts, out, isa);
+        }
     }
 }
