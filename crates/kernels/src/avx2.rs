@@ -1,6 +1,6 @@
 //! AVX2 (+FMA, F16C) products over quantised weights.
 //!
-//! Each kernel takes one weight row and up to four activation rows, so a
+//! Each kernel takes one weight row and up to [`TILE`] activation rows, so a
 //! weight block is decoded once for all of them. Block sums are exact
 //! integer sums (`maddubs` then `madd`; no pair of products can saturate
 //! 16 bits for these value ranges), scaled by the product of the two block
@@ -11,7 +11,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::quant::{dot, k_scales, ActRow, Format, QK, QK_K};
+use crate::quant::{dot, k_scales, ActRow, Format, QK, QK_K, TILE};
 
 const Q8_0: u8 = 0;
 const Q4_0: u8 = 1;
@@ -19,37 +19,66 @@ const Q4_1: u8 = 2;
 const Q5_0: u8 = 3;
 const Q5_1: u8 = 4;
 
-/// Weight row `w` against up to four activation rows.
-///
-/// # Safety
-/// The CPU must have AVX2, FMA and F16C.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn dot_rows(fmt: Format, w: &[u8], acts: &[ActRow<'_>], out: &mut [f32; 4]) {
-    macro_rules! by_rows {
-        ($kernel:ident $(, $c:expr)?) => {
-            match acts.len() {
-                1 => $kernel::<$($c,)? 1>(w, rows(acts), out),
-                2 => $kernel::<$($c,)? 2>(w, rows(acts), out),
-                3 => $kernel::<$($c,)? 3>(w, rows(acts), out),
-                _ => $kernel::<$($c,)? 4>(w, rows(acts), out),
-            }
-        };
-    }
-    match fmt {
-        Format::Q8_0 => by_rows!(k32, Q8_0),
-        Format::Q4_0 => by_rows!(k32, Q4_0),
-        Format::Q4_1 => by_rows!(k32, Q4_1),
-        Format::Q5_0 => by_rows!(k32, Q5_0),
-        Format::Q5_1 => by_rows!(k32, Q5_1),
-        Format::Q4K => by_rows!(q4k),
-        Format::Q6K => by_rows!(q6k),
-        Format::F32 | Format::F16 | Format::Q5K => {
-            for (o, &a) in out.iter_mut().zip(acts) {
-                *o = dot(fmt, w, a);
+/// The kernel for as many activation rows as there are (one to [`TILE`]).
+macro_rules! by_rows {
+    ($w:ident, $acts:ident, $out:ident; $kernel:ident $(, $c:expr)?) => {
+        match $acts.len() {
+            1 => $kernel::<$($c,)? 1>($w, rows($acts), $out),
+            2 => $kernel::<$($c,)? 2>($w, rows($acts), $out),
+            3 => $kernel::<$($c,)? 3>($w, rows($acts), $out),
+            _ => $kernel::<$($c,)? 4>($w, rows($acts), $out),
+        }
+    };
+}
+
+macro_rules! entry {
+    ($(#[$doc:meta])* $name:ident, $features:literal, $k32:ident) => {
+        $(#[$doc])*
+        #[target_feature(enable = $features)]
+        pub(crate) unsafe fn $name(
+            fmt: Format,
+            w: &[u8],
+            acts: &[ActRow<'_>],
+            out: &mut [f32; TILE],
+        ) {
+            match fmt {
+                Format::Q8_0 => by_rows!(w, acts, out; $k32, Q8_0),
+                Format::Q4_0 => by_rows!(w, acts, out; $k32, Q4_0),
+                Format::Q4_1 => by_rows!(w, acts, out; $k32, Q4_1),
+                Format::Q5_0 => by_rows!(w, acts, out; $k32, Q5_0),
+                Format::Q5_1 => by_rows!(w, acts, out; $k32, Q5_1),
+                Format::Q4K => by_rows!(w, acts, out; q4k),
+                Format::Q6K => by_rows!(w, acts, out; q6k),
+                Format::F32 | Format::F16 | Format::Q5K => {
+                    for (o, &a) in out.iter_mut().zip(acts) {
+                        *o = dot(fmt, w, a);
+                    }
+                }
             }
         }
-    }
+    };
 }
+
+entry!(
+    /// Weight row `w` against up to [`TILE`] activation rows.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, FMA and F16C.
+    dot_rows,
+    "avx2,fma,f16c",
+    k32
+);
+
+entry!(
+    /// As [`dot_rows`], with AVX-VNNI's `vpdpbusd` (four byte products
+    /// added into each 32-bit lane, exactly) for the 32-value formats.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, FMA, F16C and AVX-VNNI.
+    dot_rows_vnni,
+    "avx2,fma,f16c,avxvnni",
+    k32_vnni
+);
 
 #[inline(always)]
 fn rows<'a, const NR: usize>(acts: &[ActRow<'a>]) -> [ActRow<'a>; NR] {
@@ -139,44 +168,74 @@ const fn block_bytes(f: u8) -> usize {
     }
 }
 
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn k32<const F: u8, const NR: usize>(w: &[u8], a: [ActRow<'_>; NR], out: &mut [f32; 4]) {
-    let bytes = block_bytes(F);
-    let nb = w.len() / bytes;
-    let signed = !matches!(F, Q4_1 | Q5_1);
-    for r in &a {
-        assert!(r.qs.len() >= nb * QK && r.d.len() >= nb && (signed || r.s.len() >= nb));
-    }
-    let ones = _mm256_set1_epi16(1);
-    let mut acc = [_mm256_setzero_ps(); NR];
-    let mut mins = [0f32; NR];
-    for i in 0..nb {
-        let (q, d, m) = block32::<F>(w.as_ptr().add(i * bytes));
-        let abs = _mm256_sign_epi8(q, q);
-        for r in 0..NR {
-            let y = _mm256_loadu_si256(a[r].qs.as_ptr().add(i * QK) as *const __m256i);
-            let p = if signed {
-                _mm256_maddubs_epi16(abs, _mm256_sign_epi8(y, q))
-            } else {
-                _mm256_maddubs_epi16(q, y)
-            };
-            let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
-            let ad = *a[r].d.get_unchecked(i);
-            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * ad), p, acc[r]);
-            if !signed {
-                mins[r] += m * *a[r].s.get_unchecked(i);
+/// A 32-value-block kernel: `$dp(acc, u, s)` adds the byte products of
+/// unsigned `u` and signed `s` into the 32-bit lanes of `acc`.
+macro_rules! k32 {
+    ($name:ident, $features:literal, $dp:ident) => {
+        #[inline]
+        #[target_feature(enable = $features)]
+        unsafe fn $name<const F: u8, const NR: usize>(
+            w: &[u8],
+            a: [ActRow<'_>; NR],
+            out: &mut [f32; TILE],
+        ) {
+            let bytes = block_bytes(F);
+            let nb = w.len() / bytes;
+            let signed = !matches!(F, Q4_1 | Q5_1);
+            for r in &a {
+                assert!(r.qs.len() >= nb * QK && r.d.len() >= nb && (signed || r.s.len() >= nb));
+            }
+            let mut acc = [_mm256_setzero_ps(); NR];
+            let mut mins = [0f32; NR];
+            for i in 0..nb {
+                let (q, d, m) = block32::<F>(w.as_ptr().add(i * bytes));
+                let abs = _mm256_sign_epi8(q, q);
+                for r in 0..NR {
+                    let y = _mm256_loadu_si256(a[r].qs.as_ptr().add(i * QK) as *const __m256i);
+                    let zero = _mm256_setzero_si256();
+                    let p = if signed {
+                        $dp(zero, abs, _mm256_sign_epi8(y, q))
+                    } else {
+                        $dp(zero, q, y)
+                    };
+                    let p = _mm256_cvtepi32_ps(p);
+                    let ad = *a[r].d.get_unchecked(i);
+                    acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * ad), p, acc[r]);
+                    if !signed {
+                        mins[r] += m * *a[r].s.get_unchecked(i);
+                    }
+                }
+            }
+            for r in 0..NR {
+                out[r] = hsum(acc[r]) + mins[r];
             }
         }
-    }
-    for r in 0..NR {
-        out[r] = hsum(acc[r]) + mins[r];
-    }
+    };
+}
+
+/// `acc + Σ4 u·s` per lane with `maddubs` (pairs in 16 bits, which cannot
+/// saturate for these ranges) and `madd`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dp_avx2(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
+    _mm256_add_epi32(
+        acc,
+        _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)),
+    )
 }
 
 #[inline]
+#[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+unsafe fn dp_vnni(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
+    _mm256_dpbusd_avx_epi32(acc, u, s)
+}
+
+k32!(k32, "avx2,fma,f16c", dp_avx2);
+k32!(k32_vnni, "avx2,fma,f16c,avxvnni", dp_vnni);
+
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4k<const NR: usize>(w: &[u8], a: [ActRow<'_>; NR], out: &mut [f32; 4]) {
+unsafe fn q4k<const NR: usize>(w: &[u8], a: [ActRow<'_>; NR], out: &mut [f32; TILE]) {
     let nb = w.len() / 144;
     for r in &a {
         assert!(r.qs.len() >= nb * QK_K && r.d.len() >= nb && r.sums.len() >= nb * 16);
@@ -221,7 +280,7 @@ unsafe fn q4k<const NR: usize>(w: &[u8], a: [ActRow<'_>; NR], out: &mut [f32; 4]
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q6k<const NR: usize>(w: &[u8], a: [ActRow<'_>; NR], out: &mut [f32; 4]) {
+unsafe fn q6k<const NR: usize>(w: &[u8], a: [ActRow<'_>; NR], out: &mut [f32; TILE]) {
     let nb = w.len() / 210;
     for r in &a {
         assert!(r.qs.len() >= nb * QK_K && r.d.len() >= nb);

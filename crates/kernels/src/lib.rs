@@ -17,11 +17,12 @@
 //!
 //! [`Isa::detect`] looks at the CPU once. Each kernel has a portable
 //! version, which is the reference, and an AVX2 (+FMA, F16C) version used
-//! when the CPU has it. The AVX2 products add block results in a different
+//! when the CPU has it; with AVX-VNNI as well, the byte dot products of the
+//! quantised kernels use `vpdpbusd`. The AVX2 products add block results in a different
 //! order from the reference, so they agree with it to rounding, not bit for
 //! bit; the integer part of every block is exact in both. Setting
-//! `DOCENT_ISA=portable` forces the portable path (for tests and
-//! comparisons).
+//! `DOCENT_ISA=portable` forces the portable path and `DOCENT_ISA=avx2`
+//! leaves out AVX-VNNI (for tests and comparisons).
 //!
 //! # Threads
 //!
@@ -43,6 +44,8 @@ pub enum Isa {
     Portable,
     /// AVX2 with FMA and F16C.
     Avx2,
+    /// AVX2 with AVX-VNNI's byte dot products (`vpdpbusd`).
+    AvxVnni,
 }
 
 impl Isa {
@@ -60,25 +63,42 @@ impl Isa {
                     && std::is_x86_feature_detected!("fma")
                     && std::is_x86_feature_detected!("f16c")
                 {
-                    return Isa::Avx2;
+                    let vnni = std::is_x86_feature_detected!("avxvnni");
+                    let avx2_only =
+                        std::env::var("DOCENT_ISA").is_ok_and(|v| v.eq_ignore_ascii_case("avx2"));
+                    return if vnni && !avx2_only {
+                        Isa::AvxVnni
+                    } else {
+                        Isa::Avx2
+                    };
                 }
             }
             Isa::Portable
         })
     }
 
+    /// Whether the AVX2 (+FMA, F16C) kernels may run.
+    pub fn has_avx2(self) -> bool {
+        matches!(self, Isa::Avx2 | Isa::AvxVnni)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Isa::Portable => "portable",
             Isa::Avx2 => "avx2",
+            Isa::AvxVnni => "avx-vnni",
         }
     }
 
     /// Every instruction set this CPU can run, the reference first.
     pub fn available() -> Vec<Isa> {
         let mut v = vec![Isa::Portable];
-        if Isa::detect() == Isa::Avx2 {
+        let best = Isa::detect();
+        if matches!(best, Isa::Avx2 | Isa::AvxVnni) {
             v.push(Isa::Avx2);
+        }
+        if best == Isa::AvxVnni {
+            v.push(Isa::AvxVnni);
         }
         v
     }

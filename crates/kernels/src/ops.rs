@@ -61,8 +61,8 @@ pub fn scale_in_place(x: &mut [f32], s: f32) {
 /// Rounds each value to f16 and back.
 pub fn round_f16(x: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if Isa::detect() == Isa::Avx2 {
-        // SAFETY: `Isa::Avx2` is only chosen when the CPU has AVX2, FMA and F16C.
+    if Isa::detect().has_avx2() {
+        // SAFETY: `Isa::Avx2` and `Isa::AvxVnni` are only chosen when the CPU has AVX2, FMA and F16C.
         unsafe { x86::round_f16(x) };
         return;
     }
@@ -197,8 +197,8 @@ pub fn dot(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx2` is only chosen when the CPU has AVX2 and FMA.
-        Isa::Avx2 => unsafe { x86::dot(a, b) },
+        // SAFETY: `Isa::Avx2` and `Isa::AvxVnni` are only chosen when the CPU has AVX2 and FMA.
+        Isa::Avx2 | Isa::AvxVnni => unsafe { x86::dot(a, b) },
         _ => {
             let mut acc = [0f32; 8];
             let mut ca = a.chunks_exact(8);
@@ -223,7 +223,7 @@ pub fn axpy(isa: Isa, alpha: f32, x: &[f32], y: &mut [f32]) {
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `dot`.
-        Isa::Avx2 => unsafe { x86::axpy(alpha, x, y) },
+        Isa::Avx2 | Isa::AvxVnni => unsafe { x86::axpy(alpha, x, y) },
         _ => {
             for (y, &x) in y.iter_mut().zip(x) {
                 *y += alpha * x;
@@ -250,8 +250,10 @@ pub fn attend(
     let scores = &mut scores[..n];
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx2` is only chosen when the CPU has AVX2, FMA and F16C.
-        Isa::Avx2 if hd.is_multiple_of(8) => unsafe { x86::scores_f16(q, keys, scores) },
+        // SAFETY: `Isa::Avx2` and `Isa::AvxVnni` are only chosen when the CPU has AVX2, FMA and F16C.
+        Isa::Avx2 | Isa::AvxVnni if hd.is_multiple_of(8) => unsafe {
+            x86::scores_f16(q, keys, scores)
+        },
         _ => {
             let mut k = vec![0f32; hd];
             for (s, row) in scores.iter_mut().zip(keys.chunks_exact(hd)) {
@@ -263,7 +265,7 @@ pub fn attend(
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        Isa::Avx2 => unsafe { x86::softmax_f16(scores) },
+        Isa::Avx2 | Isa::AvxVnni => unsafe { x86::softmax_f16(scores) },
         _ => {
             softmax(scores);
             round_f16(scores);
@@ -273,7 +275,9 @@ pub fn attend(
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        Isa::Avx2 if hd.is_multiple_of(8) => unsafe { x86::weigh_f16(scores, values, out) },
+        Isa::Avx2 | Isa::AvxVnni if hd.is_multiple_of(8) => unsafe {
+            x86::weigh_f16(scores, values, out)
+        },
         _ => {
             let mut v = vec![0f32; hd];
             for (&p, row) in scores.iter().zip(values.chunks_exact(hd)) {
@@ -547,7 +551,7 @@ mod tests {
     #[test]
     fn vector_exp_and_softmax_agree_with_the_scalar_ones() {
         #[cfg(target_arch = "x86_64")]
-        if Isa::detect() == Isa::Avx2 {
+        if Isa::detect().has_avx2() {
             let x: Vec<f32> = (0..400).map(|i| -90.0 + i as f32 * 0.2371).collect();
             let got = unsafe { x86::exp_all(&x) };
             for (&x, &g) in x.iter().zip(&got) {
