@@ -1,5 +1,5 @@
 //! Answer generation: a quantised language model in a GGUF file, run on the
-//! CPU through candle.
+//! CPU.
 //!
 //! The pieces, in the order an answer passes through them:
 //!
@@ -16,16 +16,17 @@
 //!   sources and the question, and drops the lowest-ranked sources until the
 //!   prompt fits the context with room for the answer.
 //! * [`model::Model`] runs the network: `llama` and `gemma3` on docent's own
-//!   decoder, checked against llama.cpp; `qwen2`, `qwen3` and `phi3` on
-//!   candle-transformers' implementations.
+//!   decoder over `docent-kernels`, checked against llama.cpp; `qwen2`,
+//!   `qwen3` and `phi3` on candle-transformers' implementations.
 //! * [`sampler::Sampler`] picks each token (greedy by default, or temperature
 //!   with top-k/top-p, with a repeat penalty).
 //! * [`generator::Generator`] ties them together and streams text as it is
 //!   decoded, holding back bytes of split characters and possible stop
 //!   strings.
 //!
-//! candle parallelises each matrix product over its own threads; do not call
-//! into this crate from inside a rayon parallel iterator.
+//! The decoder's products run on rayon's global pool (and candle's models
+//! on candle's threads); do not call into this crate from inside a rayon
+//! parallel iterator.
 //!
 //! This crate reads the model file it is given and nothing else.
 
