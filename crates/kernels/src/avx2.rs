@@ -11,7 +11,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::quant::{dot, k_scales, ActRow, Format, QK, QK_K, TILE};
+use crate::quant::{dot, k_scales, ActGroup, ActRow, Format, QK, QK_K, TILE};
 
 const Q8_0: u8 = 0;
 const Q4_0: u8 = 1;
@@ -202,7 +202,8 @@ macro_rules! k32 {
                     let ad = *a[r].d.get_unchecked(i);
                     acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * ad), p, acc[r]);
                     if !signed {
-                        mins[r] += m * *a[r].s.get_unchecked(i);
+                        // Fused, as the tiled kernel adds them.
+                        mins[r] = m.mul_add(*a[r].s.get_unchecked(i), mins[r]);
                     }
                 }
             }
@@ -242,12 +243,13 @@ unsafe fn q4k<const NR: usize>(w: &[u8], a: [ActRow<'_>; NR], out: &mut [f32; TI
     }
     let m4 = _mm256_set1_epi8(0x0F);
     let mut acc = [_mm256_setzero_ps(); NR];
-    let mut mins = [0f32; NR];
+    let mut macc = [_mm256_setzero_ps(); NR];
     for i in 0..nb {
         let blk = &w[i * 144..(i + 1) * 144];
         let b = blk.as_ptr();
         let (d, dmin) = (f16_at(b), f16_at(b.add(2)));
         let (sc, mn) = k_scales(&blk[4..16]);
+        let mnv = _mm256_cvtepu8_epi32(_mm_loadl_epi64(mn.as_ptr() as *const __m128i));
         let mut q = [_mm256_setzero_si256(); 8];
         for j in 0..4 {
             let x = _mm256_loadu_si256(b.add(16 + 32 * j) as *const __m256i);
@@ -265,16 +267,23 @@ unsafe fn q4k<const NR: usize>(w: &[u8], a: [ActRow<'_>; NR], out: &mut [f32; TI
             }
             let ad = *a[r].d.get_unchecked(i);
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * ad), _mm256_cvtepi32_ps(isum), acc[r]);
-            let s = &a[r].sums[i * 16..i * 16 + 16];
-            let mut m = 0i32;
-            for k in 0..8 {
-                m += mn[k] as i32 * (s[2 * k] + s[2 * k + 1]);
-            }
-            mins[r] += dmin * ad * m as f32;
+            // The sums of each 32 values (pairs of the sums of 16), in
+            // order, times the block's mins: the same arithmetic as the
+            // tiled kernel, so a row's result does not depend on the path.
+            let s = a[r].sums.as_ptr().add(i * 16);
+            let pairs = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_hadd_epi32(
+                _mm256_loadu_si256(s as *const __m256i),
+                _mm256_loadu_si256(s.add(8) as *const __m256i),
+            ));
+            macc[r] = _mm256_fmadd_ps(
+                _mm256_set1_ps(dmin * ad),
+                _mm256_cvtepi32_ps(_mm256_mullo_epi32(pairs, mnv)),
+                macc[r],
+            );
         }
     }
     for r in 0..NR {
-        out[r] = hsum(acc[r]) - mins[r];
+        out[r] = hsum(acc[r]) - hsum(macc[r]);
     }
 }
 
@@ -395,4 +404,228 @@ pub(crate) unsafe fn quantize_q8(
             )));
         }
     }
+}
+
+/// Formats with a tiled kernel over four interleaved activation rows.
+pub(crate) fn tiled(fmt: Format) -> bool {
+    !matches!(fmt, Format::F32 | Format::F16 | Format::Q5K)
+}
+
+macro_rules! group_entry {
+    ($(#[$doc:meta])* $name:ident, $features:literal, $k32:ident) => {
+        $(#[$doc])*
+        #[target_feature(enable = $features)]
+        pub(crate) unsafe fn $name(fmt: Format, w: &[u8], g: ActGroup<'_>, out: &mut [f32; 4]) {
+            match fmt {
+                Format::Q8_0 => $k32::<Q8_0>(w, g, out),
+                Format::Q4_0 => $k32::<Q4_0>(w, g, out),
+                Format::Q4_1 => $k32::<Q4_1>(w, g, out),
+                Format::Q5_0 => $k32::<Q5_0>(w, g, out),
+                Format::Q5_1 => $k32::<Q5_1>(w, g, out),
+                Format::Q4K => q4k_x4(w, g, out),
+                Format::Q6K => q6k_x4(w, g, out),
+                Format::F32 | Format::F16 | Format::Q5K => unreachable!("no tiled kernel for {fmt:?}"),
+            }
+        }
+    };
+}
+
+group_entry!(
+    /// Weight row `w` against four interleaved activation rows.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, FMA and F16C; `fmt` must be [`tiled`].
+    dot_group,
+    "avx2,fma,f16c",
+    k32_x4
+);
+
+group_entry!(
+    /// As [`dot_group`], with AVX-VNNI for the 32-value formats.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, FMA, F16C and AVX-VNNI; `fmt` must be [`tiled`].
+    dot_group_vnni,
+    "avx2,fma,f16c,avxvnni",
+    k32_x4_vnni
+);
+
+/// Lane `r` of the low four lanes of `v`, in all eight lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn lane(v: __m256, r: usize) -> __m256 {
+    _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(r as i32))
+}
+
+macro_rules! k32_x4 {
+    ($name:ident, $features:literal, $dp:ident) => {
+        #[inline]
+        #[target_feature(enable = $features)]
+        unsafe fn $name<const F: u8>(w: &[u8], g: ActGroup<'_>, out: &mut [f32; 4]) {
+            let bytes = block_bytes(F);
+            let nb = w.len() / bytes;
+            let signed = !matches!(F, Q4_1 | Q5_1);
+            assert!(
+                g.qs.len() >= nb * 4 * QK && g.d.len() >= nb * 4 && (signed || g.s.len() >= nb * 4)
+            );
+            let (qp, dp, sp) = (g.qs.as_ptr(), g.d.as_ptr(), g.s.as_ptr());
+            let mut acc = [_mm256_setzero_ps(); 4];
+            let mut mins = _mm_setzero_ps();
+            for i in 0..nb {
+                let (q, d, m) = block32::<F>(w.as_ptr().add(i * bytes));
+                let dv =
+                    _mm256_castps128_ps256(_mm_mul_ps(_mm_set1_ps(d), _mm_loadu_ps(dp.add(4 * i))));
+                let abs = _mm256_sign_epi8(q, q);
+                let y = qp.add(4 * QK * i);
+                for r in 0..4 {
+                    let yr = _mm256_loadu_si256(y.add(QK * r) as *const __m256i);
+                    let zero = _mm256_setzero_si256();
+                    let p = if signed {
+                        $dp(zero, abs, _mm256_sign_epi8(yr, q))
+                    } else {
+                        $dp(zero, q, yr)
+                    };
+                    acc[r] = _mm256_fmadd_ps(lane(dv, r), _mm256_cvtepi32_ps(p), acc[r]);
+                }
+                if !signed {
+                    mins = _mm_fmadd_ps(_mm_set1_ps(m), _mm_loadu_ps(sp.add(4 * i)), mins);
+                }
+            }
+            let mut m = [0f32; 4];
+            _mm_storeu_ps(m.as_mut_ptr(), mins);
+            for r in 0..4 {
+                out[r] = hsum(acc[r]) + m[r];
+            }
+        }
+    };
+}
+
+k32_x4!(k32_x4, "avx2,fma,f16c", dp_avx2);
+k32_x4!(k32_x4_vnni, "avx2,fma,f16c,avxvnni", dp_vnni);
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4k_x4(w: &[u8], g: ActGroup<'_>, out: &mut [f32; 4]) {
+    let nb = w.len() / 144;
+    assert!(g.qs.len() >= nb * 4 * QK_K && g.d.len() >= nb * 4 && g.sums.len() >= nb * 32);
+    let m4 = _mm256_set1_epi8(0x0F);
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut macc = [_mm256_setzero_ps(); 4];
+    for i in 0..nb {
+        let blk = &w[i * 144..(i + 1) * 144];
+        let b = blk.as_ptr();
+        let (sc, mn) = k_scales(&blk[4..16]);
+        let ad = _mm_loadu_ps(g.d.as_ptr().add(4 * i));
+        let dv = _mm256_castps128_ps256(_mm_mul_ps(_mm_set1_ps(f16_at(b)), ad));
+        let mv = _mm256_castps128_ps256(_mm_mul_ps(_mm_set1_ps(f16_at(b.add(2))), ad));
+        let y = g.qs.as_ptr().add(4 * QK_K * i);
+        let mut isum = [_mm256_setzero_si256(); 4];
+        for j in 0..4 {
+            let x = _mm256_loadu_si256(b.add(16 + 32 * j) as *const __m256i);
+            let lo = _mm256_and_si256(x, m4);
+            let hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
+            let (s0, s1) = (
+                _mm256_set1_epi16(sc[2 * j] as i16),
+                _mm256_set1_epi16(sc[2 * j + 1] as i16),
+            );
+            for r in 0..4 {
+                let yr = y.add(QK_K * r + 64 * j);
+                let p0 = _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(lo, _mm256_loadu_si256(yr as *const __m256i)),
+                    s0,
+                );
+                let p1 = _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(hi, _mm256_loadu_si256(yr.add(32) as *const __m256i)),
+                    s1,
+                );
+                isum[r] = _mm256_add_epi32(isum[r], _mm256_add_epi32(p0, p1));
+            }
+        }
+        let mnv = _mm256_cvtepu8_epi32(_mm_loadl_epi64(mn.as_ptr() as *const __m128i));
+        for r in 0..4 {
+            acc[r] = _mm256_fmadd_ps(lane(dv, r), _mm256_cvtepi32_ps(isum[r]), acc[r]);
+            let sums = _mm256_loadu_si256(g.sums.as_ptr().add((4 * i + r) * 8) as *const __m256i);
+            macc[r] = _mm256_fmadd_ps(
+                lane(mv, r),
+                _mm256_cvtepi32_ps(_mm256_mullo_epi32(sums, mnv)),
+                macc[r],
+            );
+        }
+    }
+    for r in 0..4 {
+        out[r] = hsum(acc[r]) - hsum(macc[r]);
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q6k_x4(w: &[u8], g: ActGroup<'_>, out: &mut [f32; 4]) {
+    let nb = w.len() / 210;
+    assert!(g.qs.len() >= nb * 4 * QK_K && g.d.len() >= nb * 4);
+    let m4 = _mm256_set1_epi8(0x0F);
+    let m2 = _mm256_set1_epi8(3);
+    let k32 = _mm256_set1_epi8(32);
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for i in 0..nb {
+        let b = w.as_ptr().add(i * 210);
+        let sc = b.add(192) as *const i8;
+        let dv = _mm256_castps128_ps256(_mm_mul_ps(
+            _mm_set1_ps(f16_at(b.add(208))),
+            _mm_loadu_ps(g.d.as_ptr().add(4 * i)),
+        ));
+        let y = g.qs.as_ptr().add(4 * QK_K * i);
+        let mut isum = [_mm256_setzero_si256(); 4];
+        for n in 0..2 {
+            let ql0 = _mm256_loadu_si256(b.add(64 * n) as *const __m256i);
+            let ql1 = _mm256_loadu_si256(b.add(64 * n + 32) as *const __m256i);
+            let qh = _mm256_loadu_si256(b.add(128 + 32 * n) as *const __m256i);
+            for k in 0..4 {
+                let (ql, shift_lo) = if k % 2 == 0 {
+                    (ql0, k >= 2)
+                } else {
+                    (ql1, k >= 2)
+                };
+                let lo = if shift_lo {
+                    _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4)
+                } else {
+                    _mm256_and_si256(ql, m4)
+                };
+                let h = match k {
+                    0 => qh,
+                    1 => _mm256_srli_epi16(qh, 2),
+                    2 => _mm256_srli_epi16(qh, 4),
+                    _ => _mm256_srli_epi16(qh, 6),
+                };
+                let q = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(h, m2), 4));
+                let idx = 4 * n + k;
+                let s = _mm256_set_m128i(
+                    _mm_set1_epi16(*sc.add(2 * idx + 1) as i16),
+                    _mm_set1_epi16(*sc.add(2 * idx) as i16),
+                );
+                for r in 0..4 {
+                    let yk = _mm256_loadu_si256(y.add(QK_K * r + 32 * idx) as *const __m256i);
+                    let p = _mm256_sub_epi16(
+                        _mm256_maddubs_epi16(q, yk),
+                        _mm256_maddubs_epi16(k32, yk),
+                    );
+                    isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(p, s));
+                }
+            }
+        }
+        for r in 0..4 {
+            acc[r] = _mm256_fmadd_ps(lane(dv, r), _mm256_cvtepi32_ps(isum[r]), acc[r]);
+        }
+    }
+    for r in 0..4 {
+        out[r] = hsum(acc[r]);
+    }
+}
+
+/// [`crate::quant::quantize_q8k`] compiled for AVX2 (rounding inline).
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn quantize_q8k(x: &[f32], qs: &mut [i8], d: &mut [f32], sums: &mut [i32]) {
+    crate::quant::quantize_q8k(x, qs, d, sums)
 }

@@ -133,6 +133,26 @@ pub struct Activations {
     s: Vec<f32>,
     /// Per 16 values: `Σq` (Q8_K).
     sums: Vec<i32>,
+    /// Whole groups of four rows interleaved block by block (see
+    /// [`ActGroup`]), for the tiled kernels; empty on the portable path.
+    groups: usize,
+    qs4: Vec<i8>,
+    d4: Vec<f32>,
+    s4: Vec<f32>,
+    /// Per 32 values: `Σq` (Q8_K), four rows interleaved.
+    sums4: Vec<i32>,
+}
+
+/// Four activation rows interleaved block by block: block `i` holds the
+/// four rows' values one after another (`qs`), then their four scales
+/// (`d`), Q8_1 sums (`s`) or, for Q8_K, their sums per 32 values (`sums`,
+/// eight per row). A tiled kernel then reads one stream instead of four.
+#[derive(Clone, Copy)]
+pub struct ActGroup<'a> {
+    pub qs: &'a [i8],
+    pub d: &'a [f32],
+    pub s: &'a [f32],
+    pub sums: &'a [i32],
 }
 
 /// One activation row.
@@ -177,6 +197,18 @@ impl Activations {
     /// Quantises the rows of `x` (each `cols` long) for products with
     /// weights in `fmt`.
     pub fn quantize(&mut self, x: &[f32], cols: usize, fmt: Format, isa: Isa) {
+        self.quantize_rows(x, cols, fmt, isa);
+        self.groups = 0;
+        let tiled = matches!(
+            self.kind,
+            Some(ActKind::Q8_0 | ActKind::Q8_1 | ActKind::Q8K)
+        );
+        if tiled && isa.has_avx2() && self.n >= 4 {
+            self.interleave();
+        }
+    }
+
+    fn quantize_rows(&mut self, x: &[f32], cols: usize, fmt: Format, isa: Isa) {
         assert!(cols > 0 && x.len().is_multiple_of(cols), "activation size");
         let kind = fmt.activation();
         let n = x.len() / cols;
@@ -245,40 +277,13 @@ impl Activations {
                 self.d.resize(n * nb, 0.0);
                 self.sums.resize(n * nb * 16, 0);
                 let work = |((x, qs), (d, sums)): Q8KRows<'_>| {
-                    for ((x, qs), (d, sums)) in x
-                        .chunks_exact(QK_K)
-                        .zip(qs.chunks_exact_mut(QK_K))
-                        .zip(d.iter_mut().zip(sums.chunks_exact_mut(16)))
-                    {
-                        let (mut amax, mut max) = (0f32, 0f32);
-                        for &v in x {
-                            if v.abs() > amax {
-                                amax = v.abs();
-                                max = v;
-                            }
-                        }
-                        if amax == 0.0 {
-                            *d = 0.0;
-                            qs.fill(0);
-                            sums.fill(0);
-                            continue;
-                        }
-                        let iscale = -127.0 / max;
-                        for ((g, q), s) in x
-                            .chunks_exact(16)
-                            .zip(qs.chunks_exact_mut(16))
-                            .zip(sums.iter_mut())
-                        {
-                            let mut sum = 0i32;
-                            for (q, &v) in q.iter_mut().zip(g) {
-                                let r = rne(iscale * v).min(127);
-                                sum += r;
-                                *q = r as i8;
-                            }
-                            *s = sum;
-                        }
-                        *d = 1.0 / iscale;
+                    #[cfg(target_arch = "x86_64")]
+                    if isa.has_avx2() {
+                        // SAFETY: the CPU has AVX2 (`Isa` is only chosen so).
+                        unsafe { crate::avx2::quantize_q8k(x, qs, d, sums) };
+                        return;
                     }
+                    quantize_q8k(x, qs, d, sums);
                 };
                 if n >= 8 {
                     x.par_chunks(cols)
@@ -296,6 +301,67 @@ impl Activations {
                         .for_each(work);
                 }
             }
+        }
+    }
+
+    /// Interleaves whole groups of four rows for the tiled kernels.
+    fn interleave(&mut self) {
+        let kind = self.kind.expect("quantized");
+        let (cols, n) = (self.cols, self.n);
+        self.groups = n / 4;
+        let per = if kind == ActKind::Q8K { QK_K } else { QK };
+        let nb = cols / per;
+        let g = self.groups;
+        self.qs4.resize(g * 4 * cols, 0);
+        self.d4.resize(g * 4 * nb, 0.0);
+        if kind == ActKind::Q8_1 {
+            self.s4.resize(g * 4 * nb, 0.0);
+        }
+        if kind == ActKind::Q8K {
+            self.sums4.resize(g * 4 * nb * 8, 0);
+        }
+        for grp in 0..g {
+            for r in 0..4 {
+                let j = grp * 4 + r;
+                for i in 0..nb {
+                    let at = (grp * nb + i) * 4;
+                    let src = j * cols + i * per;
+                    self.qs4[(at + r) * per..(at + r + 1) * per]
+                        .copy_from_slice(&self.qs[src..src + per]);
+                    self.d4[at + r] = self.d[j * nb + i];
+                    if kind == ActKind::Q8_1 {
+                        self.s4[at + r] = self.s[j * nb + i];
+                    }
+                    if kind == ActKind::Q8K {
+                        let from = &self.sums[(j * nb + i) * 16..(j * nb + i + 1) * 16];
+                        for k in 0..8 {
+                            self.sums4[(at + r) * 8 + k] = from[2 * k] + from[2 * k + 1];
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Group `g` (rows `4g..4g + 4`), interleaved.
+    pub fn group(&self, g: usize) -> ActGroup<'_> {
+        let kind = self.kind.expect("quantized");
+        let per = if kind == ActKind::Q8K { QK_K } else { QK };
+        let nb = self.cols / per;
+        let (a, b) = (g * 4 * nb, (g + 1) * 4 * nb);
+        ActGroup {
+            qs: &self.qs4[a * per..b * per],
+            d: &self.d4[a..b],
+            s: if kind == ActKind::Q8_1 {
+                &self.s4[a..b]
+            } else {
+                &[]
+            },
+            sums: if kind == ActKind::Q8K {
+                &self.sums4[a * 8..b * 8]
+            } else {
+                &[]
+            },
         }
     }
 
@@ -331,6 +397,47 @@ impl Activations {
                 }
             }
         }
+    }
+}
+
+/// Quantises 256-value blocks to Q8_K: scale from the value of largest
+/// magnitude (`-127 / max`, so that value maps to -127), values rounded half
+/// to even and capped at 127, and the sum of every 16.
+#[inline(always)]
+pub(crate) fn quantize_q8k(x: &[f32], qs: &mut [i8], d: &mut [f32], sums: &mut [i32]) {
+    for ((x, qs), (d, sums)) in x
+        .chunks_exact(QK_K)
+        .zip(qs.chunks_exact_mut(QK_K))
+        .zip(d.iter_mut().zip(sums.chunks_exact_mut(16)))
+    {
+        let (mut amax, mut max) = (0f32, 0f32);
+        for &v in x {
+            if v.abs() > amax {
+                amax = v.abs();
+                max = v;
+            }
+        }
+        if amax == 0.0 {
+            *d = 0.0;
+            qs.fill(0);
+            sums.fill(0);
+            continue;
+        }
+        let iscale = -127.0 / max;
+        for ((g, q), s) in x
+            .chunks_exact(16)
+            .zip(qs.chunks_exact_mut(16))
+            .zip(sums.iter_mut())
+        {
+            let mut sum = 0i32;
+            for (q, &v) in q.iter_mut().zip(g) {
+                let r = rne(iscale * v).min(127);
+                sum += r;
+                *q = r as i8;
+            }
+            *s = sum;
+        }
+        *d = 1.0 / iscale;
     }
 }
 
@@ -603,10 +710,42 @@ impl QMatrix {
     }
 
     /// Output rows `r0..r1` for every activation row.
-    fn rows_range(&self, isa: Isa, act_rows: &[ActRow<'_>], r0: usize, r1: usize, out: &SendPtr) {
+    fn rows_range(
+        &self,
+        isa: Isa,
+        acts: &Activations,
+        act_rows: &[ActRow<'_>],
+        r0: usize,
+        r1: usize,
+        out: &SendPtr,
+    ) {
         let rows = self.rows;
-        for (g, group) in act_rows.chunks(TILE).enumerate() {
-            let j = g * TILE;
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if acts.groups > 0 && isa.has_avx2() && crate::avx2::tiled(self.fmt) {
+            for g in 0..acts.groups {
+                let group = acts.group(g);
+                for r in r0..r1 {
+                    let mut o = [0f32; 4];
+                    // SAFETY: the CPU has AVX2, FMA and F16C (and AVX-VNNI
+                    // for `Isa::AvxVnni`).
+                    unsafe {
+                        if isa == Isa::AvxVnni {
+                            crate::avx2::dot_group_vnni(self.fmt, self.row(r), group, &mut o)
+                        } else {
+                            crate::avx2::dot_group(self.fmt, self.row(r), group, &mut o)
+                        }
+                    };
+                    for (k, &v) in o.iter().enumerate() {
+                        // SAFETY: as below.
+                        unsafe { *out.0.add((g * 4 + k) * rows + r) = v };
+                    }
+                }
+            }
+            done = acts.groups * 4;
+        }
+        for (g, group) in act_rows[done..].chunks(TILE).enumerate() {
+            let j = done + g * TILE;
             for r in r0..r1 {
                 let mut o = [0f32; TILE];
                 self.dot_rows(isa, self.row(r), group, &mut o);
@@ -669,7 +808,7 @@ pub fn matmul_many(products: &mut [(&QMatrix, &mut [f32])], acts: &Activations, 
     let run = |&(i, r0): &(usize, usize)| {
         let m = products[i].0;
         let r1 = (r0 + ROWS_PER_TASK).min(m.rows);
-        m.rows_range(isa, &act_rows, r0, r1, &outs[i]);
+        m.rows_range(isa, acts, &act_rows, r0, r1, &outs[i]);
     };
     if tasks.len() > 1 && rayon::current_num_threads() > 1 {
         tasks.par_iter().for_each(run);
@@ -775,6 +914,31 @@ mod tests {
                             "{fmt:?} {isa:?} n={n} #{i}: {a} vs {b}"
                         );
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_row_gives_the_same_bits_alone_or_in_a_tile() {
+        // Rows 0-3 go through the tiled kernel, row 4 through the row
+        // kernel; alone, each goes through the row kernel.
+        let (rows, cols, n) = (19, 512, 5);
+        for fmt in ALL {
+            let m = matrix(fmt, rows, cols, 17);
+            let x = input(n, cols, 23);
+            for isa in Isa::available() {
+                let mut acts = Activations::new();
+                let mut all = vec![0f32; n * rows];
+                m.matmul(&x, &mut acts, &mut all, isa);
+                for j in 0..n {
+                    let mut one = vec![0f32; rows];
+                    m.matmul(&x[j * cols..(j + 1) * cols], &mut acts, &mut one, isa);
+                    let same = one
+                        .iter()
+                        .zip(&all[j * rows..(j + 1) * rows])
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{fmt:?} {isa:?} row {j}");
                 }
             }
         }
