@@ -8,7 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file::{Content, Value};
-use candle_core::quantized::QTensor;
+use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::Device;
 
 use crate::GenerateError;
@@ -109,6 +109,34 @@ impl GgufFile {
                 path: path.clone(),
                 reason: format!("tensor {name}: {e}"),
             })
+    }
+
+    /// Reads one tensor's bytes as stored, with its type and shape (rows
+    /// last-but-one, as candle orders them), straight into one buffer.
+    pub fn tensor_bytes(
+        &mut self,
+        name: &str,
+    ) -> Result<(GgmlDType, Vec<usize>, Vec<u8>), GenerateError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let bad = |reason: String| GenerateError::BadModelFile {
+            path: self.path.clone(),
+            reason,
+        };
+        let info = self
+            .content
+            .tensor_infos
+            .get(name)
+            .ok_or_else(|| bad(format!("tensor {name} is missing")))?;
+        let (dtype, dims) = (info.ggml_dtype, info.shape.dims().to_vec());
+        // Sizes were checked against the file in `open`.
+        let len = info.shape.elem_count() / dtype.block_size() * dtype.type_size();
+        let at = self.content.tensor_data_offset + info.offset;
+        let mut data = vec![0u8; len];
+        self.reader
+            .seek(SeekFrom::Start(at))
+            .and_then(|_| self.reader.read_exact(&mut data))
+            .map_err(|e| bad(format!("reading tensor {name}: {e}")))?;
+        Ok((dtype, dims, data))
     }
 
     pub fn get(&self, key: &str) -> Option<&Value> {

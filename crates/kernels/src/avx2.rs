@@ -11,7 +11,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::quant::{dot, k_scales, ActGroup, ActRow, Format, QK, QK_K, TILE};
+use crate::quant::{dot, k_scales, ActGroup, ActRow, Format, Packed, PackedKind, QK, QK_K, TILE};
 
 const Q8_0: u8 = 0;
 const Q4_0: u8 = 1;
@@ -628,4 +628,132 @@ unsafe fn q6k_x4(w: &[u8], g: ActGroup<'_>, out: &mut [f32; 4]) {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn quantize_q8k(x: &[f32], qs: &mut [i8], d: &mut [f32], sums: &mut [i32]) {
     crate::quant::quantize_q8k(x, qs, d, sums)
+}
+
+/// Eight interleaved weight rows (group `g` of `p`) against up to four
+/// activation rows: `out[a][l]` is row `8g + l` times activation `a`.
+/// `corr` holds `128·Σq` per block for each activation row (Q8 only).
+///
+/// # Safety
+/// The CPU must have AVX2, FMA, F16C and AVX-VNNI.
+#[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+pub(crate) unsafe fn packed(
+    p: &Packed,
+    g: usize,
+    acts: &[ActRow<'_>],
+    corr: &[i32],
+    out: &mut [[f32; 8]; 4],
+) {
+    let nb = p.nb;
+    assert!(p.data.len() >= (g + 1) * p.group_bytes());
+    for a in acts {
+        assert!(a.qs.len() >= nb * QK && a.d.len() >= nb);
+        assert!(p.kind == PackedKind::Q8 || a.s.len() >= nb);
+    }
+    assert!(p.kind != PackedKind::Q8 || corr.len() >= acts.len() * nb);
+    macro_rules! go {
+        ($kernel:ident) => {
+            match acts.len() {
+                1 => $kernel::<1>(p, g, acts, corr, out),
+                2 => $kernel::<2>(p, g, acts, corr, out),
+                3 => $kernel::<3>(p, g, acts, corr, out),
+                _ => $kernel::<4>(p, g, acts, corr, out),
+            }
+        };
+    }
+    match p.kind {
+        PackedKind::Q8 => go!(packed_q8),
+        PackedKind::Q4_1 => go!(packed_q4_1),
+    }
+}
+
+/// The eight weight vectors of one block against one activation row's
+/// block: eight lanes, one per weight row, of `Σ w·y` (two chains, so that
+/// the dot products overlap).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+unsafe fn dot8(w: &[__m256i; 8], y: *const i8) -> __m256i {
+    let y = y as *const i32;
+    let mut s0 = _mm256_setzero_si256();
+    let mut s1 = _mm256_setzero_si256();
+    for k in (0..8).step_by(2) {
+        s0 = _mm256_dpbusd_avx_epi32(s0, w[k], _mm256_set1_epi32(y.add(k).read_unaligned()));
+        s1 = _mm256_dpbusd_avx_epi32(
+            s1,
+            w[k + 1],
+            _mm256_set1_epi32(y.add(k + 1).read_unaligned()),
+        );
+    }
+    _mm256_add_epi32(s0, s1)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+unsafe fn packed_q8<const NA: usize>(
+    p: &Packed,
+    g: usize,
+    acts: &[ActRow<'_>],
+    corr: &[i32],
+    out: &mut [[f32; 8]; 4],
+) {
+    let nb = p.nb;
+    let vals = p.data.as_ptr().add(g * p.group_bytes());
+    let ds = vals.add(p.layout().0) as *const u16;
+    let mut acc = [_mm256_setzero_ps(); NA];
+    for i in 0..nb {
+        let v = vals.add(i * 256);
+        let w: [__m256i; 8] =
+            std::array::from_fn(|k| _mm256_loadu_si256(v.add(32 * k) as *const __m256i));
+        let dw = _mm256_cvtph_ps(_mm_loadu_si128(ds.add(i * 8) as *const __m128i));
+        for a in 0..NA {
+            let r = acts.get_unchecked(a);
+            let isum = _mm256_sub_epi32(
+                dot8(&w, r.qs.as_ptr().add(i * QK)),
+                _mm256_set1_epi32(*corr.get_unchecked(a * nb + i)),
+            );
+            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(*r.d.get_unchecked(i)));
+            acc[a] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc[a]);
+        }
+    }
+    for a in 0..NA {
+        _mm256_storeu_ps(out[a].as_mut_ptr(), acc[a]);
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+unsafe fn packed_q4_1<const NA: usize>(
+    p: &Packed,
+    g: usize,
+    acts: &[ActRow<'_>],
+    _corr: &[i32],
+    out: &mut [[f32; 8]; 4],
+) {
+    let nb = p.nb;
+    let vals = p.data.as_ptr().add(g * p.group_bytes());
+    let (d_at, m_at) = p.layout();
+    let (ds, ms) = (vals.add(d_at) as *const u16, vals.add(m_at) as *const u16);
+    let m4 = _mm256_set1_epi8(0x0F);
+    let mut acc = [_mm256_setzero_ps(); NA];
+    for i in 0..nb {
+        let v = vals.add(i * 128);
+        let mut w = [_mm256_setzero_si256(); 8];
+        for k in 0..4 {
+            let x = _mm256_loadu_si256(v.add(32 * k) as *const __m256i);
+            w[k] = _mm256_and_si256(x, m4);
+            w[k + 4] = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
+        }
+        let dw = _mm256_cvtph_ps(_mm_loadu_si128(ds.add(i * 8) as *const __m128i));
+        let mw = _mm256_cvtph_ps(_mm_loadu_si128(ms.add(i * 8) as *const __m128i));
+        for a in 0..NA {
+            let r = acts.get_unchecked(a);
+            let isum = dot8(&w, r.qs.as_ptr().add(i * QK));
+            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(*r.d.get_unchecked(i)));
+            acc[a] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc[a]);
+            acc[a] = _mm256_fmadd_ps(mw, _mm256_set1_ps(*r.s.get_unchecked(i)), acc[a]);
+        }
+    }
+    for a in 0..NA {
+        _mm256_storeu_ps(out[a].as_mut_ptr(), acc[a]);
+    }
 }

@@ -8,7 +8,7 @@
 //! it is a kernel of `docent-kernels` on buffers allocated once at load:
 //! a step allocates only the logits it returns.
 
-use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::quantized::GgmlDType;
 use candle_core::Device;
 use half::f16;
 use rayon::prelude::*;
@@ -143,15 +143,20 @@ fn format_of(name: &str, t: GgmlDType) -> Result<Format, GenerateError> {
     })
 }
 
-fn qmatrix_of(name: &str, q: &QTensor) -> Result<QMatrix, GenerateError> {
-    let fmt = format_of(name, q.dtype())?;
-    let (rows, cols) = q.shape().dims2()?;
-    let data = q.data()?.into_owned();
-    QMatrix::new(name, fmt, rows, cols, data).map_err(|e| GenerateError::Config(e.to_string()))
-}
-
+/// A layer's weight matrix, repacked where the kernels run faster on
+/// another layout of the same values (see [`QMatrix::repacked`]).
 fn qmatrix(file: &mut GgufFile, name: &str) -> Result<QMatrix, GenerateError> {
-    qmatrix_of(name, &file.tensor(name)?)
+    let (dtype, dims, data) = file.tensor_bytes(name)?;
+    let fmt = format_of(name, dtype)?;
+    let &[rows, cols] = dims.as_slice() else {
+        return Err(GenerateError::BadModelFile {
+            path: file.path().to_path_buf(),
+            reason: format!("tensor {name} has shape {dims:?}, not a matrix"),
+        });
+    };
+    let m = QMatrix::new(name, fmt, rows, cols, data)
+        .map_err(|e| GenerateError::Config(e.to_string()))?;
+    Ok(m.repacked(Isa::detect()))
 }
 
 fn vector(file: &mut GgufFile, name: &str, len: usize) -> Result<Vec<f32>, GenerateError> {
