@@ -428,19 +428,34 @@ mod x86 {
     }
 
     /// `out += Σ p[j] · values[j]`, values in f16; `out.len()` a multiple of 8.
+    /// Up to 64 output lanes at a time in registers, each pass reading every
+    /// value row once, front to back.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn weigh_f16(p: &[f32], values: &[f16], out: &mut [f32]) {
         let hd = out.len();
         assert!(values.len() >= p.len() * hd);
         let o = out.as_mut_ptr();
+        let v0 = values.as_ptr() as *const u16;
         let mut i = 0;
-        // Eight output lanes at a time, summed over every position.
+        while i + 64 <= hd {
+            let mut acc: [__m256; 8] = std::array::from_fn(|c| _mm256_loadu_ps(o.add(i + 8 * c)));
+            for (j, &pj) in p.iter().enumerate() {
+                let w = _mm256_set1_ps(pj);
+                let row = v0.add(j * hd + i);
+                for (c, a) in acc.iter_mut().enumerate() {
+                    let v = _mm256_cvtph_ps(_mm_loadu_si128(row.add(8 * c) as *const __m128i));
+                    *a = _mm256_fmadd_ps(w, v, *a);
+                }
+            }
+            for (c, a) in acc.iter().enumerate() {
+                _mm256_storeu_ps(o.add(i + 8 * c), *a);
+            }
+            i += 64;
+        }
         while i < hd {
             let mut acc = _mm256_loadu_ps(o.add(i));
             for (j, &pj) in p.iter().enumerate() {
-                let v = _mm256_cvtph_ps(_mm_loadu_si128(
-                    values.as_ptr().add(j * hd + i) as *const __m128i
-                ));
+                let v = _mm256_cvtph_ps(_mm_loadu_si128(v0.add(j * hd + i) as *const __m128i));
                 acc = _mm256_fmadd_ps(_mm256_set1_ps(pj), v, acc);
             }
             _mm256_storeu_ps(o.add(i), acc);
@@ -525,9 +540,9 @@ mod tests {
 
     #[test]
     fn attention_weights_values_by_softmaxed_scores() {
-        // 24: the AVX2 path's 16-wide loop and its 8-wide tail.
-        let hd = 24;
-        let q = vec![1.0f32 / 3.0; hd];
+        // 72: the AVX2 paths' 64-, 16- and 8-wide loops.
+        let hd = 72;
+        let q = vec![1.0f32 / 9.0; hd];
         // Key 1 matches the query far better than key 0 (scores 0 and 8).
         let keys: Vec<f16> = (0..2 * hd)
             .map(|i| f16::from_f32(if i < hd { 0.0 } else { 1.0 }))
