@@ -31,7 +31,13 @@ fn embeddings_match_sentence_transformers() {
     assert!(items.len() >= 20);
     let texts: Vec<&str> = items.iter().map(|t| t["text"].as_str().unwrap()).collect();
     let got = enc.embed(&texts).unwrap();
+    // The dense layers run on 8-bit weights and 8-bit activations: each
+    // embedding stays within a cosine of 0.998 of sentence-transformers'
+    // (the worst are the shortest texts), 0.999 on average. On real
+    // paragraphs the worst is above 0.999 (`benches/embed_peer.py`,
+    // docs/benchmarks.md).
     let mut worst = 1.0f64;
+    let mut total = 0.0f64;
     for (item, v) in items.iter().zip(&got) {
         let want: Vec<f32> = item["embedding"]
             .as_array()
@@ -42,12 +48,15 @@ fn embeddings_match_sentence_transformers() {
         assert_eq!(v.len(), want.len());
         let c = cosine(v, &want);
         worst = worst.min(c);
-        assert!(c >= 0.9999, "cosine {c} for {:?}", item["text"]);
+        total += c;
+        assert!(c >= 0.998, "cosine {c} for {:?}", item["text"]);
         // The model normalises its output.
         let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-4);
     }
-    eprintln!("worst cosine against sentence-transformers: {worst:.7}");
+    let mean = total / items.len() as f64;
+    eprintln!("cosine against sentence-transformers: worst {worst:.7}, mean {mean:.7}");
+    assert!(mean >= 0.999, "mean cosine {mean}");
 }
 
 #[test]
@@ -63,7 +72,9 @@ fn batching_does_not_change_embeddings() {
     let batched = enc.embed(&texts).unwrap();
     for (t, b) in texts.iter().zip(&batched).step_by(5) {
         let single = enc.embed(&[t]).unwrap().pop().unwrap();
-        assert!(cosine(&single, b) > 0.99999, "{t:?}");
+        // Texts are not padded and every row is computed on its own: the
+        // same bits alone or in a batch.
+        assert_eq!(&single, b, "{t:?}");
     }
 }
 

@@ -58,6 +58,126 @@ pub fn scale_in_place(x: &mut [f32], s: f32) {
     }
 }
 
+/// Layer normalisation of each row of `w.len()` values: `(x - mean) /
+/// sqrt(var + eps) * w + b`, in place.
+pub fn layer_norm_in_place(x: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
+    let d = w.len();
+    for x in x.chunks_exact_mut(d) {
+        let mean = x.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
+        let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / d as f64;
+        let inv = 1.0 / ((var as f32) + eps).sqrt();
+        let mean = mean as f32;
+        for ((v, &w), &b) in x.iter_mut().zip(w).zip(b) {
+            *v = (*v - mean) * inv * w + b;
+        }
+    }
+}
+
+/// Adds `bias` to each row of `bias.len()` values.
+pub fn add_bias(x: &mut [f32], bias: &[f32]) {
+    for row in x.chunks_exact_mut(bias.len()) {
+        for (v, &b) in row.iter_mut().zip(bias) {
+            *v += b;
+        }
+    }
+}
+
+/// The error function, to within 1.5e-7 (Abramowitz and Stegun 7.1.26).
+pub fn erf(x: f32) -> f32 {
+    let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
+    let y = 1.0
+        - (((((1.061_405_4 * t - 1.453_152_1) * t) + 1.421_413_8) * t - 0.284_496_72) * t
+            + 0.254_829_6)
+            * t
+            * (-x * x).exp();
+    y.copysign(x)
+}
+
+/// GELU with the error function (BERT's `gelu`), in place.
+pub fn gelu_erf_in_place(x: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if Isa::detect().has_avx2() {
+        // SAFETY: the CPU has AVX2, FMA and F16C.
+        unsafe { x86::gelu_erf(x) };
+        return;
+    }
+    for v in x {
+        *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
+    }
+}
+
+/// Softmax attention of one query over f32 keys and values (`n ×
+/// q.len()`), scores scaled by `scale`; all in f32.
+pub fn attend_f32(
+    isa: Isa,
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    scale: f32,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    let hd = q.len();
+    scores.clear();
+    scores.extend(keys.chunks_exact(hd).map(|k| dot(isa, q, k) * scale));
+    softmax(scores);
+    out.fill(0.0);
+    for (&p, v) in scores.iter().zip(values.chunks_exact(hd)) {
+        axpy(isa, p, v, out);
+    }
+}
+
+/// Full (unmasked) softmax attention of `n` queries over the same `n`
+/// keys and values, all `n × hd` in f32: `out = softmax(q·kᵀ·scale)·v`.
+/// `scratch` is reused between calls.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_f32(
+    isa: Isa,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    hd: usize,
+    scale: f32,
+    scratch: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    let n = q.len() / hd;
+    assert!(k.len() == n * hd && v.len() == n * hd && out.len() == n * hd);
+    #[cfg(target_arch = "x86_64")]
+    if isa.has_avx2() && hd.is_multiple_of(8) {
+        // kᵀ, padded to whole vectors of eight keys, then one row of scores.
+        let np = n.div_ceil(8) * 8;
+        scratch.clear();
+        scratch.resize(hd * np + np, 0.0);
+        let (kt, row) = scratch.split_at_mut(hd * np);
+        for (j, key) in k.chunks_exact(hd).enumerate() {
+            for (d, &x) in key.iter().enumerate() {
+                kt[d * np + j] = x;
+            }
+        }
+        for i in 0..n {
+            // SAFETY: `has_avx2` is only true when the CPU has AVX2, FMA and F16C.
+            unsafe {
+                x86::scores_t(&q[i * hd..(i + 1) * hd], kt, np, scale, row);
+                x86::softmax_f32(&mut row[..n]);
+                x86::weigh_f32(&row[..n], v, &mut out[i * hd..(i + 1) * hd]);
+            }
+        }
+        return;
+    }
+    for i in 0..n {
+        attend_f32(
+            isa,
+            &q[i * hd..(i + 1) * hd],
+            k,
+            v,
+            scale,
+            scratch,
+            &mut out[i * hd..(i + 1) * hd],
+        );
+    }
+}
+
 /// Rounds each value to f16 and back.
 pub fn round_f16(x: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
@@ -289,6 +409,8 @@ pub fn attend(
 }
 
 #[cfg(target_arch = "x86_64")]
+// Lanes and accumulators are indexed together, as in the kernels.
+#[allow(clippy::needless_range_loop)]
 mod x86 {
     use std::arch::x86_64::*;
 
@@ -321,6 +443,179 @@ mod x86 {
             23,
         );
         _mm256_mul_ps(p, _mm256_castsi256_ps(scale))
+    }
+
+    /// `row[j] = scale · q · kᵀ[:, j]` for every key `j` (kᵀ is `hd × np`,
+    /// `np` a multiple of 8). Sixteen keys at a time when it can, with four
+    /// partial sums each, so that the additions overlap.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn scores_t(q: &[f32], kt: &[f32], np: usize, scale: f32, row: &mut [f32]) {
+        let hd = q.len();
+        assert!(kt.len() >= hd * np && row.len() >= np);
+        let s = _mm256_set1_ps(scale);
+        let k = kt.as_ptr();
+        let mut j = 0;
+        while j + 16 <= np {
+            let mut a = [_mm256_setzero_ps(); 8];
+            let mut d = 0;
+            while d + 4 <= hd {
+                for c in 0..4 {
+                    let qd = _mm256_set1_ps(*q.get_unchecked(d + c));
+                    let at = (d + c) * np + j;
+                    a[c] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k.add(at)), a[c]);
+                    a[4 + c] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k.add(at + 8)), a[4 + c]);
+                }
+                d += 4;
+            }
+            while d < hd {
+                let qd = _mm256_set1_ps(*q.get_unchecked(d));
+                a[0] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k.add(d * np + j)), a[0]);
+                a[4] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k.add(d * np + j + 8)), a[4]);
+                d += 1;
+            }
+            let lo = _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]));
+            let hi = _mm256_add_ps(_mm256_add_ps(a[4], a[5]), _mm256_add_ps(a[6], a[7]));
+            _mm256_storeu_ps(row.as_mut_ptr().add(j), _mm256_mul_ps(lo, s));
+            _mm256_storeu_ps(row.as_mut_ptr().add(j + 8), _mm256_mul_ps(hi, s));
+            j += 16;
+        }
+        while j < np {
+            let mut a = [_mm256_setzero_ps(); 4];
+            let mut d = 0;
+            while d + 4 <= hd {
+                for c in 0..4 {
+                    let qd = _mm256_set1_ps(*q.get_unchecked(d + c));
+                    a[c] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k.add((d + c) * np + j)), a[c]);
+                }
+                d += 4;
+            }
+            while d < hd {
+                let qd = _mm256_set1_ps(*q.get_unchecked(d));
+                a[0] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k.add(d * np + j)), a[0]);
+                d += 1;
+            }
+            let sum = _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]));
+            _mm256_storeu_ps(row.as_mut_ptr().add(j), _mm256_mul_ps(sum, s));
+            j += 8;
+        }
+    }
+
+    /// Softmax in place, in f32.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn softmax_f32(x: &mut [f32]) {
+        let n = x.len();
+        let p = x.as_mut_ptr();
+        let mut vmax = _mm256_set1_ps(f32::NEG_INFINITY);
+        let mut i = 0;
+        while i + 8 <= n {
+            vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(p.add(i)));
+            i += 8;
+        }
+        let mut lanes = [0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), vmax);
+        let mut max = f32::NEG_INFINITY;
+        for v in lanes.iter().chain(&x[i..]) {
+            max = max.max(*v);
+        }
+        let vm = _mm256_set1_ps(max);
+        let mut vsum = _mm256_setzero_ps();
+        let mut i = 0;
+        while i + 8 <= n {
+            let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(p.add(i)), vm));
+            _mm256_storeu_ps(p.add(i), e);
+            vsum = _mm256_add_ps(vsum, e);
+            i += 8;
+        }
+        _mm256_storeu_ps(lanes.as_mut_ptr(), vsum);
+        let mut sum: f32 = lanes.iter().sum();
+        for v in &mut x[i..] {
+            *v = (*v - max).exp();
+            sum += *v;
+        }
+        let inv = _mm256_set1_ps(1.0 / sum);
+        let mut i = 0;
+        while i + 8 <= n {
+            _mm256_storeu_ps(p.add(i), _mm256_mul_ps(_mm256_loadu_ps(p.add(i)), inv));
+            i += 8;
+        }
+        for v in &mut x[i..] {
+            *v /= sum;
+        }
+    }
+
+    /// `out = Σ p[j] · values[j]` (values `n × out.len()` in f32; `out.len()`
+    /// a multiple of 8), up to 32 lanes per pass, even and odd positions
+    /// summed apart so that the additions overlap.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn weigh_f32(p: &[f32], values: &[f32], out: &mut [f32]) {
+        let hd = out.len();
+        let n = p.len();
+        assert!(values.len() >= n * hd);
+        let mut i = 0;
+        while i < hd {
+            let lanes = ((hd - i) / 8).min(4);
+            let mut even = [_mm256_setzero_ps(); 4];
+            let mut odd = [_mm256_setzero_ps(); 4];
+            let mut j = 0;
+            while j + 2 <= n {
+                let (w0, w1) = (
+                    _mm256_set1_ps(*p.get_unchecked(j)),
+                    _mm256_set1_ps(*p.get_unchecked(j + 1)),
+                );
+                let r0 = values.as_ptr().add(j * hd + i);
+                let r1 = r0.add(hd);
+                for c in 0..lanes {
+                    even[c] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(r0.add(8 * c)), even[c]);
+                    odd[c] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(r1.add(8 * c)), odd[c]);
+                }
+                j += 2;
+            }
+            if j < n {
+                let w0 = _mm256_set1_ps(*p.get_unchecked(j));
+                let r0 = values.as_ptr().add(j * hd + i);
+                for c in 0..lanes {
+                    even[c] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(r0.add(8 * c)), even[c]);
+                }
+            }
+            for c in 0..lanes {
+                _mm256_storeu_ps(
+                    out.as_mut_ptr().add(i + 8 * c),
+                    _mm256_add_ps(even[c], odd[c]),
+                );
+            }
+            i += 8 * lanes;
+        }
+    }
+
+    /// [`super::gelu_erf_in_place`], eight lanes at a time (the same
+    /// Abramowitz–Stegun erf, with the vector exponential).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn gelu_erf(x: &mut [f32]) {
+        let mut c = x.chunks_exact_mut(8);
+        let sign = _mm256_set1_ps(-0.0);
+        let one = _mm256_set1_ps(1.0);
+        for v in &mut c {
+            let xv = _mm256_loadu_ps(v.as_ptr());
+            let z = _mm256_mul_ps(xv, _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
+            let az = _mm256_andnot_ps(sign, z);
+            let t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(0.327_591_1), az, one));
+            let mut poly = _mm256_set1_ps(1.061_405_4);
+            for coef in [-1.453_152_1f32, 1.421_413_8, -0.284_496_72, 0.254_829_6] {
+                poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(coef));
+            }
+            let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(z, z)));
+            let y = _mm256_sub_ps(one, _mm256_mul_ps(_mm256_mul_ps(poly, t), e));
+            // erf(z) carries z's sign.
+            let erf = _mm256_or_ps(y, _mm256_and_ps(sign, z));
+            let g = _mm256_mul_ps(
+                _mm256_mul_ps(_mm256_set1_ps(0.5), xv),
+                _mm256_add_ps(one, erf),
+            );
+            _mm256_storeu_ps(v.as_mut_ptr(), g);
+        }
+        for v in c.into_remainder() {
+            *v = 0.5 * *v * (1.0 + super::erf(*v * std::f32::consts::FRAC_1_SQRT_2));
+        }
     }
 
     /// Softmax in place, then each probability rounded to f16.
@@ -585,6 +880,78 @@ mod tests {
             let total: f32 = b.iter().sum();
             assert!((total - 1.0).abs() < 1e-2);
         }
+    }
+
+    #[test]
+    fn whole_sequence_attention_agrees_with_one_query_at_a_time() {
+        let (n, hd) = (13, 32);
+        let q: Vec<f32> = (0..n * hd)
+            .map(|i| ((i * 7) % 11) as f32 / 11.0 - 0.5)
+            .collect();
+        let k: Vec<f32> = (0..n * hd)
+            .map(|i| ((i * 5) % 13) as f32 / 13.0 - 0.5)
+            .collect();
+        let v: Vec<f32> = (0..n * hd).map(|i| ((i * 3) % 17) as f32 / 17.0).collect();
+        let mut want = vec![0f32; n * hd];
+        let mut scores = Vec::new();
+        for i in 0..n {
+            attend_f32(
+                Isa::Portable,
+                &q[i * hd..(i + 1) * hd],
+                &k,
+                &v,
+                0.3,
+                &mut scores,
+                &mut want[i * hd..(i + 1) * hd],
+            );
+        }
+        for isa in Isa::available() {
+            let mut got = vec![0f32; n * hd];
+            attention_f32(isa, &q, &k, &v, hd, 0.3, &mut Vec::new(), &mut got);
+            for (a, b) in got.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-5, "{isa:?}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn vector_gelu_agrees_with_the_scalar_one() {
+        let x: Vec<f32> = (0..203).map(|i| i as f32 * 0.07 - 7.0).collect();
+        let mut a = x.clone();
+        gelu_erf_in_place(&mut a);
+        for (&x, &g) in x.iter().zip(&a) {
+            let want = 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
+            assert!(
+                (g - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                "{x}: {g} vs {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn erf_matches_known_values() {
+        for (x, want) in [
+            (0.0f32, 0.0f32),
+            (0.5, 0.520_499_9),
+            (1.0, 0.842_700_8),
+            (-2.0, -0.995_322_3),
+            (3.5, 0.999_999_3),
+        ] {
+            assert!(
+                (erf(x) - want).abs() < 3e-7,
+                "erf({x}) = {} vs {want}",
+                erf(x)
+            );
+        }
+    }
+
+    #[test]
+    fn layer_norm_centres_and_scales() {
+        let mut x = vec![1.0f32, 2.0, 3.0, 4.0];
+        layer_norm_in_place(&mut x, &[1.0; 4], &[0.5; 4], 0.0);
+        let mean: f32 = x.iter().sum::<f32>() / 4.0;
+        let var: f32 = x.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 4.0;
+        assert!((mean - 0.5).abs() < 1e-6 && (var - 1.0).abs() < 1e-5);
     }
 
     #[test]

@@ -421,6 +421,25 @@ impl Activations {
     }
 }
 
+/// Quantises f32 weights (rows of a multiple of 32 values) to `Q8_0`
+/// blocks, as llama.cpp's reference quantiser does: scale = max |x| / 127
+/// (stored as f16), values `round(x / scale)`, halves away from zero.
+pub fn quantize_q8_0(x: &[f32]) -> Vec<u8> {
+    assert!(x.len().is_multiple_of(QK), "whole blocks");
+    let mut out = Vec::with_capacity(x.len() / QK * 34);
+    for b in x.chunks_exact(QK) {
+        let amax = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+        out.extend(
+            b.iter()
+                .map(|&v| ((v * id).round() as i32).clamp(-127, 127) as i8 as u8),
+        );
+    }
+    out
+}
+
 /// Quantises 256-value blocks to Q8_K: scale from the value of largest
 /// magnitude (`-127 / max`, so that value maps to -127), values rounded half
 /// to even and capped at 127, and the sum of every 16.

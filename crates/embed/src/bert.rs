@@ -1,0 +1,351 @@
+//! BERT's forward pass on `docent-kernels`.
+//!
+//! The weights of the six kinds of dense layers are quantised to `Q8_0` at
+//! load (and interleaved for the CPU's kernels); activations are quantised
+//! per 32 values before each product, as in the decoder. Everything else —
+//! embeddings, layer norms, attention, GELU, pooling — stays in f32. The
+//! texts of a batch are laid end to end, not padded: the dense layers see
+//! one row per real token, and attention runs per text.
+//!
+//! Checked against sentence-transformers in `tests/encoder.rs` and by
+//! `benches/embed_peer.py` (cosine of every embedding).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use docent_kernels::ops;
+use docent_kernels::quant::{matmul_many, quantize_q8_0, Activations, Format, QMatrix};
+use docent_kernels::Isa;
+use rayon::prelude::*;
+use serde::Deserialize;
+
+use crate::EmbedError;
+
+/// The fields of a BERT `config.json` the forward pass needs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BertConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default = "default_position")]
+    pub position_embedding_type: String,
+}
+
+fn default_act() -> String {
+    "gelu".into()
+}
+
+fn default_eps() -> f64 {
+    1e-12
+}
+
+fn default_position() -> String {
+    "absolute".into()
+}
+
+struct Linear {
+    m: QMatrix,
+    bias: Vec<f32>,
+}
+
+struct Norm {
+    w: Vec<f32>,
+    b: Vec<f32>,
+}
+
+struct Layer {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    attn_norm: Norm,
+    inter: Linear,
+    out: Linear,
+    out_norm: Norm,
+}
+
+pub(crate) struct Bert {
+    cfg: BertConfig,
+    isa: Isa,
+    word: Vec<f32>,
+    pos: Vec<f32>,
+    /// Token type 0 (sentence-transformers encodes single texts).
+    typ: Vec<f32>,
+    emb_norm: Norm,
+    layers: Vec<Layer>,
+    tanh_gelu: bool,
+}
+
+struct Weights {
+    path: String,
+    tensors: HashMap<String, Tensor>,
+    prefix: &'static str,
+}
+
+impl Weights {
+    fn get(&self, name: &str, len: usize) -> Result<Vec<f32>, EmbedError> {
+        let invalid = |message: String| EmbedError::Invalid {
+            path: self.path.clone(),
+            message,
+        };
+        let full = format!("{}{name}", self.prefix);
+        let t = self
+            .tensors
+            .get(&full)
+            .ok_or_else(|| invalid(format!("tensor {full} is missing")))?;
+        let v: Vec<f32> = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        if v.len() != len {
+            return Err(invalid(format!(
+                "tensor {full} has {} values, expected {len}",
+                v.len()
+            )));
+        }
+        Ok(v)
+    }
+
+    fn linear(&self, name: &str, rows: usize, cols: usize, isa: Isa) -> Result<Linear, EmbedError> {
+        let w = self.get(&format!("{name}.weight"), rows * cols)?;
+        let m = QMatrix::new(name, Format::Q8_0, rows, cols, quantize_q8_0(&w)).map_err(|e| {
+            EmbedError::Invalid {
+                path: self.path.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        Ok(Linear {
+            m: m.repacked(isa),
+            bias: self.get(&format!("{name}.bias"), rows)?,
+        })
+    }
+
+    fn norm(&self, name: &str, len: usize) -> Result<Norm, EmbedError> {
+        // Older checkpoints call them gamma and beta.
+        let w = self
+            .get(&format!("{name}.weight"), len)
+            .or_else(|_| self.get(&format!("{name}.gamma"), len))?;
+        let b = self
+            .get(&format!("{name}.bias"), len)
+            .or_else(|_| self.get(&format!("{name}.beta"), len))?;
+        Ok(Norm { w, b })
+    }
+}
+
+impl Bert {
+    pub(crate) fn load(weights: &Path, cfg: BertConfig) -> Result<Bert, EmbedError> {
+        let path = weights.display().to_string();
+        let invalid = |message: String| EmbedError::Invalid {
+            path: path.clone(),
+            message,
+        };
+        let (h, heads) = (cfg.hidden_size, cfg.num_attention_heads);
+        if heads == 0 || !h.is_multiple_of(heads) || !h.is_multiple_of(32) {
+            return Err(invalid(format!(
+                "hidden size {h} with {heads} heads is not supported"
+            )));
+        }
+        if !cfg.intermediate_size.is_multiple_of(32) {
+            return Err(invalid(format!(
+                "intermediate size {} is not a multiple of 32",
+                cfg.intermediate_size
+            )));
+        }
+        if cfg.position_embedding_type != "absolute" {
+            return Err(invalid(format!(
+                "{} position embeddings are not supported",
+                cfg.position_embedding_type
+            )));
+        }
+        let tanh_gelu = match cfg.hidden_act.as_str() {
+            "gelu" => false,
+            "gelu_new" | "gelu_pytorch_tanh" => true,
+            other => return Err(invalid(format!("activation {other} is not supported"))),
+        };
+        let tensors = candle_core::safetensors::load(weights, &Device::Cpu)?;
+        let prefix = if tensors.contains_key("bert.embeddings.word_embeddings.weight") {
+            "bert."
+        } else {
+            ""
+        };
+        let w = Weights {
+            path: path.clone(),
+            tensors,
+            prefix,
+        };
+        let isa = Isa::detect();
+        let word = w.get("embeddings.word_embeddings.weight", cfg.vocab_size * h)?;
+        let pos = w.get(
+            "embeddings.position_embeddings.weight",
+            cfg.max_position_embeddings * h,
+        )?;
+        let typ_all = w
+            .tensors
+            .get(&format!("{prefix}embeddings.token_type_embeddings.weight"))
+            .ok_or_else(|| invalid("token type embeddings are missing".into()))?
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        if typ_all.len() < h {
+            return Err(invalid("token type embeddings are too short".into()));
+        }
+        let typ = typ_all[..h].to_vec();
+        let emb_norm = w.norm("embeddings.LayerNorm", h)?;
+        let ff = cfg.intermediate_size;
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for i in 0..cfg.num_hidden_layers {
+            let p = format!("encoder.layer.{i}");
+            layers.push(Layer {
+                q: w.linear(&format!("{p}.attention.self.query"), h, h, isa)?,
+                k: w.linear(&format!("{p}.attention.self.key"), h, h, isa)?,
+                v: w.linear(&format!("{p}.attention.self.value"), h, h, isa)?,
+                o: w.linear(&format!("{p}.attention.output.dense"), h, h, isa)?,
+                attn_norm: w.norm(&format!("{p}.attention.output.LayerNorm"), h)?,
+                inter: w.linear(&format!("{p}.intermediate.dense"), ff, h, isa)?,
+                out: w.linear(&format!("{p}.output.dense"), h, ff, isa)?,
+                out_norm: w.norm(&format!("{p}.output.LayerNorm"), h)?,
+            });
+        }
+        Ok(Bert {
+            cfg,
+            isa,
+            word,
+            pos,
+            typ,
+            emb_norm,
+            layers,
+            tanh_gelu,
+        })
+    }
+
+    /// The last hidden states of every token of every sequence, one row of
+    /// `hidden_size` per token, sequences one after another.
+    pub(crate) fn forward(&self, seqs: &[&[u32]]) -> Result<Vec<f32>, EmbedError> {
+        if rayon::current_thread_index().is_some() {
+            self.run(seqs)
+        } else {
+            // Run on a pool thread, so that each product shares out work
+            // instead of waking the pool and parking this thread.
+            rayon::scope(|_| self.run(seqs))
+        }
+    }
+
+    fn run(&self, seqs: &[&[u32]]) -> Result<Vec<f32>, EmbedError> {
+        let h = self.cfg.hidden_size;
+        let heads = self.cfg.num_attention_heads;
+        let hd = h / heads;
+        let eps = self.cfg.layer_norm_eps as f32;
+        let isa = self.isa;
+        let total: usize = seqs.iter().map(|s| s.len()).sum();
+        let mut starts = Vec::with_capacity(seqs.len());
+        let mut x = vec![0f32; total * h];
+        let mut row = 0;
+        for seq in seqs {
+            if seq.len() > self.cfg.max_position_embeddings {
+                return Err(EmbedError::Tokenizer(format!(
+                    "{} tokens exceed the encoder's {} positions",
+                    seq.len(),
+                    self.cfg.max_position_embeddings
+                )));
+            }
+            starts.push(row);
+            for (p, &id) in seq.iter().enumerate() {
+                let id = id as usize;
+                if id >= self.cfg.vocab_size {
+                    return Err(EmbedError::Tokenizer(format!(
+                        "token id {id} is outside the vocabulary"
+                    )));
+                }
+                let out = &mut x[row * h..(row + 1) * h];
+                let (wv, pv) = (
+                    &self.word[id * h..(id + 1) * h],
+                    &self.pos[p * h..(p + 1) * h],
+                );
+                for (((o, &a), &b), &c) in out.iter_mut().zip(wv).zip(pv).zip(&self.typ) {
+                    *o = a + b + c;
+                }
+                row += 1;
+            }
+        }
+        ops::layer_norm_in_place(&mut x, &self.emb_norm.w, &self.emb_norm.b, eps);
+        let ff = self.cfg.intermediate_size;
+        let mut acts = Activations::new();
+        let (mut q, mut k, mut v) = (
+            vec![0f32; total * h],
+            vec![0f32; total * h],
+            vec![0f32; total * h],
+        );
+        let mut attn = vec![0f32; total * h];
+        let mut o = vec![0f32; total * h];
+        let mut inter = vec![0f32; total * ff];
+        let scale = 1.0 / (hd as f32).sqrt();
+        for layer in &self.layers {
+            acts.quantize(&x, h, Format::Q8_0, isa);
+            matmul_many(
+                &mut [
+                    (&layer.q.m, &mut q),
+                    (&layer.k.m, &mut k),
+                    (&layer.v.m, &mut v),
+                ],
+                &acts,
+                isa,
+            );
+            ops::add_bias(&mut q, &layer.q.bias);
+            ops::add_bias(&mut k, &layer.k.bias);
+            ops::add_bias(&mut v, &layer.v.bias);
+            // Attention per text and head, on gathered contiguous heads.
+            let jobs: Vec<(usize, usize)> = (0..seqs.len())
+                .flat_map(|s| (0..heads).map(move |hh| (s, hh)))
+                .collect();
+            let results: Vec<Vec<f32>> = jobs
+                .par_iter()
+                .map_init(Vec::new, |scratch, &(s, hh)| {
+                    let (start, n) = (starts[s], seqs[s].len());
+                    let mut qkv = vec![0f32; 4 * n * hd];
+                    let (qh, rest) = qkv.split_at_mut(n * hd);
+                    let (kh, rest) = rest.split_at_mut(n * hd);
+                    let (vh, out) = rest.split_at_mut(n * hd);
+                    for t in 0..n {
+                        let at = (start + t) * h + hh * hd;
+                        qh[t * hd..(t + 1) * hd].copy_from_slice(&q[at..at + hd]);
+                        kh[t * hd..(t + 1) * hd].copy_from_slice(&k[at..at + hd]);
+                        vh[t * hd..(t + 1) * hd].copy_from_slice(&v[at..at + hd]);
+                    }
+                    ops::attention_f32(isa, qh, kh, vh, hd, scale, scratch, out);
+                    qkv.drain(..3 * n * hd);
+                    qkv
+                })
+                .collect();
+            for (&(s, hh), out) in jobs.iter().zip(results) {
+                for t in 0..seqs[s].len() {
+                    let at = (starts[s] + t) * h + hh * hd;
+                    attn[at..at + hd].copy_from_slice(&out[t * hd..(t + 1) * hd]);
+                }
+            }
+            layer.o.m.matmul(&attn, &mut acts, &mut o, isa);
+            ops::add_bias(&mut o, &layer.o.bias);
+            ops::add_in_place(&mut x, &o);
+            ops::layer_norm_in_place(&mut x, &layer.attn_norm.w, &layer.attn_norm.b, eps);
+            layer.inter.m.matmul(&x, &mut acts, &mut inter, isa);
+            ops::add_bias(&mut inter, &layer.inter.bias);
+            if self.tanh_gelu {
+                for g in inter.iter_mut() {
+                    let y = *g;
+                    *g = 0.5 * y * (1.0 + (0.797_884_6 * y * (1.0 + 0.044_715 * y * y)).tanh());
+                }
+            } else {
+                ops::gelu_erf_in_place(&mut inter);
+            }
+            layer.out.m.matmul(&inter, &mut acts, &mut o, isa);
+            ops::add_bias(&mut o, &layer.out.bias);
+            ops::add_in_place(&mut x, &o);
+            ops::layer_norm_in_place(&mut x, &layer.out_norm.w, &layer.out_norm.b, eps);
+        }
+        Ok(x)
+    }
+}
