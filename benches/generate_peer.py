@@ -4,8 +4,9 @@
     python3 benches/generate_peer.py bench --docent target/release/docent \\
         --model smollm2-135m-instruct-q4_1 --threads 2
 
-runs `docent bench generate --json --export` (prompts of 100, 500 and 2,000
-tokens cut from corpus/, each followed by 64 greedy tokens), then llama.cpp
+runs `docent bench generate --json --export` (one untimed warm-up batch,
+then prompts of 100, 500 and 2,000 tokens cut from corpus/, each followed by
+64 greedy tokens), then llama.cpp (warmed up the same way)
 (through llama-cpp-python) on exactly those token ids, with the same context
 length, batch size and threads, each in its own process, and prints both
 with their ratios: load time, resident memory after load and at peak,
@@ -79,6 +80,13 @@ def llama_run(spec_path):
                 logits_all=False, verbose=False)
     load_ms = (time.perf_counter() - t) * 1e3
     after = rss_mb()
+    # Warm up as docent does: one untimed batch and one decoding step.
+    first = spec["prompts"][0] if spec["prompts"] else []
+    warm = (first * (1 + spec["batch"] // max(1, len(first))))[: spec["batch"]]
+    if warm:
+        llm.reset()
+        llm.eval(warm)
+        llm.eval([last_token(llm)])
     runs = []
     for ids in spec["prompts"]:
         llm.reset()  # n_tokens = 0: eval() drops the cache beyond it

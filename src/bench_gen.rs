@@ -2,9 +2,10 @@
 //! harnesses.
 //!
 //! `generate` loads one language model, cuts prompts of given token counts
-//! from the text of `--docs`, and for each one measures reading the prompt
-//! (in `--batch`-token passes, as llama.cpp's `n_batch` does) and then
-//! greedy decoding, with load time and memory. `embed` encodes the
+//! from the text of `--docs`, runs one untimed batch to warm up, and for
+//! each prompt measures reading it (in `--batch`-token passes, as
+//! llama.cpp's `n_batch` does) and then greedy decoding, with load time and
+//! memory. `embed` encodes the
 //! paragraphs of a SQuAD-format file with the sentence encoder. Both print
 //! their settings with the figures, and `--export` writes the exact inputs
 //! for the peer scripts in `benches/` (llama.cpp, sentence-transformers), so
@@ -163,7 +164,7 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
     let text = corpus_text(&args.docs)?;
     let mut ids = generator.tokenize_prompt(&text);
     let body: Vec<u32> = ids.clone();
-    let longest = args.prompt_tokens.iter().copied().max().unwrap_or(0);
+    let longest = args.prompt_tokens.iter().copied().max().unwrap_or(0).max(2);
     while ids.len() < longest {
         ids.extend_from_slice(&body[1.min(body.len())..]);
     }
@@ -188,6 +189,15 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
         };
         std::fs::write(p, serde_json::to_string(&e)?)
             .with_context(|| format!("writing {}", p.display()))?;
+    }
+    // One untimed pass of a full batch first, as llama.cpp's llama-bench
+    // warms up: buffers are sized and their pages mapped before timing.
+    {
+        let model = generator.model_mut();
+        model.reset();
+        let n = args.batch.min(ids.len() - 1).min(context - 1).max(1);
+        model.forward(&ids[..n])?;
+        model.forward(&ids[n..n + 1])?;
     }
     let mut runs = Vec::new();
     for prompt in &prompts {
