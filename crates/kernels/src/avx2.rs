@@ -11,7 +11,9 @@
 
 use std::arch::x86_64::*;
 
-use crate::quant::{dot, k_scales, ActGroup, ActRow, Format, Packed, PackedKind, QK, QK_K, TILE};
+use crate::quant::{
+    dot, k_scales, ActGroup, ActRow, Format, Packed, PackedK4, PackedKind, QK, QK_K, TILE,
+};
 
 const Q8_0: u8 = 0;
 const Q4_0: u8 = 1;
@@ -751,6 +753,96 @@ unsafe fn packed_q4_1<const NA: usize>(
             let scale = _mm256_mul_ps(dw, _mm256_set1_ps(*r.d.get_unchecked(i)));
             acc[a] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc[a]);
             acc[a] = _mm256_fmadd_ps(mw, _mm256_set1_ps(*r.s.get_unchecked(i)), acc[a]);
+        }
+    }
+    for a in 0..NA {
+        _mm256_storeu_ps(out[a].as_mut_ptr(), acc[a]);
+    }
+}
+
+/// Eight interleaved `Q4_K` rows (group `g` of `p`) against up to four
+/// activation rows (`Q8_K`): `out[a][l]` is row `8g + l` times activation
+/// `a`. Per block, each 32-value sub-block's eight row sums are scaled by
+/// the rows' six-bit scales in integers, so one conversion and one
+/// multiply by `d` serve the whole block.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA, F16C and AVX-VNNI.
+#[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+pub(crate) unsafe fn packed_q4k(
+    p: &PackedK4,
+    g: usize,
+    acts: &[ActRow<'_>],
+    out: &mut [[f32; 8]; 4],
+) {
+    let nb = p.nb;
+    assert!(p.vals.len() >= (g + 1) * nb * 1024 && p.sc.len() >= (g + 1) * nb * 64);
+    for a in acts {
+        assert!(a.qs.len() >= nb * QK_K && a.d.len() >= nb && a.sums.len() >= nb * 16);
+    }
+    match acts.len() {
+        1 => packed_q4k_n::<1>(p, g, acts, out),
+        2 => packed_q4k_n::<2>(p, g, acts, out),
+        3 => packed_q4k_n::<3>(p, g, acts, out),
+        _ => packed_q4k_n::<4>(p, g, acts, out),
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+unsafe fn packed_q4k_n<const NA: usize>(
+    p: &PackedK4,
+    g: usize,
+    acts: &[ActRow<'_>],
+    out: &mut [[f32; 8]; 4],
+) {
+    let nb = p.nb;
+    let m4 = _mm256_set1_epi8(0x0F);
+    let mut acc = [_mm256_setzero_ps(); NA];
+    for i in 0..nb {
+        let gi = g * nb + i;
+        let vals = p.vals.as_ptr().add(gi * 1024);
+        let sc = p.sc.as_ptr().add(gi * 64);
+        let mn = p.mn.as_ptr().add(gi * 64);
+        let mut iacc = [_mm256_setzero_si256(); NA];
+        for j in 0..4 {
+            let chunk = vals.add(256 * j);
+            for half in 0..2 {
+                let w: [__m256i; 8] = std::array::from_fn(|k| {
+                    let x = _mm256_loadu_si256(chunk.add(32 * k) as *const __m256i);
+                    if half == 0 {
+                        _mm256_and_si256(x, m4)
+                    } else {
+                        _mm256_and_si256(_mm256_srli_epi16(x, 4), m4)
+                    }
+                });
+                let sub = 2 * j + half;
+                let scale = _mm256_loadu_si256(sc.add(8 * sub) as *const __m256i);
+                for a in 0..NA {
+                    let y = acts
+                        .get_unchecked(a)
+                        .qs
+                        .as_ptr()
+                        .add(i * QK_K + 64 * j + 32 * half);
+                    iacc[a] = _mm256_add_epi32(iacc[a], _mm256_mullo_epi32(dot8(&w, y), scale));
+                }
+            }
+        }
+        let dv = _mm256_loadu_ps(p.d.as_ptr().add(gi * 8));
+        let dminv = _mm256_loadu_ps(p.dmin.as_ptr().add(gi * 8));
+        for a in 0..NA {
+            let r = acts.get_unchecked(a);
+            let ad = _mm256_set1_ps(*r.d.get_unchecked(i));
+            // Σ over sub-blocks of the rows' minimums times the
+            // activation's sums: exact integers, exactly summed in f32.
+            let sums = r.sums.as_ptr().add(i * 16);
+            let mut mins = _mm256_setzero_ps();
+            for sub in 0..8 {
+                let b = (*sums.add(2 * sub) + *sums.add(2 * sub + 1)) as f32;
+                mins = _mm256_fmadd_ps(_mm256_loadu_ps(mn.add(8 * sub)), _mm256_set1_ps(b), mins);
+            }
+            acc[a] = _mm256_fmadd_ps(_mm256_mul_ps(dv, ad), _mm256_cvtepi32_ps(iacc[a]), acc[a]);
+            acc[a] = _mm256_fnmadd_ps(_mm256_mul_ps(dminv, ad), mins, acc[a]);
         }
     }
     for a in 0..NA {
