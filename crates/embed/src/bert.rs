@@ -317,6 +317,7 @@ impl Bert {
                         vh[t * hd..(t + 1) * hd].copy_from_slice(&v[at..at + hd]);
                     }
                     ops::attention_f32(isa, qh, kh, vh, hd, scale, scratch, out);
+                    // Keep only the output, the last quarter.
                     qkv.drain(..3 * n * hd);
                     qkv
                 })
