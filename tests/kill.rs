@@ -1,0 +1,160 @@
+//! `docent index` killed with SIGKILL at random moments: the index always
+//! loads and answers, and the next run brings it to exactly the state an
+//! uninterrupted run gives.
+//!
+//! `DOCENT_KILL_TRIALS` sets the number of kill points (30 by default; more
+//! for a longer local run).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use docent_index::Index;
+
+/// The folder to index: the corpus plus enough generated notes that a run
+/// takes a few seconds and passes through loading, embedding and writing.
+fn make_folder(dir: &Path) {
+    common::copy_dir(&common::corpus(), dir);
+    for i in 0..40 {
+        let text = format!(
+            "# Note {i}\n\nThis note {i} is about topic number {i}. {}\n\n## Details\n\n{}\n",
+            "Retrieval finds passages; generation writes the answer. ".repeat(8 + i % 5),
+            "Chunks overlap so that no sentence is lost at a boundary. ".repeat(6 + i % 7),
+        );
+        std::fs::write(dir.join(format!("note-{i:02}.md")), text).unwrap();
+    }
+}
+
+/// Everything that defines an index's contents: files (path, hash, chunk
+/// count), and every chunk's text with its vector's bits (ids may differ
+/// between runs).
+type State = (Vec<(String, String, u32)>, Vec<(String, Vec<u32>)>);
+
+fn state(index_dir: &Path) -> State {
+    let ix = Index::open(index_dir).expect("the index loads");
+    let mut files: Vec<_> = ix
+        .files()
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.path, f.sha256, f.chunks))
+        .collect();
+    files.sort();
+    let vectors = ix.vectors().unwrap();
+    let ids: Vec<u64> = vectors.iter().map(|(id, _)| *id).collect();
+    let chunks = ix.chunks(&ids).unwrap();
+    let mut texts: Vec<(String, Vec<u32>)> = chunks
+        .iter()
+        .zip(&vectors)
+        .map(|(c, (id, v))| {
+            assert_eq!(c.id, *id);
+            (
+                c.chunk.text.clone(),
+                v.iter().map(|x| x.to_bits()).collect(),
+            )
+        })
+        .collect();
+    texts.sort();
+    (files, texts)
+}
+
+fn index(cwd: &Path, dir: &str) -> std::process::Output {
+    common::docent(cwd, &["index", dir])
+}
+
+/// A small reproducible generator of kill delays.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[test]
+fn sigkill_at_random_points_never_leaves_a_broken_index() {
+    common::encoder();
+    let trials: usize = std::env::var("DOCENT_KILL_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    // The reference: one uninterrupted run, timed.
+    let reference = tempfile::tempdir().unwrap();
+    make_folder(&reference.path().join("docs"));
+    let started = Instant::now();
+    common::ok(&index(reference.path(), "docs"));
+    let full = started.elapsed();
+    let want = state(&reference.path().join(".docent"));
+    assert!(want.0.len() > 40 && want.1.len() > 40);
+
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let work = tempfile::tempdir().unwrap();
+    let docs = work.path().join("docs");
+    let mut killed_while_running = 0;
+    for trial in 0..trials {
+        // Start each trial from a different earlier state: none, half the
+        // notes indexed, or everything with some notes since changed.
+        let _ = std::fs::remove_dir_all(work.path().join(".docent"));
+        let _ = std::fs::remove_dir_all(&docs);
+        make_folder(&docs);
+        let had_index = trial % 3 != 0;
+        if had_index {
+            for i in (0..40).step_by(2) {
+                std::fs::remove_file(docs.join(format!("note-{i:02}.md"))).unwrap();
+            }
+            common::ok(&index(work.path(), "docs"));
+            std::fs::remove_dir_all(&docs).unwrap();
+            make_folder(&docs);
+        }
+        let before = had_index.then(|| state(&work.path().join(".docent")));
+
+        let delay = full.mul_f64(rng.next() * 0.9);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_docent"))
+            .args(["index", "docs"])
+            .current_dir(work.path())
+            .env_remove("DOCENT_INDEX")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_none() {
+            killed_while_running += 1;
+        }
+        let _ = child.kill(); // SIGKILL on Unix
+        child.wait().unwrap();
+
+        // Whatever the moment, the index is the old one or the new one.
+        let index_dir = work.path().join(".docent");
+        if Index::exists(&index_dir) {
+            let now = state(&index_dir);
+            assert!(
+                Some(&now) == before.as_ref() || now == want,
+                "trial {trial} (killed after {delay:?}): the index is neither the old state nor the new one"
+            );
+            let search = common::docent(work.path(), &["search", "what is retrieval?"]);
+            common::ok(&search);
+        } else {
+            assert!(!had_index, "trial {trial}: the earlier index is gone");
+        }
+
+        // The next run finishes the job.
+        common::ok(&index(work.path(), "docs"));
+        assert!(
+            state(&index_dir) == want,
+            "trial {trial} (killed after {delay:?}): the rerun differs from an uninterrupted run"
+        );
+    }
+    eprintln!(
+        "{trials} kill trials ({killed_while_running} killed while running, \
+         uninterrupted run {full:?}): no failure"
+    );
+    assert!(
+        killed_while_running * 2 >= trials,
+        "most kills must land mid-run"
+    );
+}
