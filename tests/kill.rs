@@ -158,3 +158,60 @@ fn sigkill_at_random_points_never_leaves_a_broken_index() {
         "most kills must land mid-run"
     );
 }
+
+#[test]
+fn readers_see_the_old_or_the_new_index_while_a_writer_runs() {
+    common::encoder();
+    let work = tempfile::tempdir().unwrap();
+    let docs = work.path().join("docs");
+    make_folder(&docs);
+    for i in (0..40).step_by(2) {
+        std::fs::remove_file(docs.join(format!("note-{i:02}.md"))).unwrap();
+    }
+    common::ok(&index(work.path(), "docs"));
+    let index_dir = work.path().join(".docent");
+    let old = state(&index_dir);
+    std::fs::remove_dir_all(&docs).unwrap();
+    make_folder(&docs);
+    let mut writer = Command::new(env!("CARGO_BIN_EXE_docent"))
+        .args(["index", "docs"])
+        .current_dir(work.path())
+        .env_remove("DOCENT_INDEX")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Read as fast as possible until the writer is done, keeping each
+    // distinct state seen; a read that fails to load fails the test.
+    let mut reads = 0;
+    let mut seen: Vec<State> = Vec::new();
+    loop {
+        let done = writer.try_wait().unwrap().is_some();
+        let now = state(&index_dir);
+        reads += 1;
+        if seen.last() != Some(&now) {
+            seen.push(now);
+        }
+        if done {
+            break;
+        }
+    }
+    assert!(writer.wait().unwrap().success());
+    let new = state(&index_dir);
+    assert!(new != old);
+    // Every read saw one whole state, old then new, never anything else.
+    assert!(seen.len() <= 2, "{} different states were seen", seen.len());
+    assert!(
+        seen.iter().all(|s| *s == old || *s == new),
+        "a read saw a mixed index"
+    );
+    if seen.len() == 2 {
+        assert!(seen[0] == old && seen[1] == new);
+    }
+    eprintln!(
+        "{reads} reads while the writer ran ({} states seen): each saw the old or the new index",
+        seen.len()
+    );
+    let search = common::docent(work.path(), &["search", "what is retrieval?"]);
+    common::ok(&search);
+}
