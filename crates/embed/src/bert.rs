@@ -292,7 +292,7 @@ impl Bert {
                     (&layer.k.m, &mut k),
                     (&layer.v.m, &mut v),
                 ],
-                &acts,
+                &mut acts,
                 isa,
             );
             ops::add_bias(&mut q, &layer.q.bias);

@@ -500,9 +500,10 @@ mod x86 {
         }
     }
 
-    /// Softmax in place, in f32.
+    /// `x[i] = e^(x[i] - max x)`; returns their sum (lanes added in f64).
+    #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn softmax_f32(x: &mut [f32]) {
+    unsafe fn exp_shifted(x: &mut [f32]) -> f64 {
         let n = x.len();
         let p = x.as_mut_ptr();
         let mut vmax = _mm256_set1_ps(f32::NEG_INFINITY);
@@ -527,11 +528,20 @@ mod x86 {
             i += 8;
         }
         _mm256_storeu_ps(lanes.as_mut_ptr(), vsum);
-        let mut sum: f32 = lanes.iter().sum();
+        let mut sum: f64 = lanes.iter().map(|&v| v as f64).sum();
         for v in &mut x[i..] {
             *v = (*v - max).exp();
-            sum += *v;
+            sum += *v as f64;
         }
+        sum
+    }
+
+    /// Softmax in place, in f32.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn softmax_f32(x: &mut [f32]) {
+        let sum = exp_shifted(x) as f32;
+        let n = x.len();
+        let p = x.as_mut_ptr();
         let inv = _mm256_set1_ps(1.0 / sum);
         let mut i = 0;
         while i + 8 <= n {
@@ -621,35 +631,9 @@ mod x86 {
     /// Softmax in place, then each probability rounded to f16.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn softmax_f16(x: &mut [f32]) {
+        let sum = exp_shifted(x);
         let n = x.len();
         let p = x.as_mut_ptr();
-        let mut max = f32::NEG_INFINITY;
-        let mut i = 0;
-        let mut vmax = _mm256_set1_ps(f32::NEG_INFINITY);
-        while i + 8 <= n {
-            vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(p.add(i)));
-            i += 8;
-        }
-        let mut lanes = [0f32; 8];
-        _mm256_storeu_ps(lanes.as_mut_ptr(), vmax);
-        for v in lanes.iter().chain(&x[i..]) {
-            max = max.max(*v);
-        }
-        let vm = _mm256_set1_ps(max);
-        let mut vsum = _mm256_setzero_ps();
-        let mut i = 0;
-        while i + 8 <= n {
-            let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(p.add(i)), vm));
-            _mm256_storeu_ps(p.add(i), e);
-            vsum = _mm256_add_ps(vsum, e);
-            i += 8;
-        }
-        _mm256_storeu_ps(lanes.as_mut_ptr(), vsum);
-        let mut sum: f64 = lanes.iter().map(|&v| v as f64).sum();
-        for v in &mut x[i..] {
-            *v = (*v - max).exp();
-            sum += *v as f64;
-        }
         let inv = (1.0 / sum) as f32;
         let vinv = _mm256_set1_ps(inv);
         let mut i = 0;

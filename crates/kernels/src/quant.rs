@@ -134,15 +134,18 @@ pub struct Activations {
     /// Per 16 values: `Σq` (Q8_K).
     sums: Vec<i32>,
     /// Whole groups of four rows interleaved block by block (see
-    /// [`ActGroup`]), for the tiled kernels; empty on the portable path.
+    /// [`ActGroup`]), for the tiled kernels; built on demand.
     groups: usize,
+    /// Whether `groups` and the buffers below are built for the current rows.
+    interleaved: bool,
     qs4: Vec<i8>,
     d4: Vec<f32>,
     s4: Vec<f32>,
     /// Per 32 values: `Σq` (Q8_K), four rows interleaved.
     sums4: Vec<i32>,
-    /// Per block: `128·Σq` (Q8_0 with AVX-VNNI), which the interleaved
-    /// kernels subtract from their unsigned-weight sums.
+    /// Per block: `128·Σq` (Q8_0, for interleaved weights), which the
+    /// interleaved kernels subtract from their unsigned-weight sums; built
+    /// on demand.
     corr: Vec<i32>,
 }
 
@@ -202,20 +205,35 @@ impl Activations {
     pub fn quantize(&mut self, x: &[f32], cols: usize, fmt: Format, isa: Isa) {
         self.quantize_rows(x, cols, fmt, isa);
         self.groups = 0;
+        self.interleaved = false;
         self.corr.clear();
-        if self.kind == Some(ActKind::Q8_0) && isa == Isa::AvxVnni {
-            self.corr.extend(
-                self.qs
-                    .chunks_exact(QK)
-                    .map(|b| 128 * b.iter().map(|&q| q as i32).sum::<i32>()),
-            );
-        }
-        let tiled = matches!(
-            self.kind,
-            Some(ActKind::Q8_0 | ActKind::Q8_1 | ActKind::Q8K)
-        );
-        if tiled && isa.has_avx2() && self.n >= 4 {
-            self.interleave();
+    }
+
+    /// Derives, once per quantisation, what the kernels of `m` read besides
+    /// the rows: the four-row interleave of the tiled kernels, or the block
+    /// sums of the eight-row interleaved ones.
+    fn prepare_for(&mut self, m: &QMatrix, isa: Isa) {
+        match &m.interleaved {
+            Some(Interleaved::Rows(p)) if p.kind == PackedKind::Q8 => {
+                if self.corr.is_empty() {
+                    self.corr.extend(
+                        self.qs
+                            .chunks_exact(QK)
+                            .map(|b| 128 * b.iter().map(|&q| q as i32).sum::<i32>()),
+                    );
+                }
+            }
+            Some(_) => {}
+            None => {
+                #[cfg(target_arch = "x86_64")]
+                let tiled = crate::avx2::tiled(m.fmt);
+                #[cfg(not(target_arch = "x86_64"))]
+                let tiled = false;
+                if tiled && isa.has_avx2() && self.n >= 4 && !self.interleaved {
+                    self.interleave();
+                    self.interleaved = true;
+                }
+            }
         }
     }
 
@@ -354,8 +372,8 @@ impl Activations {
         }
     }
 
-    /// `128·Σq` per block for rows `j..j + count` (empty unless Q8_0 with
-    /// AVX-VNNI).
+    /// `128·Σq` per block for rows `j..j + count` (empty until a product
+    /// with interleaved `Q8_0` weights asks for them).
     pub(crate) fn corr_rows(&self, j: usize, count: usize) -> &[i32] {
         if self.corr.is_empty() {
             return &[];
@@ -666,8 +684,14 @@ pub struct QMatrix {
     row_bytes: usize,
     /// Rows in the GGUF layout (empty when [`QMatrix::packed`] holds them).
     data: Vec<u8>,
-    packed: Option<Packed>,
-    packed_k4: Option<PackedK4>,
+    /// The rows interleaved for AVX-VNNI, when [`QMatrix::repacked`] did so.
+    interleaved: Option<Interleaved>,
+}
+
+/// Weight rows interleaved eight at a time (see [`QMatrix::repacked`]).
+pub(crate) enum Interleaved {
+    Rows(Packed),
+    Q4K(PackedK4),
 }
 
 /// A `Q4_K` matrix with eight rows interleaved for AVX-VNNI, like
@@ -799,17 +823,14 @@ impl Packed {
         (d, d + self.nb * 16)
     }
 
-    /// Rewrites `data` (rows in the GGUF layout) in place; `None` (and the
-    /// data back) when the format or the row count does not suit.
-    fn build(fmt: Format, rows: usize, cols: usize, mut data: Vec<u8>) -> Result<Packed, Vec<u8>> {
+    /// Rewrites `data` (`Q8_0` or `Q4_1` rows in the GGUF layout, a
+    /// multiple of eight of them) in place.
+    fn build(fmt: Format, cols: usize, mut data: Vec<u8>) -> Packed {
         let kind = match fmt {
             Format::Q8_0 => PackedKind::Q8,
             Format::Q4_1 => PackedKind::Q4_1,
-            _ => return Err(data),
+            _ => unreachable!("only Q8_0 and Q4_1 rows are interleaved in place"),
         };
-        if !rows.is_multiple_of(8) {
-            return Err(data);
-        }
         let (_, bytes) = fmt.block();
         let nb = cols / QK;
         let row_bytes = nb * bytes;
@@ -857,7 +878,7 @@ impl Packed {
                 }
             }
         }
-        Ok(Packed { data, ..p })
+        Packed { data, ..p }
     }
 
     /// Row `r` decoded to f32.
@@ -937,8 +958,7 @@ impl QMatrix {
             cols,
             row_bytes,
             data,
-            packed: None,
-            packed_k4: None,
+            interleaved: None,
         })
     }
 
@@ -958,46 +978,23 @@ impl QMatrix {
     ///
     /// Other matrices are returned as they are.
     pub fn repacked(self, isa: Isa) -> QMatrix {
-        let m = self.q5_0_as_q8_0();
-        if isa != Isa::AvxVnni || m.packed.is_some() || m.packed_k4.is_some() {
+        let mut m = self.q5_0_as_q8_0();
+        if isa != Isa::AvxVnni || m.interleaved.is_some() || !m.rows.is_multiple_of(8) {
             return m;
         }
-        if m.fmt == Format::Q4K && m.rows.is_multiple_of(8) {
-            let p = PackedK4::build(m.rows, m.cols, &m.data);
-            return QMatrix {
-                data: Vec::new(),
-                packed_k4: Some(p),
-                ..m
-            };
+        m.interleaved = match m.fmt {
+            Format::Q4K => Some(Interleaved::Q4K(PackedK4::build(m.rows, m.cols, &m.data))),
+            Format::Q8_0 | Format::Q4_1 => Some(Interleaved::Rows(Packed::build(
+                m.fmt,
+                m.cols,
+                std::mem::take(&mut m.data),
+            ))),
+            _ => None,
+        };
+        if m.interleaved.is_some() {
+            m.data = Vec::new();
         }
-        let QMatrix {
-            fmt,
-            rows,
-            cols,
-            row_bytes,
-            data,
-            ..
-        } = m;
-        match Packed::build(fmt, rows, cols, data) {
-            Ok(p) => QMatrix {
-                fmt,
-                rows,
-                cols,
-                row_bytes,
-                data: Vec::new(),
-                packed: Some(p),
-                packed_k4: None,
-            },
-            Err(data) => QMatrix {
-                fmt,
-                rows,
-                cols,
-                row_bytes,
-                data,
-                packed: None,
-                packed_k4: None,
-            },
-        }
+        m
     }
 
     fn q5_0_as_q8_0(self) -> QMatrix {
@@ -1016,8 +1013,7 @@ impl QMatrix {
             cols: self.cols,
             row_bytes: Format::Q8_0.row_bytes(self.cols),
             data,
-            packed: None,
-            packed_k4: None,
+            interleaved: None,
         }
     }
 
@@ -1037,12 +1033,10 @@ impl QMatrix {
     /// Row `r` decoded to f32.
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         assert_eq!(out.len(), self.cols);
-        match &self.packed {
-            Some(p) => p.dequantize_row(r, out),
-            None => match &self.packed_k4 {
-                Some(p) => p.dequantize_row(r, out),
-                None => self.fmt.dequantize_row(self.row(r), out),
-            },
+        match &self.interleaved {
+            Some(Interleaved::Rows(p)) => p.dequantize_row(r, out),
+            Some(Interleaved::Q4K(p)) => p.dequantize_row(r, out),
+            None => self.fmt.dequantize_row(self.row(r), out),
         }
     }
 
@@ -1055,7 +1049,7 @@ impl QMatrix {
 
     /// As [`QMatrix::matmul`], with activations already quantised for this
     /// format (several matrices with the same input share them).
-    pub fn matmul_quantized(&self, acts: &Activations, out: &mut [f32], isa: Isa) {
+    pub fn matmul_quantized(&self, acts: &mut Activations, out: &mut [f32], isa: Isa) {
         matmul_many(&mut [(self, out)], acts, isa);
     }
 
@@ -1071,26 +1065,7 @@ impl QMatrix {
     ) {
         let rows = self.rows;
         #[cfg(target_arch = "x86_64")]
-        if let Some(p) = &self.packed_k4 {
-            assert!(isa == Isa::AvxVnni && r0.is_multiple_of(8) && r1.is_multiple_of(8));
-            for (t, tile) in act_rows.chunks(4).enumerate() {
-                for g in r0 / 8..r1 / 8 {
-                    let mut o = [[0f32; 8]; 4];
-                    // SAFETY: `Isa::AvxVnni` is only chosen when the CPU
-                    // has AVX2, FMA, F16C and AVX-VNNI.
-                    unsafe { crate::avx2::packed_q4k(p, g, tile, &mut o) };
-                    for (k, o) in o[..tile.len()].iter().enumerate() {
-                        for (l, &v) in o.iter().enumerate() {
-                            // SAFETY: as below.
-                            unsafe { *out.0.add((t * 4 + k) * rows + g * 8 + l) = v };
-                        }
-                    }
-                }
-            }
-            return;
-        }
-        #[cfg(target_arch = "x86_64")]
-        if let Some(p) = &self.packed {
+        if let Some(il) = &self.interleaved {
             // Only built for `Isa::AvxVnni`, and `r0`, `r1` are multiples
             // of 8 (tasks take whole groups).
             assert!(isa == Isa::AvxVnni && r0.is_multiple_of(8) && r1.is_multiple_of(8));
@@ -1100,7 +1075,16 @@ impl QMatrix {
                     // SAFETY: `Isa::AvxVnni` is only chosen when the CPU
                     // has AVX2, FMA, F16C and AVX-VNNI.
                     unsafe {
-                        crate::avx2::packed(p, g, tile, acts.corr_rows(t * 4, tile.len()), &mut o)
+                        match il {
+                            Interleaved::Rows(p) => crate::avx2::packed(
+                                p,
+                                g,
+                                tile,
+                                acts.corr_rows(t * 4, tile.len()),
+                                &mut o,
+                            ),
+                            Interleaved::Q4K(p) => crate::avx2::packed_q4k(p, g, tile, &mut o),
+                        }
                     };
                     for (k, o) in o[..tile.len()].iter().enumerate() {
                         for (l, &v) in o.iter().enumerate() {
@@ -1179,7 +1163,11 @@ impl QMatrix {
 /// `(matrix, out)` pair gets `out = acts · matrixᵀ`. One pass instead of
 /// several saves the threads a wake-up per product, which on a decoding
 /// step costs as much as a small product itself.
-pub fn matmul_many(products: &mut [(&QMatrix, &mut [f32])], acts: &Activations, isa: Isa) {
+pub fn matmul_many(products: &mut [(&QMatrix, &mut [f32])], acts: &mut Activations, isa: Isa) {
+    for (m, _) in products.iter() {
+        acts.prepare_for(m, isa);
+    }
+    let acts = &*acts;
     let n = acts.n;
     for (m, out) in products.iter() {
         assert_eq!(acts.cols, m.cols, "activation width");
@@ -1342,7 +1330,10 @@ mod tests {
         for fmt in [Format::Q8_0, Format::Q4_1, Format::Q5_0] {
             let plain = matrix(fmt, rows, cols, 37).repacked(Isa::Avx2);
             let packed = matrix(fmt, rows, cols, 37).repacked(Isa::AvxVnni);
-            assert!(packed.packed.is_some() && packed.data.is_empty(), "{fmt:?}");
+            assert!(
+                packed.interleaved.is_some() && packed.data.is_empty(),
+                "{fmt:?}"
+            );
             // Same size as the rows it replaces (Q5_0 having become Q8_0).
             let stored = if fmt == Format::Q4_1 {
                 Format::Q4_1
@@ -1350,7 +1341,10 @@ mod tests {
                 Format::Q8_0
             };
             assert_eq!(
-                packed.packed.as_ref().unwrap().data.len(),
+                match &packed.interleaved {
+                    Some(Interleaved::Rows(p)) => p.data.len(),
+                    _ => unreachable!(),
+                },
                 rows * stored.row_bytes(cols)
             );
             let (mut a, mut b) = (vec![0f32; cols], vec![0f32; cols]);
