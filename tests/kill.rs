@@ -63,6 +63,18 @@ fn index(cwd: &Path, dir: &str) -> std::process::Output {
     common::docent(cwd, &["index", dir])
 }
 
+/// `docent index docs` in `cwd`, in the background, its output discarded.
+fn spawn_index(cwd: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_docent"))
+        .args(["index", "docs"])
+        .current_dir(cwd)
+        .env_remove("DOCENT_INDEX")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// The tests of this file time runs of `docent index`: one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -122,14 +134,7 @@ fn sigkill_at_random_points_never_leaves_a_broken_index() {
         // Runs that start from an earlier index are shorter than the
         // reference run: kill within the first 70% of it.
         let delay = full.mul_f64(rng.next() * 0.7);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_docent"))
-            .args(["index", "docs"])
-            .current_dir(work.path())
-            .env_remove("DOCENT_INDEX")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_index(work.path());
         std::thread::sleep(delay);
         if child.try_wait().unwrap().is_none() {
             killed_while_running += 1;
@@ -184,14 +189,7 @@ fn readers_see_the_old_or_the_new_index_while_a_writer_runs() {
     let old = state(&index_dir);
     std::fs::remove_dir_all(&docs).unwrap();
     make_folder(&docs);
-    let mut writer = Command::new(env!("CARGO_BIN_EXE_docent"))
-        .args(["index", "docs"])
-        .current_dir(work.path())
-        .env_remove("DOCENT_INDEX")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut writer = spawn_index(work.path());
     // Read as fast as possible until the writer is done, keeping each
     // distinct state seen; a read that fails to load fails the test.
     let mut reads = 0;
