@@ -191,15 +191,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
     write_docs(&dataset, &docs)?;
     let index_dir = workdir.join("index");
     let index_args = IndexArgs {
-        dir: Some(docs.clone()),
-        model: None,
-        rebuild: false,
         chunk_tokens: chunking.max_tokens,
         overlap: chunking.overlap_tokens,
-        batch_size: docent_embed::EncoderConfig::default().batch_size,
-        hidden: false,
-        no_ignore: false,
-        json: false,
+        ..IndexArgs::for_folder(&docs, None)
     };
     let encoder = crate::encoder::load(None, docent_embed::EncoderConfig::default())?;
     let report = index_cmd::build(&index_dir, &index_args, Some(&encoder), args.json)?;

@@ -1,9 +1,10 @@
 //! `docent index`: walk, load, chunk, embed, store.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use docent_core::{chunk_document, Chunk, ChunkConfig};
 use docent_embed::{Encoder, EncoderConfig};
@@ -38,9 +39,45 @@ pub struct IndexArgs {
     /// Do not honour .gitignore, .ignore and .docentignore files.
     #[arg(long)]
     pub no_ignore: bool,
+    /// Skip files larger than this many MiB.
+    #[arg(long, default_value_t = LoadOptions::default().max_file_bytes >> 20)]
+    pub max_file_mb: u64,
+    /// Skip PDFs with more pages than this.
+    #[arg(long, default_value_t = LoadOptions::default().max_pdf_pages)]
+    pub max_pdf_pages: usize,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Keep running, and bring the index up to date whenever files in the
+    /// folder change (Ctrl-C stops).
+    #[arg(long)]
+    pub watch: bool,
+    /// With --watch: wait until the folder has been quiet this long before
+    /// re-indexing.
+    #[arg(long, default_value_t = 500, value_name = "MS")]
+    pub debounce_ms: u64,
+}
+
+impl IndexArgs {
+    /// The defaults of `docent index DIR`, for commands that index a folder
+    /// on the way (`search --docs`, `ask --docs`, `eval`).
+    pub fn for_folder(dir: &Path, model: Option<&str>) -> IndexArgs {
+        IndexArgs {
+            dir: Some(dir.to_path_buf()),
+            model: model.map(str::to_string),
+            rebuild: false,
+            chunk_tokens: ChunkConfig::default().max_tokens,
+            overlap: ChunkConfig::default().overlap_tokens,
+            batch_size: EncoderConfig::default().batch_size,
+            hidden: false,
+            no_ignore: false,
+            max_file_mb: LoadOptions::default().max_file_bytes >> 20,
+            max_pdf_pages: LoadOptions::default().max_pdf_pages,
+            json: false,
+            watch: false,
+            debounce_ms: 500,
+        }
+    }
 }
 
 /// Figures of one indexing run.
@@ -51,7 +88,18 @@ pub struct IndexReport {
     pub skipped: usize,
     pub reused_files: usize,
     pub embedded_files: usize,
+    /// Files the index held that are gone from the folder (or now skipped).
+    pub deleted_files: usize,
+    /// Whether the index already matched the folder, so nothing was written.
+    pub up_to_date: bool,
     pub chunks: usize,
+    /// Chunks of deleted and changed files taken out of the index.
+    pub removed_chunks: usize,
+    /// Removed chunk ids left in the graph, filtered out at query time.
+    pub removed_in_graph: usize,
+    /// Whether the graph was rebuilt (from scratch, or compacted because
+    /// removed ids passed the threshold) rather than extended.
+    pub graph_rebuilt: bool,
     pub embedded_chunks: usize,
     pub embedded_tokens: usize,
     pub load_chunk_ms: f64,
@@ -80,7 +128,7 @@ pub fn build(
     quiet: bool,
 ) -> Result<IndexReport> {
     let t0 = Instant::now();
-    let previous = if Index::exists(index_dir) {
+    let mut previous = if Index::exists(index_dir) {
         match Index::open(index_dir) {
             Ok(ix) => Some(ix),
             Err(e @ docent_index::IndexError::Outdated { .. }) => {
@@ -130,12 +178,12 @@ pub fn build(
         overlap_tokens: args.overlap,
     };
     chunking.validate()?;
-    let reusable = previous.as_ref().filter(|p| {
+    let reusable_index = previous.as_ref().is_some_and(|p| {
         !args.rebuild && p.meta().chunking == chunking && p.meta().encoder == *encoder.info()
     });
-    let known: std::collections::HashMap<String, String> = match reusable {
-        Some(p) => p.files()?.into_iter().map(|f| (f.path, f.sha256)).collect(),
-        None => Default::default(),
+    let known: HashMap<String, String> = match &previous {
+        Some(p) if reusable_index => p.files()?.into_iter().map(|f| (f.path, f.sha256)).collect(),
+        _ => Default::default(),
     };
 
     let (paths, walk_warnings) = docent_ingest::walk(
@@ -156,7 +204,10 @@ pub fn build(
         .collect();
 
     // Load and chunk in parallel: tokenizers only, no candle in here.
-    let opts = LoadOptions::default();
+    let opts = LoadOptions {
+        max_file_bytes: args.max_file_mb.saturating_mul(1 << 20),
+        max_pdf_pages: args.max_pdf_pages,
+    };
     let counter = encoder.token_counter();
     let prepared: Vec<Result<Prepared, String>> = paths
         .par_iter()
@@ -165,7 +216,7 @@ pub fn build(
             if known.get(&raw.path) == Some(&raw.sha256) {
                 return Ok(Prepared::Reuse(raw.path));
             }
-            let loaded = raw.parse().map_err(|e| e.to_string())?;
+            let loaded = raw.parse(&opts).map_err(|e| e.to_string())?;
             for w in &loaded.warnings {
                 warn(w);
             }
@@ -245,29 +296,71 @@ pub fn build(
         root: root.display().to_string(),
         docent_version: env!("CARGO_PKG_VERSION").into(),
     };
-    let mut writer = IndexWriter::create(index_dir, meta)?;
-    let mut vectors = vectors.into_iter();
-    let (mut reused_files, mut embedded_files, mut chunks) = (0, 0, 0);
-    for item in &items {
-        match item {
-            Prepared::Reuse(path) => {
-                let from = reusable.expect("reuse only with a previous index");
-                if !writer.copy_file(from, path)? {
-                    bail!("{path} vanished from the previous index");
-                }
-                reused_files += 1;
-            }
-            Prepared::New(file, cs) => {
+    let reused: HashSet<&str> = items
+        .iter()
+        .filter_map(|p| match p {
+            Prepared::Reuse(path) => Some(path.as_str()),
+            Prepared::New(..) => None,
+        })
+        .collect();
+    // Indexed files that were not carried over: deleted, changed, or now
+    // unreadable.
+    let mut gone: Vec<&String> = known
+        .keys()
+        .filter(|p| !reused.contains(p.as_str()))
+        .collect();
+    gone.sort();
+    let new_files: HashSet<&str> = items
+        .iter()
+        .filter_map(|p| match p {
+            Prepared::New(f, _) => Some(f.path.as_str()),
+            Prepared::Reuse(_) => None,
+        })
+        .collect();
+    let deleted_files = gone
+        .iter()
+        .filter(|p| !new_files.contains(p.as_str()))
+        .count();
+    let reused_files = reused.len();
+    let embedded_files = new_files.len();
+    let same_meta = previous.as_ref().is_some_and(|p| {
+        let m = p.meta();
+        m.root == meta.root && m.docent_version == meta.docent_version
+    });
+    let incremental = reusable_index && previous.is_some();
+    let stats = if incremental && gone.is_empty() && new_files.is_empty() && same_meta {
+        None
+    } else {
+        let mut writer = match previous.take() {
+            Some(p) if incremental => IndexWriter::update(index_dir, p, meta)?,
+            _ => IndexWriter::create(index_dir, meta)?,
+        };
+        for path in &gone {
+            writer.remove_file(path)?;
+        }
+        let mut vectors = vectors.into_iter();
+        for item in &items {
+            if let Prepared::New(file, cs) = item {
                 let vs: Vec<Vec<f32>> = vectors.by_ref().take(cs.len()).collect();
                 writer.add_file(file, cs, &vs)?;
-                embedded_files += 1;
-                chunks += cs.len();
             }
         }
-    }
-    drop(previous);
-    let stats = writer.commit()?;
-    chunks = stats.chunks.max(chunks);
+        Some(writer.commit()?)
+    };
+    let (chunks, removed_chunks, removed_in_graph, graph_rebuilt) = match &stats {
+        Some(s) => (
+            s.chunks,
+            s.removed_chunks,
+            s.removed_in_graph,
+            s.graph_rebuilt,
+        ),
+        None => {
+            let p = previous
+                .as_ref()
+                .expect("up to date only with a previous index");
+            (p.len(), 0, p.removed_in_graph(), false)
+        }
+    };
     let write_ms = t2.elapsed().as_secs_f64() * 1e3;
     let total_ms = t0.elapsed().as_secs_f64() * 1e3;
     let n_new = texts.len();
@@ -277,7 +370,12 @@ pub fn build(
         skipped,
         reused_files,
         embedded_files,
+        deleted_files,
+        up_to_date: stats.is_none(),
         chunks,
+        removed_chunks,
+        removed_in_graph,
+        graph_rebuilt,
         embedded_chunks: n_new,
         embedded_tokens,
         load_chunk_ms,
@@ -297,30 +395,127 @@ pub fn build(
     })
 }
 
-pub fn run(index_dir: &Path, args: IndexArgs) -> Result<IndexReport> {
-    let report = build(index_dir, &args, None, false)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_report(index_dir, &report);
+pub fn run(index_dir: &Path, args: IndexArgs) -> Result<()> {
+    if args.watch {
+        return watch(index_dir, args);
     }
-    Ok(report)
+    let report = build(index_dir, &args, None, false)?;
+    show(index_dir, &args, &report)
+}
+
+fn show(index_dir: &Path, args: &IndexArgs, report: &IndexReport) -> Result<()> {
+    if args.json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        print_report(index_dir, report);
+    }
+    Ok(())
+}
+
+/// `docent index --watch`: index, then re-index after each burst of
+/// changes in the folder, with the encoder loaded once. A failed run is
+/// reported and the watch goes on; the index stays at its last good state.
+fn watch(index_dir: &Path, mut args: IndexArgs) -> Result<()> {
+    use notify_debouncer_mini::{new_debouncer, notify::RecursiveMode};
+    // The encoder named by the arguments, else the index's own.
+    if args.model.is_none() && !args.rebuild && Index::exists(index_dir) {
+        args.model = Index::open(index_dir)
+            .ok()
+            .map(|ix| ix.meta().encoder.id.clone());
+    }
+    let encoder = crate::encoder::load(
+        args.model.as_deref(),
+        EncoderConfig {
+            batch_size: args.batch_size,
+        },
+    )?;
+    let report = build(index_dir, &args, Some(&encoder), false)?;
+    show(index_dir, &args, &report)?;
+    // Later runs update what the first one built.
+    args.rebuild = false;
+    let root = PathBuf::from(&report.root);
+    args.dir = Some(root.clone());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut debouncer = new_debouncer(Duration::from_millis(args.debounce_ms.max(1)), tx)
+        .context("cannot start watching files")?;
+    debouncer
+        .watcher()
+        .watch(&root, RecursiveMode::Recursive)
+        .with_context(|| format!("cannot watch {}", root.display()))?;
+    eprintln!(
+        "watching {} for changes; Ctrl-C stops (the index is always left whole)",
+        root.display()
+    );
+    // The index's own writes are not changes to the folder.
+    let index_abs = std::fs::canonicalize(index_dir).unwrap_or_else(|_| index_dir.to_path_buf());
+    let relevant = |events: &[notify_debouncer_mini::DebouncedEvent]| {
+        events.iter().any(|e| !e.path.starts_with(&index_abs))
+    };
+    while let Ok(events) = rx.recv() {
+        let mut changed = match events {
+            Ok(events) => relevant(&events),
+            Err(e) => {
+                warn(format!("watching {}: {e}", root.display()));
+                false
+            }
+        };
+        // Fold in whatever else arrived meanwhile.
+        while let Ok(more) = rx.try_recv() {
+            changed |= more.is_ok_and(|events| relevant(&events));
+        }
+        if !changed {
+            continue;
+        }
+        match build(index_dir, &args, Some(&encoder), true) {
+            Ok(report) if report.up_to_date => {}
+            Ok(report) => show(index_dir, &args, &report)?,
+            Err(e) => eprintln!("error: {e:#}\nthe index keeps its last state; still watching"),
+        }
+    }
+    Ok(())
 }
 
 pub fn print_report(index_dir: &Path, r: &IndexReport) {
+    if r.up_to_date {
+        eprintln!(
+            "{} is up to date with {}: {} files, {} chunks ({} unchanged files checked in {:.2} s)",
+            index_dir.display(),
+            r.root,
+            r.files,
+            r.chunks,
+            r.reused_files,
+            r.total_ms / 1e3
+        );
+        return;
+    }
     eprintln!(
-        "indexed {} files ({} unchanged, {} skipped) from {} into {}: {} chunks, {} embedded \
-         ({} tokens) in {:.1} s; embedding {:.1} chunks/s, {:.0} tokens/s",
+        "indexed {} files ({} unchanged, {} new or changed, {} deleted, {} skipped) from {} into {}: \
+         {} chunks, {} embedded ({} tokens), {} removed, in {:.1} s; embedding {:.1} chunks/s, {:.0} tokens/s",
         r.files,
         r.reused_files,
+        r.embedded_files,
+        r.deleted_files,
         r.skipped,
         r.root,
         index_dir.display(),
         r.chunks,
         r.embedded_chunks,
         r.embedded_tokens,
+        r.removed_chunks,
         r.total_ms / 1e3,
         r.chunks_per_s,
         r.tokens_per_s
     );
+    if r.graph_rebuilt && r.removed_chunks > 0 {
+        eprintln!(
+            "compacted the graph: removed chunks passed {:.0}% of its points, so it was rebuilt without them",
+            docent_index::COMPACT_RATIO * 100.0
+        );
+    } else if r.removed_in_graph > 0 {
+        eprintln!(
+            "{} removed chunks stay in the graph, filtered out of searches; it is rebuilt without them once they pass {:.0}% of its points",
+            r.removed_in_graph,
+            docent_index::COMPACT_RATIO * 100.0
+        );
+    }
 }

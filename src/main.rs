@@ -58,7 +58,7 @@ fn main() -> ExitCode {
         Command::Ask(args) => ask_cmd::run(&cli.index, args, started),
         Command::Bench { command } => bench_cmd::run(&cli.index, command),
         Command::Eval(args) => eval_cmd::run(args),
-        Command::Index(args) => index_cmd::run(&cli.index, args).map(|_| ()),
+        Command::Index(args) => index_cmd::run(&cli.index, args),
         Command::Search(args) => search_cmd::run(&cli.index, args),
         Command::Models { command } => models_cmd::run(command),
     };

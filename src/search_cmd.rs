@@ -124,15 +124,8 @@ pub fn open(
     let (encoder, index) = if let Some(docs) = docs {
         let encoder = crate::encoder::load(encoder_name, config)?;
         let index_args = IndexArgs {
-            dir: Some(docs.to_path_buf()),
-            model: encoder_name.map(str::to_string),
-            rebuild: false,
-            chunk_tokens: docent_core::ChunkConfig::default().max_tokens,
-            overlap: docent_core::ChunkConfig::default().overlap_tokens,
             batch_size: config.batch_size,
-            hidden: false,
-            no_ignore: false,
-            json: false,
+            ..IndexArgs::for_folder(docs, encoder_name)
         };
         let report = index_cmd::build(index_dir, &index_args, Some(&encoder), quiet)?;
         if !quiet && report.embedded_files > 0 {
@@ -213,7 +206,11 @@ pub fn run(index_dir: &Path, args: SearchArgs) -> Result<()> {
         return Ok(());
     }
     if hits.is_empty() {
-        println!("no results: the index at {} is empty", index_dir.display());
+        if index.is_empty() {
+            println!("no results: the index at {} is empty", index_dir.display());
+        } else {
+            println!("no results: no chunk matches (try --mode dense or hybrid for meaning rather than words)");
+        }
     }
     for (i, h) in hits.iter().enumerate() {
         let heading = h.chunk.chunk.heading_path.join(" › ");

@@ -253,3 +253,38 @@ fn killing_index_leaves_the_previous_index_usable() {
         serde_json::from_str(&ok(&docent(tmp.path(), &["index", "docs", "--json"]))).unwrap();
     assert_eq!(report["files"], 5);
 }
+
+#[test]
+fn a_damaged_index_says_what_to_run_and_rebuild_repairs_it() {
+    common::encoder();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = common::root();
+    let index = tmp.path().join("ix");
+    let index = index.to_str().unwrap();
+    ok(&docent(&root, &["--index", index, "index", "corpus"]));
+    let cur = std::fs::read_to_string(tmp.path().join("ix/CURRENT")).unwrap();
+    let store = tmp.path().join("ix").join(cur.trim()).join("store.sqlite");
+    let mut b = std::fs::read(&store).unwrap();
+    let at = b.len() / 2;
+    b[at] ^= 0x01;
+    std::fs::write(&store, b).unwrap();
+    for args in [
+        vec!["--index", index, "search", "What is LangServe?"],
+        vec!["--index", index, "index", "corpus"],
+    ] {
+        let out = docent(&root, &args);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{args:?} used a damaged index");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(
+            err.contains("damaged") && err.contains("docent index DIR --rebuild"),
+            "{args:?}: {err}"
+        );
+    }
+    ok(&docent(
+        &root,
+        &["--index", index, "index", "corpus", "--rebuild"],
+    ));
+    assert!(search(&root, index, "What is LangServe?")
+        .contains(&"langchain-ecosystem.html".to_string()));
+}

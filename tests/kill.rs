@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+use common::{state, State};
 use docent_index::Index;
 
 /// The folder to index: the corpus plus enough generated notes that a run
@@ -25,38 +26,6 @@ fn make_folder(dir: &Path) {
         );
         std::fs::write(dir.join(format!("note-{i:02}.md")), text).unwrap();
     }
-}
-
-/// Everything that defines an index's contents: files (path, hash, chunk
-/// count), and every chunk's text with its vector's bits (ids may differ
-/// between runs).
-type State = (Vec<(String, String, u32)>, Vec<(String, Vec<u32>)>);
-
-fn state(index_dir: &Path) -> State {
-    let ix = Index::open(index_dir).expect("the index loads");
-    let mut files: Vec<_> = ix
-        .files()
-        .unwrap()
-        .into_iter()
-        .map(|f| (f.path, f.sha256, f.chunks))
-        .collect();
-    files.sort();
-    let vectors = ix.vectors().unwrap();
-    let ids: Vec<u64> = vectors.iter().map(|(id, _)| *id).collect();
-    let chunks = ix.chunks(&ids).unwrap();
-    let mut texts: Vec<(String, Vec<u32>)> = chunks
-        .iter()
-        .zip(&vectors)
-        .map(|(c, (id, v))| {
-            assert_eq!(c.id, *id);
-            (
-                c.chunk.text.clone(),
-                v.iter().map(|x| x.to_bits()).collect(),
-            )
-        })
-        .collect();
-    texts.sort();
-    (files, texts)
 }
 
 fn index(cwd: &Path, dir: &str) -> std::process::Output {

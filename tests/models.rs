@@ -61,6 +61,26 @@ fn mirror_fills_the_hf_cache_and_damage_is_caught() {
         Err(ModelError::HashMismatch { path, .. }) => assert_eq!(path, "config.json"),
         other => panic!("damage not caught: {other:?}"),
     }
+    // The CLI refuses the damaged model with the command that repairs it.
+    let work = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_docent"))
+        .args(["index"])
+        .arg(common::corpus())
+        .current_dir(work.path())
+        .env("HF_HOME", home.path())
+        .env("HF_HUB_OFFLINE", "1")
+        .env_remove("HF_HUB_CACHE")
+        .env_remove("DOCENT_INDEX")
+        .output()
+        .unwrap();
+    let err = common::stderr(&out);
+    assert!(!out.status.success(), "a damaged model was used: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("config.json") && err.contains("docent models pull all-minilm-l6-v2 --force"),
+        "{err}"
+    );
+    assert!(!work.path().join(".docent/CURRENT").exists());
     // pull --force repairs it.
     store.pull(&spec, true).unwrap();
     assert!(store.locate(&spec).unwrap().is_some());

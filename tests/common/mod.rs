@@ -99,3 +99,35 @@ pub fn gguf(name: &str) -> PathBuf {
 
 /// The two generator models in the manifest.
 pub const GENERATORS: &[&str] = &["smollm2-135m-instruct-q4_1", "gemma-3-270m-q4_k_m"];
+
+/// Everything that defines an index's contents: files (path, hash, chunk
+/// count), and every chunk's text with its vector's bits (ids may differ
+/// between runs).
+pub type State = (Vec<(String, String, u32)>, Vec<(String, Vec<u32>)>);
+
+pub fn state(index_dir: &Path) -> State {
+    let ix = docent_index::Index::open(index_dir).expect("the index loads");
+    let mut files: Vec<_> = ix
+        .files()
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.path, f.sha256, f.chunks))
+        .collect();
+    files.sort();
+    let vectors = ix.vectors().unwrap();
+    let ids: Vec<u64> = vectors.iter().map(|(id, _)| *id).collect();
+    let chunks = ix.chunks(&ids).unwrap();
+    let mut texts: Vec<(String, Vec<u32>)> = chunks
+        .iter()
+        .zip(&vectors)
+        .map(|(c, (id, v))| {
+            assert_eq!(c.id, *id);
+            (
+                c.chunk.text.clone(),
+                v.iter().map(|x| x.to_bits()).collect(),
+            )
+        })
+        .collect();
+    texts.sort();
+    (files, texts)
+}

@@ -36,6 +36,10 @@ pub enum IndexError {
     },
     #[error("another `docent index` is writing the index at {path}; wait for it to finish")]
     Locked { path: String },
+    #[error(
+        "another `docent index` published a new version of the index at {path} while this one          was starting; run it again"
+    )]
+    Changed { path: String },
     #[error("index store: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("index file {path}: {source}")]

@@ -43,4 +43,4 @@ mod store;
 pub use distance::CosineDistance;
 pub use error::IndexError;
 pub use meta::{FileRecord, HnswParams, IndexMeta, FORMAT_VERSION};
-pub use store::{CommitStats, Hit, Index, IndexWriter, SearchMode, StoredChunk};
+pub use store::{CommitStats, Hit, Index, IndexWriter, SearchMode, StoredChunk, COMPACT_RATIO};

@@ -2,8 +2,9 @@ use docent_core::{ChunkConfig, EncoderInfo};
 use serde::{Deserialize, Serialize};
 
 /// Version of the on-disk format this docent writes and reads.
-/// 2 added the lexical (FTS5) table, 3 its vocabulary table.
-pub const FORMAT_VERSION: u32 = 3;
+/// 2 added the lexical (FTS5) table, 3 its vocabulary table, 4 the removed
+/// ids, the store checksum and incremental graph updates.
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Parameters of the HNSW graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,6 +15,8 @@ use crate::{FileRecord, IndexError, IndexMeta, FORMAT_VERSION};
 const CURRENT: &str = "CURRENT";
 const STORE: &str = "store.sqlite";
 const GRAPH: &str = "graph";
+/// The store's size and sha256, written once the store is final.
+const STORE_SUM: &str = "store.sha256";
 /// Graph files up to this size are hashed at every load.
 const HASH_AT_LOAD_LIMIT: u64 = 256 << 20;
 
@@ -51,7 +53,14 @@ CREATE VIRTUAL TABLE lexical USING fts5(terms, tokenize = 'ascii');
 -- Document frequency of each term, to leave out of queries the terms found
 -- in most chunks (their BM25 weight is nil and they are slow to scan).
 CREATE VIRTUAL TABLE lexical_vocab USING fts5vocab('lexical', 'row');
+-- Ids still in the graph whose chunks were removed (hnsw_rs cannot delete):
+-- searches filter them out; a compaction rebuilds the graph without them.
+CREATE TABLE removed (id INTEGER PRIMARY KEY);
 ";
+
+/// A writer rebuilds the graph without the removed ids once they are more
+/// than this share of its points.
+pub const COMPACT_RATIO: f64 = 0.2;
 
 /// How chunks are ranked for a query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -71,6 +80,13 @@ pub enum SearchMode {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct GraphFile {
     name: String,
+    size: u64,
+    sha256: String,
+}
+
+/// The store file as it was committed, checked at load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct StoreChecksum {
     size: u64,
     sha256: String,
 }
@@ -100,6 +116,17 @@ pub struct Hit {
 pub struct CommitStats {
     pub files: usize,
     pub chunks: usize,
+    /// Chunks added by this writer.
+    pub added_chunks: usize,
+    /// Chunks removed by this writer (of deleted and changed files).
+    pub removed_chunks: usize,
+    /// Removed ids left in the graph, filtered out at query time.
+    pub removed_in_graph: usize,
+    /// Points in the graph: live chunks plus removed ids.
+    pub graph_points: usize,
+    /// Whether the graph was rebuilt without the removed ids (or built
+    /// from scratch), rather than extended.
+    pub graph_rebuilt: bool,
     pub graph_build_ms: f64,
     pub write_ms: f64,
     pub generation: String,
@@ -154,7 +181,23 @@ fn read_current(root: &Path) -> Result<Option<String>, IndexError> {
     }
 }
 
+/// The graph a writer starts from.
+enum BaseGraph {
+    /// No graph: build one over every chunk at commit.
+    None,
+    /// The previous generation's graph: new chunks are inserted into it.
+    Previous(Hnsw<'static, f32, CosineDistance>),
+}
+
 /// Builds a new generation of an index and publishes it atomically.
+///
+/// [`IndexWriter::create`] starts from nothing; [`IndexWriter::update`]
+/// starts from a copy of the live generation, so that a run touches only
+/// what changed: [`IndexWriter::remove_file`] drops a file's chunks (their
+/// ids stay in the graph, filtered out at query time, until a compaction),
+/// [`IndexWriter::add_file`] adds chunks under new ids, and
+/// [`IndexWriter::commit`] inserts only the new vectors into the previous
+/// graph, or rebuilds it when removed ids pass [`COMPACT_RATIO`].
 pub struct IndexWriter {
     root: PathBuf,
     gen_name: String,
@@ -162,48 +205,64 @@ pub struct IndexWriter {
     conn: Connection,
     meta: IndexMeta,
     next_id: u64,
-    files: usize,
+    /// Ids from here on were added by this writer.
+    first_new_id: u64,
+    added: usize,
+    removed: usize,
+    base: BaseGraph,
     _lock: File,
 }
 
+/// Takes the writer's lock and clears generations left by interrupted
+/// writers; returns the lock and the live generation's name.
+fn lock_root(root: &Path) -> Result<(File, Option<String>), IndexError> {
+    fs::create_dir_all(root).map_err(io(root))?;
+    let lock_path = root.join("LOCK");
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io(&lock_path))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            return Err(IndexError::Locked {
+                path: root.display().to_string(),
+            })
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
+    }
+    let current = read_current(root)?;
+    if let Ok(rd) = fs::read_dir(root) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("gen-") && Some(&name) != current.as_ref() {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let _ = fs::remove_file(root.join("CURRENT.tmp"));
+    Ok((lock, current))
+}
+
+fn new_generation(root: &Path) -> Result<(String, PathBuf), IndexError> {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let gen_name = format!("gen-{nanos}-{}", std::process::id());
+    let gen_dir = root.join(&gen_name);
+    fs::create_dir(&gen_dir).map_err(io(&gen_dir))?;
+    Ok((gen_name, gen_dir))
+}
+
 impl IndexWriter {
-    /// Starts a new generation under `root`, which is created if needed.
-    /// Fails with [`IndexError::Locked`] while another writer runs.
+    /// Starts a new, empty generation under `root`, which is created if
+    /// needed. Fails with [`IndexError::Locked`] while another writer runs.
     pub fn create(root: &Path, meta: IndexMeta) -> Result<IndexWriter, IndexError> {
-        fs::create_dir_all(root).map_err(io(root))?;
-        let lock_path = root.join("LOCK");
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io(&lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(IndexError::Locked {
-                    path: root.display().to_string(),
-                })
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
-        }
-        // Generations left by interrupted writers are garbage.
-        let current = read_current(root)?;
-        if let Ok(rd) = fs::read_dir(root) {
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if name.starts_with("gen-") && Some(&name) != current.as_ref() {
-                    let _ = fs::remove_dir_all(e.path());
-                }
-            }
-        }
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let gen_name = format!("gen-{nanos}-{}", std::process::id());
-        let gen_dir = root.join(&gen_name);
-        fs::create_dir(&gen_dir).map_err(io(&gen_dir))?;
+        let (lock, _) = lock_root(root)?;
+        let (gen_name, gen_dir) = new_generation(root)?;
         let conn = Connection::open(gen_dir.join(STORE))?;
         conn.execute_batch("PRAGMA journal_mode=DELETE; PRAGMA synchronous=OFF;")?;
         conn.execute_batch(SCHEMA)?;
@@ -215,7 +274,67 @@ impl IndexWriter {
             conn,
             meta,
             next_id: 0,
-            files: 0,
+            first_new_id: 0,
+            added: 0,
+            removed: 0,
+            base: BaseGraph::None,
+            _lock: lock,
+        })
+    }
+
+    /// Starts a new generation that begins as a copy of `previous`, the
+    /// live index under `root`, which must have been built with the same
+    /// encoder and chunking as `meta` says (the caller checks). Fails with
+    /// [`IndexError::Locked`] while another writer runs, and with
+    /// [`IndexError::Changed`] when another writer published since
+    /// `previous` was opened.
+    pub fn update(
+        root: &Path,
+        previous: Index,
+        meta: IndexMeta,
+    ) -> Result<IndexWriter, IndexError> {
+        let (lock, current) = lock_root(root)?;
+        let prev_gen = previous
+            .gen_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        if current != prev_gen {
+            return Err(IndexError::Changed {
+                path: root.display().to_string(),
+            });
+        }
+        let (gen_name, gen_dir) = new_generation(root)?;
+        let from = previous.gen_dir.join(STORE);
+        let to = gen_dir.join(STORE);
+        fs::copy(&from, &to).map_err(io(&from))?;
+        let conn = Connection::open(&to)?;
+        conn.execute_batch("PRAGMA journal_mode=DELETE; PRAGMA synchronous=OFF;")?;
+        let next_id: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'next_id'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let next_id = next_id.and_then(|s| s.parse().ok()).unwrap_or(0u64);
+        conn.execute_batch("BEGIN")?;
+        let Index { hnsw, .. } = previous;
+        let base = match hnsw {
+            Some(mut h) => {
+                h.set_searching_mode(false);
+                BaseGraph::Previous(h)
+            }
+            None => BaseGraph::None,
+        };
+        Ok(IndexWriter {
+            root: root.to_path_buf(),
+            gen_name,
+            gen_dir,
+            conn,
+            meta,
+            next_id,
+            first_new_id: next_id,
+            added: 0,
+            removed: 0,
+            base,
             _lock: lock,
         })
     }
@@ -224,7 +343,7 @@ impl IndexWriter {
         &self.meta
     }
 
-    /// Adds a file and its chunks, with one vector per chunk.
+    /// Adds a file and its chunks, with one vector per chunk, under new ids.
     pub fn add_file(
         &mut self,
         file: &FileRecord,
@@ -240,7 +359,18 @@ impl IndexWriter {
             )));
         }
         let dim = self.meta.encoder.dim;
-        let file_id = self.insert_file(file, chunks.len())?;
+        self.remove_file(&file.path)?;
+        self.conn.execute(
+            "INSERT INTO files (path, sha256, size, kind, chunks) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                file.path,
+                file.sha256,
+                file.size as i64,
+                file.kind,
+                chunks.len() as i64
+            ],
+        )?;
+        let file_id = self.conn.last_insert_rowid();
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO chunks (id, file_id, ordinal, text, byte_start, byte_end, char_start, char_end,
                                  line, page, heading_path, tokens, vector)
@@ -273,68 +403,45 @@ impl IndexWriter {
             ])?;
             insert_terms(&self.conn, self.next_id, &c.text)?;
             self.next_id += 1;
+            self.added += 1;
         }
         Ok(())
     }
 
-    fn insert_file(&mut self, file: &FileRecord, chunks: usize) -> Result<i64, IndexError> {
-        self.conn.execute(
-            "INSERT INTO files (path, sha256, size, kind, chunks) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                file.path,
-                file.sha256,
-                file.size as i64,
-                file.kind,
-                chunks as i64
-            ],
-        )?;
-        self.files += 1;
-        Ok(self.conn.last_insert_rowid())
-    }
-
-    /// Carries a file over unchanged from a previous index built with the
-    /// same encoder and chunking: its chunks and vectors are copied, not
-    /// recomputed. Returns false when `from` does not hold the file.
-    pub fn copy_file(&mut self, from: &Index, path: &str) -> Result<bool, IndexError> {
-        let Some((old_id, file)) = from.file(path)? else {
-            return Ok(false);
+    /// Removes a file and its chunks; returns how many chunks it had (0 for
+    /// a file the index does not hold). Chunks this writer added are simply
+    /// dropped; older ones are recorded as removed, since the graph still
+    /// holds them.
+    pub fn remove_file(&mut self, path: &str) -> Result<usize, IndexError> {
+        let Some(file_id) = self
+            .conn
+            .query_row("SELECT id FROM files WHERE path = ?1", [path], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()?
+        else {
+            return Ok(0);
         };
-        let file_id = self.insert_file(&file, file.chunks as usize)?;
-        let mut read = from.conn.prepare_cached(
-            "SELECT ordinal, text, byte_start, byte_end, char_start, char_end, line, page,
-                    heading_path, tokens, vector
-             FROM chunks WHERE file_id = ?1 ORDER BY ordinal",
+        let first_new = self.first_new_id as i64;
+        self.conn.execute(
+            "INSERT INTO removed (id) SELECT id FROM chunks WHERE file_id = ?1 AND id < ?2",
+            params![file_id, first_new],
         )?;
-        let mut write = self.conn.prepare_cached(
-            "INSERT INTO chunks (id, file_id, ordinal, text, byte_start, byte_end, char_start, char_end,
-                                 line, page, heading_path, tokens, vector)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        self.conn.execute(
+            "DELETE FROM lexical WHERE rowid IN (SELECT id FROM chunks WHERE file_id = ?1)",
+            [file_id],
         )?;
-        let mut rows = read.query([old_id])?;
-        while let Some(r) = rows.next()? {
-            insert_terms(&self.conn, self.next_id, &r.get::<_, String>(1)?)?;
-            write.execute(params![
-                self.next_id as i64,
-                file_id,
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, i64>(5)?,
-                r.get::<_, i64>(6)?,
-                r.get::<_, Option<i64>>(7)?,
-                r.get::<_, String>(8)?,
-                r.get::<_, i64>(9)?,
-                r.get::<_, Vec<u8>>(10)?,
-            ])?;
-            self.next_id += 1;
-        }
-        Ok(true)
+        let n = self
+            .conn
+            .execute("DELETE FROM chunks WHERE file_id = ?1", [file_id])?;
+        self.conn
+            .execute("DELETE FROM files WHERE id = ?1", [file_id])?;
+        self.removed += n;
+        Ok(n)
     }
 
-    /// Builds the graph, writes everything durably, and makes this
-    /// generation the live one.
+    /// Builds or extends the graph, writes everything durably, and makes
+    /// this generation the live one.
     pub fn commit(self) -> Result<CommitStats, IndexError> {
         let IndexWriter {
             root,
@@ -343,29 +450,72 @@ impl IndexWriter {
             conn,
             meta,
             next_id,
-            files,
+            first_new_id,
+            added,
+            removed,
+            base,
             _lock,
         } = self;
-        let n = next_id as usize;
+        let count = |sql: &str| -> Result<usize, IndexError> {
+            Ok(conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as usize)
+        };
+        let n = count("SELECT count(*) FROM chunks")?;
+        let files = count("SELECT count(*) FROM files")?;
+        let mut dead = count("SELECT count(*) FROM removed")?;
         let t = Instant::now();
-        let mut graph_files = Vec::new();
-        if n > 0 {
-            let mut vectors: Vec<(Vec<f32>, usize)> = Vec::with_capacity(n);
-            {
-                let mut stmt = conn.prepare("SELECT id, vector FROM chunks ORDER BY id")?;
-                let mut rows = stmt.query([])?;
-                while let Some(r) = rows.next()? {
-                    vectors.push((
-                        blob_vector(&r.get::<_, Vec<u8>>(1)?),
-                        r.get::<_, i64>(0)? as usize,
-                    ));
-                }
+        let read_vectors = |from: u64| -> Result<Vec<(Vec<f32>, usize)>, IndexError> {
+            let mut stmt =
+                conn.prepare("SELECT id, vector FROM chunks WHERE id >= ?1 ORDER BY id")?;
+            let mut rows = stmt.query([from as i64])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                out.push((
+                    blob_vector(&r.get::<_, Vec<u8>>(1)?),
+                    r.get::<_, i64>(0)? as usize,
+                ));
             }
-            let p = meta.hnsw;
-            let hnsw: Hnsw<f32, CosineDistance> =
-                Hnsw::new(p.m.clamp(2, 256), n, 16, p.ef_construction, CosineDistance);
+            Ok(out)
+        };
+        let p = meta.hnsw;
+        let build = |vectors: &[(Vec<f32>, usize)]| {
+            let hnsw: Hnsw<f32, CosineDistance> = Hnsw::new(
+                p.m.clamp(2, 256),
+                vectors.len(),
+                16,
+                p.ef_construction,
+                CosineDistance,
+            );
             let refs: Vec<(&Vec<f32>, usize)> = vectors.iter().map(|(v, id)| (v, *id)).collect();
             hnsw.parallel_insert(&refs);
+            hnsw
+        };
+        let graph_points = n + dead;
+        let rebuild = match &base {
+            BaseGraph::None => true,
+            BaseGraph::Previous(_) => dead as f64 > COMPACT_RATIO * graph_points as f64,
+        };
+        let mut graph_files = Vec::new();
+        let graph = if rebuild {
+            conn.execute("DELETE FROM removed", [])?;
+            dead = 0;
+            let vectors = read_vectors(0)?;
+            (!vectors.is_empty()).then(|| build(&vectors))
+        } else {
+            let BaseGraph::Previous(hnsw) = base else {
+                unreachable!("a rebuild when there is no previous graph")
+            };
+            let vectors = read_vectors(first_new_id)?;
+            let refs: Vec<(&Vec<f32>, usize)> = vectors.iter().map(|(v, id)| (v, *id)).collect();
+            hnsw.parallel_insert(&refs);
+            Some(hnsw)
+        };
+        let graph_points = graph.as_ref().map_or(0, |g| g.get_nb_point());
+        if graph_points != n + dead {
+            return Err(IndexError::Vector(format!(
+                "the new graph holds {graph_points} points, the store {n} chunks and {dead} removed ids"
+            )));
+        }
+        if let Some(hnsw) = &graph {
             let dumped = hnsw
                 .file_dump(&gen_dir, GRAPH)
                 .map_err(|e| IndexError::Io {
@@ -383,22 +533,46 @@ impl IndexWriter {
                 graph_files.push(GraphFile { name, size, sha256 });
             }
         }
+        drop(graph);
         let graph_build_ms = t.elapsed().as_secs_f64() * 1e3;
         let t = Instant::now();
         conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('index', ?1), ('graph_files', ?2), ('chunks', ?3)",
+            "INSERT OR REPLACE INTO meta (key, value) VALUES
+                ('index', ?1), ('graph_files', ?2), ('chunks', ?3), ('next_id', ?4),
+                ('graph_points', ?5)",
             params![
                 serde_json::to_string(&meta).expect("meta serialises"),
                 serde_json::to_string(&graph_files).expect("serialises"),
-                n.to_string()
+                n.to_string(),
+                next_id.to_string(),
+                graph_points.to_string(),
             ],
         )?;
-        conn.execute_batch("COMMIT; PRAGMA synchronous=FULL;")?;
+        conn.execute_batch("COMMIT")?;
+        if rebuild && removed > 0 {
+            // The removed rows leave free pages behind; a rebuild is the
+            // moment to give them back.
+            conn.execute_batch("VACUUM")?;
+        }
+        conn.execute_batch("PRAGMA synchronous=FULL;")?;
         conn.close().map_err(|(_, e)| e)?;
         let store = gen_dir.join(STORE);
         File::open(&store)
             .and_then(|f| f.sync_all())
             .map_err(io(&store))?;
+        let checksum = StoreChecksum {
+            size: fs::metadata(&store).map_err(io(&store))?.len(),
+            sha256: sha256_file(&store).map_err(io(&store))?,
+        };
+        let sum_path = gen_dir.join(STORE_SUM);
+        fs::write(
+            &sum_path,
+            serde_json::to_string(&checksum).expect("serialises"),
+        )
+        .map_err(io(&sum_path))?;
+        File::open(&sum_path)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&sum_path))?;
         fsync_dir(&gen_dir);
         // Publish: write CURRENT beside, then rename over the old one.
         let tmp = root.join("CURRENT.tmp");
@@ -421,11 +595,36 @@ impl IndexWriter {
         Ok(CommitStats {
             files,
             chunks: n,
+            added_chunks: added,
+            removed_chunks: removed,
+            removed_in_graph: dead,
+            graph_points,
+            graph_rebuilt: rebuild,
             graph_build_ms,
             write_ms: t.elapsed().as_secs_f64() * 1e3,
             generation: gen_name,
         })
     }
+}
+
+/// Searches the graph, leaving out the `removed` ids (sorted).
+fn search_graph(
+    hnsw: &Hnsw<'static, f32, CosineDistance>,
+    removed: &[usize],
+    q: &[f32],
+    k: usize,
+    ef: usize,
+) -> Vec<(u64, f32)> {
+    let found = if removed.is_empty() {
+        hnsw.search(q, k, ef)
+    } else {
+        let live = |id: &usize| removed.binary_search(id).is_err();
+        hnsw.search_filter(q, k, ef, Some(&live))
+    };
+    found
+        .into_iter()
+        .map(|n| (n.d_id as u64, 1.0 - n.distance))
+        .collect()
 }
 
 fn load_graph(loader: &'static mut HnswIo) -> anyhow::Result<Hnsw<'static, f32, CosineDistance>> {
@@ -440,6 +639,8 @@ pub struct Index {
     meta: IndexMeta,
     hnsw: Option<Hnsw<'static, f32, CosineDistance>>,
     len: usize,
+    /// Ids in the graph whose chunks were removed, sorted.
+    removed: Vec<usize>,
 }
 
 impl Index {
@@ -501,10 +702,12 @@ impl Index {
                 format!("{} is missing", store.display()),
             ));
         }
+        Self::check_store(root, gen_dir, &store)?;
         let conn = Connection::open_with_flags(
             &store,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+        )
+        .map_err(|e| Self::damaged(root, format!("the store cannot be opened: {e}")))?;
         let get = |key: &str| -> Result<Option<String>, IndexError> {
             conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
                 .optional()
@@ -542,6 +745,25 @@ impl Index {
             return Err(Self::damaged(
                 root,
                 format!("the store holds {rows} chunks, its metadata {len}"),
+            ));
+        }
+        let removed: Vec<usize> = conn
+            .prepare("SELECT id FROM removed ORDER BY id")
+            .and_then(|mut st| {
+                st.query_map([], |r| Ok(r.get::<_, i64>(0)? as usize))?
+                    .collect::<Result<_, _>>()
+            })
+            .map_err(|e| Self::damaged(root, format!("the store cannot be read: {e}")))?;
+        let graph_points: usize = get("graph_points")?
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(len + removed.len());
+        if graph_points != len + removed.len() {
+            return Err(Self::damaged(
+                root,
+                format!(
+                    "the graph should hold {graph_points} points, the store has {len} chunks and {} removed ids",
+                    removed.len()
+                ),
             ));
         }
         for f in &graph_files {
@@ -596,11 +818,11 @@ impl Index {
                 }
                 Err(_) => return Err(Self::damaged(root, "the graph cannot be loaded")),
             };
-            if hnsw.get_nb_point() != len {
+            if hnsw.get_nb_point() != graph_points {
                 return Err(Self::damaged(
                     root,
                     format!(
-                        "the graph holds {} vectors, the store {len}",
+                        "the graph holds {} vectors, the store {graph_points}",
                         hnsw.get_nb_point()
                     ),
                 ));
@@ -617,7 +839,41 @@ impl Index {
             meta,
             hnsw,
             len,
+            removed,
         })
+    }
+
+    /// Compares the store file with the size and sha256 recorded when it
+    /// was committed (hashed only when small enough, like the graph).
+    fn check_store(root: &Path, gen_dir: &Path, store: &Path) -> Result<(), IndexError> {
+        let sum_path = gen_dir.join(STORE_SUM);
+        let recorded: StoreChecksum = match fs::read(&sum_path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| Self::damaged(root, format!("{STORE_SUM}: {e}")))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Self::damaged(root, format!("{STORE_SUM} is missing")))
+            }
+            Err(e) => return Err(io(&sum_path)(e)),
+        };
+        let size = fs::metadata(store).map_err(io(store))?.len();
+        if size != recorded.size {
+            return Err(Self::damaged(
+                root,
+                format!("{STORE} has {size} bytes, {} were written", recorded.size),
+            ));
+        }
+        if size <= HASH_AT_LOAD_LIMIT && sha256_file(store).map_err(io(store))? != recorded.sha256 {
+            return Err(Self::damaged(
+                root,
+                format!("{STORE} does not match its checksum"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Removed ids still in the graph, filtered out of every search.
+    pub fn removed_in_graph(&self) -> usize {
+        self.removed.len()
     }
 
     pub fn meta(&self) -> &IndexMeta {
@@ -677,11 +933,7 @@ impl Index {
         };
         let mut q = query.to_vec();
         normalize(&mut q);
-        let found = hnsw.search(&q, k, ef.max(k));
-        Ok(found
-            .into_iter()
-            .map(|n| (n.d_id as u64, 1.0 - n.distance))
-            .collect())
+        Ok(search_graph(hnsw, &self.removed, &q, k, ef.max(k)))
     }
 
     /// [`Index::dense`] for many queries at once, searched in parallel on
@@ -706,15 +958,11 @@ impl Index {
             }
             normalize(q);
         }
-        Ok(hnsw
-            .parallel_search(&qs, k, ef.max(k))
-            .into_iter()
-            .map(|found| {
-                found
-                    .into_iter()
-                    .map(|n| (n.d_id as u64, 1.0 - n.distance))
-                    .collect()
-            })
+        use rayon::prelude::*;
+        let removed = &self.removed;
+        Ok(qs
+            .par_iter()
+            .map(|q| search_graph(hnsw, removed, q, k, ef.max(k)))
             .collect())
     }
 
@@ -921,28 +1169,6 @@ impl Index {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    fn file(&self, path: &str) -> Result<Option<(i64, FileRecord)>, IndexError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT id, path, sha256, size, kind, chunks FROM files WHERE path = ?1",
-                [path],
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        FileRecord {
-                            path: r.get(1)?,
-                            sha256: r.get(2)?,
-                            size: r.get::<_, i64>(3)? as u64,
-                            kind: r.get(4)?,
-                            chunks: r.get(5)?,
-                        },
-                    ))
-                },
-            )
-            .optional()?)
     }
 
     /// Stored (normalised) vectors by chunk id, for benchmarks and checks.

@@ -25,5 +25,7 @@ mod pdf;
 mod text;
 mod walk;
 
-pub use load::{load, load_bytes, relative, LoadError, LoadOptions, Loaded, RawFile};
+pub use load::{
+    load, load_bytes, load_bytes_with, relative, LoadError, LoadOptions, Loaded, RawFile,
+};
 pub use walk::{walk, WalkError, WalkOptions};

@@ -8,12 +8,16 @@ use sha2::{Digest, Sha256};
 pub struct LoadOptions {
     /// Files larger than this are skipped with a [`LoadError::TooLarge`].
     pub max_file_bytes: u64,
+    /// PDFs with more pages than this are skipped with a
+    /// [`LoadError::TooManyPages`].
+    pub max_pdf_pages: usize,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
             max_file_bytes: 64 << 20,
+            max_pdf_pages: 2000,
         }
     }
 }
@@ -39,6 +43,20 @@ pub enum LoadError {
     },
     #[error("{path}: {size} bytes is over the limit of {limit} bytes; skipped")]
     TooLarge { path: String, size: u64, limit: u64 },
+    #[error("{path}: vanished while it was being read; skipped (the next `docent index` sees it if it comes back)")]
+    Vanished { path: String },
+    #[error("{path}: a symbolic link that loops or points nowhere reachable ({source}); skipped")]
+    LinkLoop {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: a PDF of {pages} pages is over the limit of {limit} pages; skipped")]
+    TooManyPages {
+        path: String,
+        pages: usize,
+        limit: usize,
+    },
     #[error("{path}: looks like a binary file, not text; skipped")]
     Binary { path: String },
     #[error("{path}: not a readable PDF ({message}); skipped")]
@@ -52,6 +70,9 @@ impl LoadError {
         match self {
             LoadError::Io { path, .. }
             | LoadError::TooLarge { path, .. }
+            | LoadError::Vanished { path }
+            | LoadError::LinkLoop { path, .. }
+            | LoadError::TooManyPages { path, .. }
             | LoadError::Binary { path }
             | LoadError::Pdf { path, .. }
             | LoadError::Unsupported { path } => path,
@@ -81,22 +102,46 @@ pub struct RawFile {
 }
 
 impl RawFile {
-    /// Reads `path`, naming it by its path relative to `root`.
+    /// Reads `path`, naming it by its path relative to `root`. The size
+    /// limit holds for what is read, even if the file grows meanwhile.
     pub fn read(root: &Path, path: &Path, opts: &LoadOptions) -> Result<RawFile, LoadError> {
+        use std::io::Read;
         let rel = relative(root, path);
-        let io = |source| LoadError::Io {
-            path: rel.clone(),
-            source,
+        let classify = |source: std::io::Error| match source.kind() {
+            std::io::ErrorKind::NotFound => LoadError::Vanished { path: rel.clone() },
+            // ELOOP: the link (or one on its way) loops.
+            _ if source.raw_os_error() == Some(ELOOP) => LoadError::LinkLoop {
+                path: rel.clone(),
+                source,
+            },
+            _ => LoadError::Io {
+                path: rel.clone(),
+                source,
+            },
         };
-        let meta = std::fs::metadata(path).map_err(io)?;
-        if meta.len() > opts.max_file_bytes {
-            return Err(LoadError::TooLarge {
+        let file = std::fs::File::open(path).map_err(classify)?;
+        let meta = file.metadata().map_err(classify)?;
+        if !meta.is_file() {
+            return Err(LoadError::Io {
                 path: rel,
-                size: meta.len(),
-                limit: opts.max_file_bytes,
+                source: std::io::Error::other("not a regular file"),
             });
         }
-        let bytes = std::fs::read(path).map_err(io)?;
+        let too_large = |size| LoadError::TooLarge {
+            path: rel.clone(),
+            size,
+            limit: opts.max_file_bytes,
+        };
+        if meta.len() > opts.max_file_bytes {
+            return Err(too_large(meta.len()));
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.take(opts.max_file_bytes + 1)
+            .read_to_end(&mut bytes)
+            .map_err(classify)?;
+        if bytes.len() as u64 > opts.max_file_bytes {
+            return Err(too_large(bytes.len() as u64));
+        }
         let sha256 = hex::encode(Sha256::digest(&bytes));
         Ok(RawFile {
             path: rel,
@@ -106,8 +151,8 @@ impl RawFile {
     }
 
     /// Parses the bytes into a document.
-    pub fn parse(&self) -> Result<Loaded, LoadError> {
-        let (document, warnings) = load_bytes(&self.path, &self.bytes)?;
+    pub fn parse(&self, opts: &LoadOptions) -> Result<Loaded, LoadError> {
+        let (document, warnings) = load_bytes_with(&self.path, &self.bytes, opts)?;
         Ok(Loaded {
             document,
             sha256: self.sha256.clone(),
@@ -116,6 +161,12 @@ impl RawFile {
         })
     }
 }
+
+/// `errno` for a symbolic link loop on Linux and the BSDs/macOS.
+#[cfg(target_os = "linux")]
+const ELOOP: i32 = 40;
+#[cfg(not(target_os = "linux"))]
+const ELOOP: i32 = 62;
 
 /// `path` relative to `root`, `/`-separated.
 pub fn relative(root: &Path, path: &Path) -> String {
@@ -129,19 +180,37 @@ pub fn relative(root: &Path, path: &Path) -> String {
 
 /// Reads and parses `path`, naming it by its path relative to `root`.
 pub fn load(root: &Path, path: &Path, opts: &LoadOptions) -> Result<Loaded, LoadError> {
-    RawFile::read(root, path, opts)?.parse()
+    RawFile::read(root, path, opts)?.parse(opts)
 }
 
 /// Turns a file's bytes into a document; `path` chooses the format by its
-/// extension and names the document.
+/// extension and names the document. Uses the default [`LoadOptions`].
 pub fn load_bytes(path: &str, bytes: &[u8]) -> Result<(Document, Vec<String>), LoadError> {
+    load_bytes_with(path, bytes, &LoadOptions::default())
+}
+
+/// [`load_bytes`] with the given limits.
+pub fn load_bytes_with(
+    path: &str,
+    bytes: &[u8],
+    opts: &LoadOptions,
+) -> Result<(Document, Vec<String>), LoadError> {
     let kind = kind_of(path).ok_or_else(|| LoadError::Unsupported { path: path.into() })?;
     let mut warnings = Vec::new();
     if kind == SourceKind::Pdf {
-        let (text, blocks) = crate::pdf::load(bytes).map_err(|message| LoadError::Pdf {
-            path: path.into(),
-            message,
-        })?;
+        let (text, blocks, pdf_warnings) =
+            crate::pdf::load(bytes, opts.max_pdf_pages).map_err(|e| match e {
+                crate::pdf::PdfError::TooManyPages { pages, limit } => LoadError::TooManyPages {
+                    path: path.into(),
+                    pages,
+                    limit,
+                },
+                crate::pdf::PdfError::Unreadable(message) => LoadError::Pdf {
+                    path: path.into(),
+                    message,
+                },
+            })?;
+        warnings.extend(pdf_warnings.into_iter().map(|w| format!("{path}: {w}")));
         return Ok((
             Document {
                 path: path.into(),

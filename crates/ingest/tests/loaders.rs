@@ -1,7 +1,7 @@
 //! Each loader on small real inputs.
 
 use docent_core::{BlockKind, SourceKind};
-use docent_ingest::load_bytes;
+use docent_ingest::{load_bytes, load_bytes_with, LoadError, LoadOptions, RawFile};
 
 fn headings(doc: &docent_core::Document) -> Vec<(u8, String, u32)> {
     doc.blocks
@@ -102,4 +102,71 @@ fn pdf_pages_and_corruption() {
         let _ = load_bytes("bad.pdf", bad);
     }
     assert!(load_bytes("bad.pdf", b"not a pdf").is_err());
+}
+
+#[test]
+fn pdf_page_limit() {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../corpus/how-docent-works.pdf"
+    ))
+    .unwrap();
+    let at = |max_pdf_pages| LoadOptions {
+        max_pdf_pages,
+        ..Default::default()
+    };
+    assert!(load_bytes_with("h.pdf", &bytes, &at(2)).is_ok());
+    match load_bytes_with("h.pdf", &bytes, &at(1)) {
+        Err(
+            e @ LoadError::TooManyPages {
+                pages: 2, limit: 1, ..
+            },
+        ) => {
+            assert!(e.to_string().contains("2 pages"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn files_that_loop_vanish_or_grow_too_large() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let opts = LoadOptions {
+        max_file_bytes: 1000,
+        ..Default::default()
+    };
+    std::os::unix::fs::symlink(root.join("b.md"), root.join("a.md")).unwrap();
+    std::os::unix::fs::symlink(root.join("a.md"), root.join("b.md")).unwrap();
+    match RawFile::read(root, &root.join("a.md"), &opts) {
+        Err(e @ LoadError::LinkLoop { .. }) => assert!(e.to_string().contains("loops"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    // A link to a folder is not a document.
+    std::os::unix::fs::symlink(root, root.join("up.md")).unwrap();
+    assert!(matches!(
+        RawFile::read(root, &root.join("up.md"), &opts),
+        Err(LoadError::Io { .. })
+    ));
+    // A file listed by the walk but gone before it was read.
+    match RawFile::read(root, &root.join("gone.txt"), &opts) {
+        Err(e @ LoadError::Vanished { .. }) => {
+            assert!(e.to_string().contains("vanished"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    std::fs::write(root.join("big.txt"), vec![b'a'; 1001]).unwrap();
+    assert!(matches!(
+        RawFile::read(root, &root.join("big.txt"), &opts),
+        Err(LoadError::TooLarge { size: 1001, .. })
+    ));
+    std::fs::write(root.join("ok.txt"), vec![b'a'; 1000]).unwrap();
+    assert_eq!(
+        RawFile::read(root, &root.join("ok.txt"), &opts)
+            .unwrap()
+            .bytes
+            .len(),
+        1000
+    );
 }
