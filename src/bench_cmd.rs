@@ -26,6 +26,9 @@ pub enum BenchCommand {
     Generate(crate::bench_gen::GenerateArgs),
     /// Sentence encoder throughput on the paragraphs of a SQuAD-format file.
     Embed(crate::bench_gen::EmbedArgs),
+    /// Re-indexing a large generated folder: unchanged, one file changed,
+    /// one deleted and one added.
+    Reindex(crate::bench_reindex::ReindexArgs),
 }
 
 #[derive(Debug, Args)]
@@ -390,6 +393,7 @@ pub fn run(index_dir: &Path, cmd: BenchCommand) -> Result<()> {
         BenchCommand::Retrieval(args) => args,
         BenchCommand::Generate(args) => return crate::bench_gen::generate(args),
         BenchCommand::Embed(args) => return crate::bench_gen::embed(args),
+        BenchCommand::Reindex(args) => return crate::bench_reindex::run(args),
     };
     anyhow::ensure!(
         args.queries > 0 && args.k > 0,

@@ -101,6 +101,8 @@ pub struct IndexReport {
     /// removed ids passed the threshold) rather than extended.
     pub graph_rebuilt: bool,
     pub embedded_chunks: usize,
+    /// Distinct texts among the new chunks: each is embedded once.
+    pub embedded_texts: usize,
     pub embedded_tokens: usize,
     pub load_chunk_ms: f64,
     pub embed_ms: f64,
@@ -269,22 +271,36 @@ pub fn build(
         })
         .sum();
     let t1 = Instant::now();
-    let pb = if quiet || texts.is_empty() {
+    // Identical chunk texts (boilerplate, copies) are embedded once: a
+    // text's embedding does not depend on its batch.
+    let mut slot: HashMap<&str, usize> = HashMap::new();
+    let mut unique: Vec<&str> = Vec::new();
+    let which: Vec<usize> = texts
+        .iter()
+        .map(|&t| {
+            *slot.entry(t).or_insert_with(|| {
+                unique.push(t);
+                unique.len() - 1
+            })
+        })
+        .collect();
+    let pb = if quiet || unique.is_empty() {
         ProgressBar::hidden()
     } else {
-        ProgressBar::new(texts.len() as u64)
+        ProgressBar::new(unique.len() as u64)
     };
     pb.set_style(
         ProgressStyle::with_template("embedding {bar:30} {pos}/{len} chunks [{elapsed} < {eta}]")
             .unwrap(),
     );
-    let mut vectors = Vec::with_capacity(texts.len());
+    let mut unique_vectors = Vec::with_capacity(unique.len());
     // Large groups let the encoder sort by length across many batches.
-    for group in texts.chunks(args.batch_size.max(1) * 16) {
-        vectors.extend(encoder.embed(group)?);
+    for group in unique.chunks(args.batch_size.max(1) * 16) {
+        unique_vectors.extend(encoder.embed(group)?);
         pb.inc(group.len() as u64);
     }
     pb.finish_and_clear();
+    let vectors: Vec<Vec<f32>> = which.iter().map(|&i| unique_vectors[i].clone()).collect();
     let embed_ms = t1.elapsed().as_secs_f64() * 1e3;
 
     let t2 = Instant::now();
@@ -364,6 +380,7 @@ pub fn build(
     let write_ms = t2.elapsed().as_secs_f64() * 1e3;
     let total_ms = t0.elapsed().as_secs_f64() * 1e3;
     let n_new = texts.len();
+    let n_texts = unique.len();
     Ok(IndexReport {
         root: root.display().to_string(),
         files: items.len(),
@@ -377,13 +394,14 @@ pub fn build(
         removed_in_graph,
         graph_rebuilt,
         embedded_chunks: n_new,
+        embedded_texts: n_texts,
         embedded_tokens,
         load_chunk_ms,
         embed_ms,
         write_ms,
         total_ms,
         chunks_per_s: if embed_ms > 0.0 {
-            n_new as f64 / (embed_ms / 1e3)
+            n_texts as f64 / (embed_ms / 1e3)
         } else {
             0.0
         },

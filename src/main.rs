@@ -7,6 +7,7 @@
 mod ask_cmd;
 mod bench_cmd;
 mod bench_gen;
+mod bench_reindex;
 mod encoder;
 mod eval_cmd;
 mod index_cmd;

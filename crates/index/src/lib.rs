@@ -7,7 +7,9 @@
 //!   CURRENT               name of the live generation, replaced atomically
 //!   LOCK                  held by the one writer
 //!   gen-<time>-<pid>/     one complete generation
-//!     store.sqlite        metadata, files (with content hashes), chunks, vectors
+//!     store.sqlite        metadata, files (with content hashes), chunks,
+//!                         vectors, lexical terms, removed ids
+//!     store.sha256        the store's size and sha256 at commit
 //!     graph.hnsw.graph    the hnsw_rs graph …
 //!     graph.hnsw.data     … and its vectors
 //! ```
@@ -18,14 +20,30 @@
 //! ([`Index`]) sees either the old or the new generation, never a mix. Stale
 //! generations are removed by the next writer.
 //!
-//! The store records the encoder that made the vectors ([`IndexMeta`]); an
-//! index refuses queries and updates from any other encoder. It records each
-//! file's sha256, so that a later run re-embeds only the files that changed
-//! ([`IndexWriter::copy_file`] carries the rest over). Integrity is checked
-//! at load: the graph files' sizes always, their sha256 when they are small
-//! enough to hash quickly, and the hnsw_rs loader runs behind
-//! `catch_unwind`, so a damaged index is an error that says what to run, not
-//! a panic.
+//! ## Updates
+//!
+//! The store records each file's sha256, so that a later run embeds only
+//! the files that are new or changed. [`IndexWriter::update`] starts the new
+//! generation from a copy of the live store and from the live graph:
+//! chunk ids are kept, a removed file's chunks leave the store and the
+//! lexical table at once, and new chunks are inserted into the existing
+//! graph under new ids. hnsw_rs cannot delete a point, so the ids of
+//! removed chunks stay in the graph, are listed in the store's `removed`
+//! table, and every dense search filters them out *during* the graph
+//! search (a search still returns `k` live chunks). When removed ids pass
+//! [`COMPACT_RATIO`] of the graph's points, the commit rebuilds the graph
+//! from the live vectors alone and empties `removed` (a compaction, shown
+//! in [`CommitStats`]). When nothing changed, no generation is written.
+//!
+//! ## Integrity
+//!
+//! Checked at load: the store's size and sha256 against `store.sha256`
+//! (SQLite does not notice a flipped byte inside a row), the graph files'
+//! sizes and sha256 as recorded in the store (hashed when under 256 MiB),
+//! the number of chunks, removed ids and graph points against each other;
+//! the hnsw_rs loader runs behind `catch_unwind`. A damaged index is an
+//! [`IndexError::Damaged`] that names the damage and the command that
+//! rebuilds, never a panic or a silently wrong answer.
 //!
 //! Vectors are L2-normalised before they enter the graph, and the graph's
 //! distance is `1 - dot` clamped to `[0, 2]` ([`CosineDistance`]), so
