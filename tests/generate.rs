@@ -310,3 +310,25 @@ fn unsupported_architecture_is_named() {
     assert!(err.contains("\"mamba\""), "{err}");
     assert!(err.contains("llama") && err.contains("gemma3"), "{err}");
 }
+
+/// Every ASCII character between two letters tokenizes as llama.cpp does,
+/// including the control bytes SmolLM2's vocabulary drops (found by the
+/// `gguf_tokenizer` fuzz target); fixture: scripts/make_ascii_tokenizer_fixture.py.
+#[test]
+fn ascii_tokenizes_as_llama_cpp_does() {
+    let path = common::root().join("tests/fixtures/tokenizer-ascii.json");
+    let fx: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for model in common::GENERATORS {
+        let tok = tokenizer(model);
+        let cases = fx[*model].as_array().expect("the model is in the fixture");
+        assert_eq!(cases.len(), 128);
+        for (c, want) in cases.iter().enumerate() {
+            let text = format!("a{}b", char::from(c as u8));
+            assert_eq!(
+                tok.encode(&text, false, false),
+                ids(want),
+                "{model}: {text:?}"
+            );
+        }
+    }
+}
