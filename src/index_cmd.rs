@@ -131,7 +131,9 @@ pub fn build(
 ) -> Result<IndexReport> {
     let t0 = Instant::now();
     let mut previous = if Index::exists(index_dir) {
-        match Index::open(index_dir) {
+        // The store is enough to find what changed; the graph is loaded
+        // only when there is an update to make.
+        match Index::open_store(index_dir) {
             Ok(ix) => Some(ix),
             Err(e @ docent_index::IndexError::Outdated { .. }) => {
                 warn(format!("{e}; rebuilding it now"));
@@ -348,7 +350,17 @@ pub fn build(
         None
     } else {
         let mut writer = match previous.take() {
-            Some(p) if incremental => IndexWriter::update(index_dir, p, meta)?,
+            Some(p) if incremental => {
+                let full = Index::open(index_dir)?;
+                if full.generation_dir() != p.generation_dir() {
+                    return Err(docent_index::IndexError::Changed {
+                        path: index_dir.display().to_string(),
+                    }
+                    .into());
+                }
+                drop(p);
+                IndexWriter::update(index_dir, full, meta)?
+            }
             _ => IndexWriter::create(index_dir, meta)?,
         };
         for path in &gone {
@@ -437,7 +449,7 @@ fn watch(index_dir: &Path, mut args: IndexArgs) -> Result<()> {
     use notify_debouncer_mini::{new_debouncer, notify::RecursiveMode};
     // The encoder named by the arguments, else the index's own.
     if args.model.is_none() && !args.rebuild && Index::exists(index_dir) {
-        args.model = Index::open(index_dir)
+        args.model = Index::open_store(index_dir)
             .ok()
             .map(|ix| ix.meta().encoder.id.clone());
     }

@@ -269,3 +269,23 @@ fn damage_is_detected_with_a_message() {
         Err(IndexError::NotFound { .. })
     ));
 }
+
+#[test]
+fn a_store_only_index_reads_files_but_refuses_dense_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = write(dir.path(), &["glossary-en.md", "glossary-ko.md"]);
+    let ix = Index::open_store(dir.path()).unwrap();
+    assert_eq!(ix.len(), n);
+    assert_eq!(ix.files().unwrap().len(), 2);
+    assert!(!ix.lexical("hallucination", 3).unwrap().is_empty());
+    let v = common::encoder()
+        .embed(&["hallucination"])
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert!(ix.dense(&v, 3, 64).is_err());
+    // An update needs the graph.
+    assert!(IndexWriter::update(dir.path(), ix, meta()).is_err());
+    let full = Index::open(dir.path()).unwrap();
+    assert_eq!(full.dense(&v, 3, 64).unwrap().len(), 3);
+}

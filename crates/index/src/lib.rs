@@ -33,7 +33,9 @@
 //! search (a search still returns `k` live chunks). When removed ids pass
 //! [`COMPACT_RATIO`] of the graph's points, the commit rebuilds the graph
 //! from the live vectors alone and empties `removed` (a compaction, shown
-//! in [`CommitStats`]). When nothing changed, no generation is written.
+//! in [`CommitStats`]). When nothing changed, no generation is written; to
+//! find that out, [`Index::open_store`] opens the store alone, without
+//! hashing or loading the graph.
 //!
 //! ## Integrity
 //!

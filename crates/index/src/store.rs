@@ -298,6 +298,11 @@ impl IndexWriter {
             .gen_dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned());
+        if previous.store_only && previous.len > 0 {
+            return Err(IndexError::Vector(
+                "an update needs the previous graph: open the index with Index::open".into(),
+            ));
+        }
         if current != prev_gen {
             return Err(IndexError::Changed {
                 path: root.display().to_string(),
@@ -641,6 +646,8 @@ pub struct Index {
     len: usize,
     /// Ids in the graph whose chunks were removed, sorted.
     removed: Vec<usize>,
+    /// Opened by [`Index::open_store`]: the graph was not loaded.
+    store_only: bool,
 }
 
 impl Index {
@@ -651,6 +658,18 @@ impl Index {
 
     /// Opens the live generation under `root`.
     pub fn open(root: &Path) -> Result<Index, IndexError> {
+        Self::open_with(root, true)
+    }
+
+    /// Opens the live generation's store only, for reading its files and
+    /// chunks: the graph files' sizes are checked but they are neither
+    /// hashed nor loaded, which on a large index saves most of the time and
+    /// memory of opening it. Dense search is refused on such an index.
+    pub fn open_store(root: &Path) -> Result<Index, IndexError> {
+        Self::open_with(root, false)
+    }
+
+    fn open_with(root: &Path, graph: bool) -> Result<Index, IndexError> {
         // A writer may publish and remove the generation between reading
         // CURRENT and opening it: read CURRENT again and retry.
         let mut last = None;
@@ -671,7 +690,7 @@ impl Index {
                 });
                 break;
             }
-            match Self::open_generation(root, &gen_dir) {
+            match Self::open_generation(root, &gen_dir, graph) {
                 Err(IndexError::Io { source, .. })
                     if source.kind() == std::io::ErrorKind::NotFound
                         && read_current(root)?.as_deref() != Some(&gen) =>
@@ -694,7 +713,7 @@ impl Index {
         }
     }
 
-    fn open_generation(root: &Path, gen_dir: &Path) -> Result<Index, IndexError> {
+    fn open_generation(root: &Path, gen_dir: &Path, graph: bool) -> Result<Index, IndexError> {
         let store = gen_dir.join(STORE);
         if !store.is_file() {
             return Err(Self::damaged(
@@ -786,17 +805,20 @@ impl Index {
                     ),
                 ));
             }
-            if size <= HASH_AT_LOAD_LIMIT && sha256_file(&path).map_err(io(&path))? != f.sha256 {
+            if graph
+                && size <= HASH_AT_LOAD_LIMIT
+                && sha256_file(&path).map_err(io(&path))? != f.sha256
+            {
                 return Err(Self::damaged(
                     root,
                     format!("graph file {} does not match its checksum", f.name),
                 ));
             }
         }
-        let hnsw = if len > 0 {
-            if graph_files.is_empty() {
-                return Err(Self::damaged(root, "the graph files are not recorded"));
-            }
+        if len > 0 && graph_files.is_empty() {
+            return Err(Self::damaged(root, "the graph files are not recorded"));
+        }
+        let hnsw = if len > 0 && graph {
             let basename = graph_files[0]
                 .name
                 .trim_end_matches(".hnsw.graph")
@@ -840,6 +862,7 @@ impl Index {
             hnsw,
             len,
             removed,
+            store_only: !graph,
         })
     }
 
@@ -866,6 +889,15 @@ impl Index {
             return Err(Self::damaged(
                 root,
                 format!("{STORE} does not match its checksum"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_graph_loaded(&self) -> Result<(), IndexError> {
+        if self.store_only {
+            return Err(IndexError::Vector(
+                "this index was opened without its graph (Index::open_store); open it with Index::open to search".into(),
             ));
         }
         Ok(())
@@ -928,6 +960,7 @@ impl Index {
                 self.meta.encoder.dim
             )));
         }
+        self.check_graph_loaded()?;
         let Some(hnsw) = &self.hnsw else {
             return Ok(Vec::new());
         };
@@ -944,6 +977,7 @@ impl Index {
         k: usize,
         ef: usize,
     ) -> Result<Vec<Vec<(u64, f32)>>, IndexError> {
+        self.check_graph_loaded()?;
         let Some(hnsw) = &self.hnsw else {
             return Ok(vec![Vec::new(); queries.len()]);
         };
