@@ -321,13 +321,6 @@ pub fn build(
             Prepared::New(..) => None,
         })
         .collect();
-    // Indexed files that were not carried over: deleted, changed, or now
-    // unreadable.
-    let mut gone: Vec<&String> = known
-        .keys()
-        .filter(|p| !reused.contains(p.as_str()))
-        .collect();
-    gone.sort();
     let new_files: HashSet<&str> = items
         .iter()
         .filter_map(|p| match p {
@@ -335,10 +328,14 @@ pub fn build(
             Prepared::Reuse(_) => None,
         })
         .collect();
-    let deleted_files = gone
-        .iter()
-        .filter(|p| !new_files.contains(p.as_str()))
-        .count();
+    // Indexed files that are neither carried over nor re-added: deleted, or
+    // now unreadable. (A changed file is replaced by `add_file`.)
+    let mut deleted: Vec<&String> = known
+        .keys()
+        .filter(|p| !reused.contains(p.as_str()) && !new_files.contains(p.as_str()))
+        .collect();
+    deleted.sort();
+    let deleted_files = deleted.len();
     let reused_files = reused.len();
     let embedded_files = new_files.len();
     let same_meta = previous.as_ref().is_some_and(|p| {
@@ -346,24 +343,14 @@ pub fn build(
         m.root == meta.root && m.docent_version == meta.docent_version
     });
     let incremental = reusable_index && previous.is_some();
-    let stats = if incremental && gone.is_empty() && new_files.is_empty() && same_meta {
+    let stats = if incremental && deleted.is_empty() && new_files.is_empty() && same_meta {
         None
     } else {
         let mut writer = match previous.take() {
-            Some(p) if incremental => {
-                let full = Index::open(index_dir)?;
-                if full.generation_dir() != p.generation_dir() {
-                    return Err(docent_index::IndexError::Changed {
-                        path: index_dir.display().to_string(),
-                    }
-                    .into());
-                }
-                drop(p);
-                IndexWriter::update(index_dir, full, meta)?
-            }
+            Some(p) if incremental => IndexWriter::update(index_dir, p.with_graph()?, meta)?,
             _ => IndexWriter::create(index_dir, meta)?,
         };
-        for path in &gone {
+        for path in &deleted {
             writer.remove_file(path)?;
         }
         let mut vectors = vectors.into_iter();

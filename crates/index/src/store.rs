@@ -266,6 +266,30 @@ impl IndexWriter {
         let conn = Connection::open(gen_dir.join(STORE))?;
         conn.execute_batch("PRAGMA journal_mode=DELETE; PRAGMA synchronous=OFF;")?;
         conn.execute_batch(SCHEMA)?;
+        Self::begin(
+            root,
+            lock,
+            gen_name,
+            gen_dir,
+            conn,
+            meta,
+            0,
+            BaseGraph::None,
+        )
+    }
+
+    /// The writer over a new generation's open store.
+    #[allow(clippy::too_many_arguments)]
+    fn begin(
+        root: &Path,
+        lock: File,
+        gen_name: String,
+        gen_dir: PathBuf,
+        conn: Connection,
+        meta: IndexMeta,
+        next_id: u64,
+        base: BaseGraph,
+    ) -> Result<IndexWriter, IndexError> {
         conn.execute_batch("BEGIN")?;
         Ok(IndexWriter {
             root: root.to_path_buf(),
@@ -273,11 +297,11 @@ impl IndexWriter {
             gen_dir,
             conn,
             meta,
-            next_id: 0,
-            first_new_id: 0,
+            next_id,
+            first_new_id: next_id,
             added: 0,
             removed: 0,
-            base: BaseGraph::None,
+            base,
             _lock: lock,
         })
     }
@@ -293,16 +317,16 @@ impl IndexWriter {
         previous: Index,
         meta: IndexMeta,
     ) -> Result<IndexWriter, IndexError> {
-        let (lock, current) = lock_root(root)?;
-        let prev_gen = previous
-            .gen_dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned());
         if previous.store_only && previous.len > 0 {
             return Err(IndexError::Vector(
                 "an update needs the previous graph: open the index with Index::open".into(),
             ));
         }
+        let (lock, current) = lock_root(root)?;
+        let prev_gen = previous
+            .gen_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
         if current != prev_gen {
             return Err(IndexError::Changed {
                 path: root.display().to_string(),
@@ -320,7 +344,6 @@ impl IndexWriter {
             })
             .optional()?;
         let next_id = next_id.and_then(|s| s.parse().ok()).unwrap_or(0u64);
-        conn.execute_batch("BEGIN")?;
         let Index { hnsw, .. } = previous;
         let base = match hnsw {
             Some(mut h) => {
@@ -329,26 +352,15 @@ impl IndexWriter {
             }
             None => BaseGraph::None,
         };
-        Ok(IndexWriter {
-            root: root.to_path_buf(),
-            gen_name,
-            gen_dir,
-            conn,
-            meta,
-            next_id,
-            first_new_id: next_id,
-            added: 0,
-            removed: 0,
-            base,
-            _lock: lock,
-        })
+        Self::begin(root, lock, gen_name, gen_dir, conn, meta, next_id, base)
     }
 
     pub fn meta(&self) -> &IndexMeta {
         &self.meta
     }
 
-    /// Adds a file and its chunks, with one vector per chunk, under new ids.
+    /// Adds a file and its chunks, with one vector per chunk, under new ids;
+    /// a file of the same path already in the index is replaced.
     pub fn add_file(
         &mut self,
         file: &FileRecord,
@@ -481,6 +493,10 @@ impl IndexWriter {
             }
             Ok(out)
         };
+        let insert = |hnsw: &Hnsw<'static, f32, CosineDistance>, vectors: &[(Vec<f32>, usize)]| {
+            let refs: Vec<(&Vec<f32>, usize)> = vectors.iter().map(|(v, id)| (v, *id)).collect();
+            hnsw.parallel_insert(&refs);
+        };
         let p = meta.hnsw;
         let build = |vectors: &[(Vec<f32>, usize)]| {
             let hnsw: Hnsw<f32, CosineDistance> = Hnsw::new(
@@ -490,8 +506,7 @@ impl IndexWriter {
                 p.ef_construction,
                 CosineDistance,
             );
-            let refs: Vec<(&Vec<f32>, usize)> = vectors.iter().map(|(v, id)| (v, *id)).collect();
-            hnsw.parallel_insert(&refs);
+            insert(&hnsw, vectors);
             hnsw
         };
         let graph_points = n + dead;
@@ -509,9 +524,7 @@ impl IndexWriter {
             let BaseGraph::Previous(hnsw) = base else {
                 unreachable!("a rebuild when there is no previous graph")
             };
-            let vectors = read_vectors(first_new_id)?;
-            let refs: Vec<(&Vec<f32>, usize)> = vectors.iter().map(|(v, id)| (v, *id)).collect();
-            hnsw.parallel_insert(&refs);
+            insert(&hnsw, &read_vectors(first_new_id)?);
             Some(hnsw)
         };
         let graph_points = graph.as_ref().map_or(0, |g| g.get_nb_point());
@@ -543,14 +556,12 @@ impl IndexWriter {
         let t = Instant::now();
         conn.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES
-                ('index', ?1), ('graph_files', ?2), ('chunks', ?3), ('next_id', ?4),
-                ('graph_points', ?5)",
+                ('index', ?1), ('graph_files', ?2), ('chunks', ?3), ('next_id', ?4)",
             params![
                 serde_json::to_string(&meta).expect("meta serialises"),
                 serde_json::to_string(&graph_files).expect("serialises"),
                 n.to_string(),
                 next_id.to_string(),
-                graph_points.to_string(),
             ],
         )?;
         conn.execute_batch("COMMIT")?;
@@ -753,9 +764,6 @@ impl Index {
         }
         let meta: IndexMeta = serde_json::from_value(format)
             .map_err(|e| Self::damaged(root, format!("metadata: {e}")))?;
-        let graph_files: Vec<GraphFile> =
-            serde_json::from_str(&get("graph_files")?.unwrap_or_default())
-                .map_err(|e| Self::damaged(root, format!("graph metadata: {e}")))?;
         let len: usize = get("chunks")?.and_then(|s| s.parse().ok()).unwrap_or(0);
         let rows: i64 = conn
             .query_row("SELECT count(*) FROM chunks", [], |r| r.get(0))
@@ -773,20 +781,48 @@ impl Index {
                     .collect::<Result<_, _>>()
             })
             .map_err(|e| Self::damaged(root, format!("the store cannot be read: {e}")))?;
-        let graph_points: usize = get("graph_points")?
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(len + removed.len());
-        if graph_points != len + removed.len() {
-            return Err(Self::damaged(
-                root,
-                format!(
-                    "the graph should hold {graph_points} points, the store has {len} chunks and {} removed ids",
-                    removed.len()
-                ),
-            ));
+        let mut index = Index {
+            root: root.to_path_buf(),
+            gen_dir: gen_dir.to_path_buf(),
+            conn,
+            meta,
+            hnsw: None,
+            len,
+            removed,
+            store_only: true,
+        };
+        if graph {
+            index.load_graph()?;
+        } else {
+            index.check_graph_files(&index.graph_files()?, false)?;
         }
-        for f in &graph_files {
-            let path = gen_dir.join(&f.name);
+        Ok(index)
+    }
+
+    /// The graph files recorded in the store.
+    fn graph_files(&self) -> Result<Vec<GraphFile>, IndexError> {
+        let json: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'graph_files'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| Self::damaged(&self.root, format!("the store cannot be read: {e}")))?;
+        serde_json::from_str(&json.unwrap_or_default())
+            .map_err(|e| Self::damaged(&self.root, format!("graph metadata: {e}")))
+    }
+
+    /// Checks that the graph files are there with their recorded sizes and,
+    /// with `hash`, their sha256 (when small enough to hash quickly).
+    fn check_graph_files(&self, graph_files: &[GraphFile], hash: bool) -> Result<(), IndexError> {
+        let root = &self.root;
+        if self.len > 0 && graph_files.is_empty() {
+            return Err(Self::damaged(root, "the graph files are not recorded"));
+        }
+        for f in graph_files {
+            let path = self.gen_dir.join(&f.name);
             let size = match fs::metadata(&path) {
                 Ok(m) => m.len(),
                 Err(_) => {
@@ -805,7 +841,7 @@ impl Index {
                     ),
                 ));
             }
-            if graph
+            if hash
                 && size <= HASH_AT_LOAD_LIMIT
                 && sha256_file(&path).map_err(io(&path))? != f.sha256
             {
@@ -815,17 +851,44 @@ impl Index {
                 ));
             }
         }
-        if len > 0 && graph_files.is_empty() {
-            return Err(Self::damaged(root, "the graph files are not recorded"));
+        Ok(())
+    }
+
+    /// An index opened by [`Index::open_store`], with its graph checked and
+    /// loaded, as [`Index::open`] would have opened it. Fails with
+    /// [`IndexError::Changed`] when another writer has published since.
+    pub fn with_graph(mut self) -> Result<Index, IndexError> {
+        if !self.store_only {
+            return Ok(self);
         }
-        let hnsw = if len > 0 && graph {
+        let gen = self
+            .gen_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        if read_current(&self.root)? != gen {
+            return Err(IndexError::Changed {
+                path: self.root.display().to_string(),
+            });
+        }
+        self.load_graph()?;
+        Ok(self)
+    }
+
+    /// Checks the graph files (sizes and sha256) and loads the graph.
+    fn load_graph(&mut self) -> Result<(), IndexError> {
+        let graph_files = self.graph_files()?;
+        self.check_graph_files(&graph_files, true)?;
+        let root = &self.root;
+        let points = self.len + self.removed.len();
+        self.hnsw = if self.len > 0 {
             let basename = graph_files[0]
                 .name
                 .trim_end_matches(".hnsw.graph")
                 .to_string();
             // hnsw_rs ties the loaded graph's lifetime to its loader; the
             // loader is small and lives as long as the index, so it is leaked.
-            let loader: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(gen_dir, &basename)));
+            let loader: &'static mut HnswIo =
+                Box::leak(Box::new(HnswIo::new(&self.gen_dir, &basename)));
             let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
                 let loader = loader;
                 load_graph(loader)
@@ -840,12 +903,14 @@ impl Index {
                 }
                 Err(_) => return Err(Self::damaged(root, "the graph cannot be loaded")),
             };
-            if hnsw.get_nb_point() != graph_points {
+            if hnsw.get_nb_point() != points {
                 return Err(Self::damaged(
                     root,
                     format!(
-                        "the graph holds {} vectors, the store {graph_points}",
-                        hnsw.get_nb_point()
+                        "the graph holds {} vectors, the store {} chunks and {} removed ids",
+                        hnsw.get_nb_point(),
+                        self.len,
+                        self.removed.len()
                     ),
                 ));
             }
@@ -854,18 +919,9 @@ impl Index {
         } else {
             None
         };
-        Ok(Index {
-            root: root.to_path_buf(),
-            gen_dir: gen_dir.to_path_buf(),
-            conn,
-            meta,
-            hnsw,
-            len,
-            removed,
-            store_only: !graph,
-        })
+        self.store_only = false;
+        Ok(())
     }
-
     /// Compares the store file with the size and sha256 recorded when it
     /// was committed (hashed only when small enough, like the graph).
     fn check_store(root: &Path, gen_dir: &Path, store: &Path) -> Result<(), IndexError> {
