@@ -23,6 +23,16 @@ fn note(i: usize, version: &str) -> String {
     )
 }
 
+/// The index at `ix` holds exactly what a fresh build of `cwd/docs` gives.
+fn assert_same_as_fresh_build(cwd: &Path, ix: &Path) {
+    let fresh = cwd.join("fresh");
+    ok(&docent(
+        cwd,
+        &["--index", fresh.to_str().unwrap(), "index", "docs"],
+    ));
+    assert_eq!(state(ix), state(&fresh));
+}
+
 fn index(cwd: &Path) -> Value {
     serde_json::from_str(&ok(&docent(cwd, &["index", "docs", "--json"]))).unwrap()
 }
@@ -126,12 +136,7 @@ fn reindexing_touches_only_what_changed_and_matches_a_fresh_build() {
     drop(ix);
 
     // Exactly what a fresh build of the folder gives.
-    let fresh = tmp.path().join("fresh");
-    ok(&docent(
-        tmp.path(),
-        &["--index", fresh.to_str().unwrap(), "index", "docs"],
-    ));
-    assert_eq!(state(&tmp.path().join(".docent")), state(&fresh));
+    assert_same_as_fresh_build(tmp.path(), &tmp.path().join(".docent"));
 }
 
 #[test]
@@ -172,12 +177,7 @@ fn the_graph_is_compacted_once_removed_chunks_pass_the_threshold() {
     }
     assert!(compacted_at.is_some(), "the graph was never compacted");
     // After compaction the index still equals a fresh build.
-    let fresh = tmp.path().join("fresh");
-    ok(&docent(
-        tmp.path(),
-        &["--index", fresh.to_str().unwrap(), "index", "docs"],
-    ));
-    assert_eq!(state(&tmp.path().join(".docent")), state(&fresh));
+    assert_same_as_fresh_build(tmp.path(), &tmp.path().join(".docent"));
 }
 
 /// Polls `f` until it holds, for at most a minute.
@@ -245,10 +245,5 @@ fn watch_keeps_the_index_current() {
         finds("markerone1").is_empty()
     });
     drop(_watcher);
-    let fresh = tmp.path().join("fresh");
-    ok(&docent(
-        tmp.path(),
-        &["--index", fresh.to_str().unwrap(), "index", "docs"],
-    ));
-    assert_eq!(state(&ix_dir), state(&fresh));
+    assert_same_as_fresh_build(tmp.path(), &ix_dir);
 }
