@@ -18,8 +18,11 @@ fn meta() -> IndexMeta {
     }
 }
 
+/// A file ready for `add_file`: its record, chunks and vectors.
+type Prepared = (FileRecord, Vec<docent_core::Chunk>, Vec<Vec<f32>>);
+
 /// Loads, chunks and embeds one corpus file, ready for `add_file`.
-fn prepare(f: &str) -> (FileRecord, Vec<docent_core::Chunk>, Vec<Vec<f32>>) {
+fn prepare(f: &str) -> Prepared {
     let enc = common::encoder();
     let loaded = docent_ingest::load(
         &common::corpus(),
@@ -162,9 +165,20 @@ fn an_interrupted_write_leaves_the_old_index_usable() {
     let ix = Index::open(dir.path()).unwrap();
     assert_eq!(ix.files().unwrap().len(), 1);
     assert_eq!(results(&ix), before);
-    // The next writer cleans up and succeeds.
+    // The next writer cleans up and succeeds, but leaves the generation
+    // `ix` still reads from.
     write(dir.path(), &["glossary-en.md", "glossary-ko.md"]);
-    let gens = std::fs::read_dir(dir.path())
+    assert_eq!(generations(dir.path()), 2);
+    assert_eq!(results(&ix), before);
+    drop(ix);
+    // Once released, the next writer removes it.
+    write(dir.path(), &["glossary-en.md"]);
+    assert_eq!(generations(dir.path()), 1);
+    assert_eq!(results(&Index::open(dir.path()).unwrap()), before);
+}
+
+fn generations(root: &Path) -> usize {
+    std::fs::read_dir(root)
         .unwrap()
         .filter(|e| {
             e.as_ref()
@@ -173,8 +187,7 @@ fn an_interrupted_write_leaves_the_old_index_usable() {
                 .to_string_lossy()
                 .starts_with("gen-")
         })
-        .count();
-    assert_eq!(gens, 1);
+        .count()
 }
 
 #[test]
@@ -291,4 +304,58 @@ fn a_store_only_index_reads_files_but_refuses_dense_search() {
         full.dense(&v, 3, 64).unwrap(),
         Index::open(dir.path()).unwrap().dense(&v, 3, 64).unwrap()
     );
+}
+
+#[test]
+fn readers_never_fail_while_writers_publish_and_remove_generations() {
+    // Each commit removes the generation before it, possibly while a reader
+    // is opening it: the reader must then open the new one, never fail.
+    let dir = tempfile::tempdir().unwrap();
+    let small = [prepare("glossary-en.md")];
+    let large = [prepare("glossary-en.md"), prepare("glossary-ko.md")];
+    let commit = |files: &[Prepared]| {
+        let mut w = IndexWriter::create(dir.path(), meta()).unwrap();
+        for (rec, chunks, vectors) in files {
+            w.add_file(rec, chunks, vectors).unwrap();
+        }
+        w.commit().unwrap().chunks
+    };
+    let sizes = [commit(&small), commit(&large)];
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let publishes = 60;
+    let (opens, updates) = std::thread::scope(|s| {
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut opens = 0;
+                    let mut updates = 0;
+                    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                        let ix = Index::open(dir.path()).expect("a reader opens the index");
+                        assert!(sizes.contains(&ix.len()));
+                        // The store-only open and its upgrade race too.
+                        match Index::open_store(dir.path())
+                            .expect("a reader opens the store")
+                            .with_graph()
+                        {
+                            Ok(ix) => assert!(sizes.contains(&ix.len())),
+                            Err(IndexError::Changed { .. }) => updates += 1,
+                            Err(e) => panic!("the upgrade fails with {e}"),
+                        }
+                        opens += 1;
+                    }
+                    (opens, updates)
+                })
+            })
+            .collect();
+        for i in 0..publishes {
+            commit(if i % 2 == 0 { &small } else { &large });
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        readers
+            .into_iter()
+            .map(|r| r.join().unwrap())
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    });
+    eprintln!("{opens} opens and {updates} refused upgrades during {publishes} publishes");
+    assert!(opens > 0);
 }

@@ -37,7 +37,8 @@ pub enum IndexError {
     #[error("another `docent index` is writing the index at {path}; wait for it to finish")]
     Locked { path: String },
     #[error(
-        "another `docent index` published a new version of the index at {path} while this one          was starting; run it again"
+        "the index at {path} changed while it was being opened: another `docent index` \
+         published a new version; run the command again"
     )]
     Changed { path: String },
     #[error("index store: {0}")]

@@ -18,7 +18,9 @@
 //! publishes it by renaming a new `CURRENT` over the old: a crash or Ctrl-C at
 //! any moment leaves the previous generation live and loadable, and a reader
 //! ([`Index`]) sees either the old or the new generation, never a mix. Stale
-//! generations are removed by the next writer.
+//! generations are removed by the next writer, except one an open [`Index`]
+//! still holds (a shared lock on its folder): that one stays until a writer
+//! finds it released, so a reader's files never vanish under it.
 //!
 //! ## Updates
 //!

@@ -13,6 +13,8 @@ use crate::error::io;
 use crate::{FileRecord, IndexError, IndexMeta, FORMAT_VERSION};
 
 const CURRENT: &str = "CURRENT";
+/// How many publishes in a row an open may run into before it gives up.
+const OPEN_ATTEMPTS: usize = 20;
 const STORE: &str = "store.sqlite";
 const GRAPH: &str = "graph";
 /// The store's size and sha256, written once the store is final.
@@ -234,16 +236,47 @@ fn lock_root(root: &Path) -> Result<(File, Option<String>), IndexError> {
         Err(fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
     }
     let current = read_current(root)?;
-    if let Ok(rd) = fs::read_dir(root) {
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with("gen-") && Some(&name) != current.as_ref() {
+    remove_generations(root, current.as_deref());
+    let _ = fs::remove_file(root.join("CURRENT.tmp"));
+    Ok((lock, current))
+}
+
+/// Removes every generation but `keep`: those left by interrupted writers
+/// and those replaced since. A generation a reader holds (see
+/// [`pin_generation`]) is left for a later writer to remove.
+fn remove_generations(root: &Path, keep: Option<&str>) {
+    let Ok(rd) = fs::read_dir(root) else { return };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("gen-") || Some(name.as_str()) == keep {
+            continue;
+        }
+        match File::open(e.path()).map(|dir| (dir.try_lock(), dir)) {
+            Ok((Ok(()), _dir)) => {
+                let _ = fs::remove_dir_all(e.path());
+            }
+            // Held by a reader.
+            Ok((Err(fs::TryLockError::WouldBlock), _)) => {}
+            // No lock on this platform or file system: remove as before.
+            _ => {
                 let _ = fs::remove_dir_all(e.path());
             }
         }
     }
-    let _ = fs::remove_file(root.join("CURRENT.tmp"));
-    Ok((lock, current))
+}
+
+/// A reader's hold on a generation: a shared lock on its directory, kept
+/// for as long as the [`Index`] lives. Writers remove a replaced generation
+/// only when they can lock it exclusively, so its files do not vanish
+/// while a reader opens or uses them. `None` when the directory is gone
+/// (it was replaced and removed), or when locking is not supported, in
+/// which case the open relies on its retries alone.
+fn pin_generation(gen_dir: &Path) -> Option<File> {
+    let dir = File::open(gen_dir).ok()?;
+    dir.lock_shared().ok()?;
+    // A writer may have removed the directory while this waited for the
+    // lock: then the hold is on nothing.
+    gen_dir.is_dir().then_some(dir)
 }
 
 fn new_generation(root: &Path) -> Result<(String, PathBuf), IndexError> {
@@ -598,16 +631,7 @@ impl IndexWriter {
             .map_err(io(&tmp))?;
         fs::rename(&tmp, root.join(CURRENT)).map_err(io(&root))?;
         fsync_dir(&root);
-        // Old generations may still be open in readers; on Unix they keep
-        // their files until they close them.
-        if let Ok(rd) = fs::read_dir(&root) {
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if name.starts_with("gen-") && name != gen_name {
-                    let _ = fs::remove_dir_all(e.path());
-                }
-            }
-        }
+        remove_generations(&root, Some(&gen_name));
         Ok(CommitStats {
             files,
             chunks: n,
@@ -659,6 +683,8 @@ pub struct Index {
     removed: Vec<usize>,
     /// Opened by [`Index::open_store`]: the graph was not loaded.
     store_only: bool,
+    /// The hold on the generation (see [`pin_generation`]).
+    _pin: Option<File>,
 }
 
 impl Index {
@@ -681,40 +707,38 @@ impl Index {
     }
 
     fn open_with(root: &Path, graph: bool) -> Result<Index, IndexError> {
-        // A writer may publish and remove the generation between reading
-        // CURRENT and opening it: read CURRENT again and retry.
-        let mut last = None;
-        for _ in 0..5 {
+        // A writer publishes a generation and then removes the one before
+        // it, which may be the one being opened here: then any step of the
+        // open can fail (a file or the whole directory gone). An error on a
+        // generation that is no longer CURRENT says nothing about the index;
+        // open the new one instead.
+        for _ in 0..OPEN_ATTEMPTS {
             let Some(gen) = read_current(root)? else {
                 return Err(IndexError::NotFound {
                     path: root.display().to_string(),
                 });
             };
             let gen_dir = root.join(&gen);
-            if !gen_dir.is_dir() {
-                if read_current(root)?.as_deref() != Some(&gen) {
-                    continue;
-                }
-                last = Some(IndexError::Damaged {
-                    path: root.display().to_string(),
-                    why: format!("{gen} named by CURRENT is missing"),
-                });
-                break;
-            }
-            match Self::open_generation(root, &gen_dir, graph) {
-                Err(IndexError::Io { source, .. })
-                    if source.kind() == std::io::ErrorKind::NotFound
-                        && read_current(root)?.as_deref() != Some(&gen) =>
-                {
-                    continue
-                }
+            let pin = pin_generation(&gen_dir);
+            let opened = if gen_dir.is_dir() {
+                Self::open_generation(root, &gen_dir, graph).map(|mut ix| {
+                    ix._pin = pin;
+                    ix
+                })
+            } else {
+                Err(Self::damaged(
+                    root,
+                    format!("{gen} named by CURRENT is missing"),
+                ))
+            };
+            match opened {
+                Err(_) if read_current(root)?.as_deref() != Some(&gen) => continue,
                 other => return other,
             }
         }
-        Err(last.unwrap_or_else(|| IndexError::Damaged {
+        Err(IndexError::Changed {
             path: root.display().to_string(),
-            why: "the index kept changing while it was being opened".into(),
-        }))
+        })
     }
 
     fn damaged(root: &Path, why: impl Into<String>) -> IndexError {
@@ -790,6 +814,7 @@ impl Index {
             len,
             removed,
             store_only: true,
+            _pin: None,
         };
         if graph {
             index.load_graph()?;
@@ -870,8 +895,14 @@ impl Index {
                 path: self.root.display().to_string(),
             });
         }
-        self.load_graph()?;
-        Ok(self)
+        match self.load_graph() {
+            // The generation was replaced (and removed) during the load.
+            Err(_) if read_current(&self.root)? != gen => Err(IndexError::Changed {
+                path: self.root.display().to_string(),
+            }),
+            Err(e) => Err(e),
+            Ok(()) => Ok(self),
+        }
     }
 
     /// Checks the graph files (sizes and sha256) and loads the graph.
