@@ -5,8 +5,10 @@ tokenizer like SmolLM2's, or a SentencePiece one like Gemma's) with a tiny
 vocabulary and one small tensor, so the fuzzer starts from files that pass
 the reader and reach the tokenizer builder.
 
-Usage: make_fuzz_gguf_seed.py OUT.gguf   (writes OUT.gguf and OUT-spm.gguf)
+Usage: make_fuzz_gguf_seed.py DIR   (writes DIR/bpe.gguf and DIR/spm.gguf;
+the committed seeds are fuzz/regressions/gguf)
 """
+import os
 import struct
 import sys
 
@@ -18,24 +20,22 @@ def s(x):
     return struct.pack("<Q", len(b)) + b
 
 
+# How a scalar of each type is packed.
+PACK = {U32: "<I", I32: "<i", F32: "<f", BOOL: "<?"}
+
+
+def scalar(vtype, value):
+    return s(value) if vtype == STRING else struct.pack(PACK[vtype], value)
+
+
 def kv(key, vtype, value):
     out = s(key) + struct.pack("<I", vtype)
-    if vtype == STRING:
-        out += s(value)
-    elif vtype == U32:
-        out += struct.pack("<I", value)
-    elif vtype == BOOL:
-        out += struct.pack("<?", value)
-    elif vtype == ARRAY:
+    if vtype == ARRAY:
         etype, items = value
         out += struct.pack("<IQ", etype, len(items))
-        for it in items:
-            if etype == STRING:
-                out += s(it)
-            elif etype == I32:
-                out += struct.pack("<i", it)
-            elif etype == F32:
-                out += struct.pack("<f", it)
+        out += b"".join(scalar(etype, it) for it in items)
+    else:
+        out += scalar(vtype, value)
     return out
 
 
@@ -54,6 +54,7 @@ def gguf(kvs, path):
 
 def main():
     out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
     # Byte-level BPE (gpt2): the 256 byte symbols, then a few merges.
     byte_syms = [chr(c) if chr(c).isprintable() and c != 32 else chr(0x100 + c) for c in range(256)]
     merges = ["h e", "l l", "he ll", "o w"]
@@ -70,7 +71,7 @@ def main():
             kv("tokenizer.ggml.bos_token_id", U32, len(tokens) - 1),
             kv("tokenizer.ggml.eos_token_id", U32, len(tokens) - 1),
         ],
-        out,
+        os.path.join(out, "bpe.gguf"),
     )
     # SentencePiece (llama): specials, byte fallback pieces, a few words.
     pieces = ["<pad>", "<eos>", "<bos>", "<unk>"] + [f"<0x{b:02X}>" for b in range(256)]
@@ -89,7 +90,7 @@ def main():
             kv("tokenizer.ggml.unknown_token_id", U32, 3),
             kv("tokenizer.ggml.add_bos_token", BOOL, True),
         ],
-        out.replace(".gguf", "-spm.gguf"),
+        os.path.join(out, "spm.gguf"),
     )
 
 
