@@ -251,17 +251,15 @@ fn remove_generations(root: &Path, keep: Option<&str>) {
         if !name.starts_with("gen-") || Some(name.as_str()) == keep {
             continue;
         }
-        match File::open(e.path()).map(|dir| (dir.try_lock(), dir)) {
-            Ok((Ok(()), _dir)) => {
-                let _ = fs::remove_dir_all(e.path());
-            }
-            // Held by a reader.
-            Ok((Err(fs::TryLockError::WouldBlock), _)) => {}
-            // No lock on this platform or file system: remove as before.
-            _ => {
-                let _ = fs::remove_dir_all(e.path());
-            }
+        let dir = File::open(e.path());
+        if let Ok(Err(fs::TryLockError::WouldBlock)) = dir.as_ref().map(File::try_lock) {
+            continue; // held by a reader
         }
+        // `dir` keeps its exclusive lock while the folder is removed, so no
+        // reader takes hold of it halfway. Where locks are not supported,
+        // the folder is removed all the same.
+        let _ = fs::remove_dir_all(e.path());
+        drop(dir);
     }
 }
 
