@@ -1,20 +1,23 @@
 //! `docent eval DATASET.json`: retrieval and answer quality on a SQuAD-format
-//! set, measured the way the set's own scorer measures it.
+//! set, measured the way the set's own scorer measures it. Answers come
+//! from the same engine, with the same settings, as `docent ask`'s.
 
+use std::collections::BTreeMap;
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use docent_eval::{dedup_ranked, percentile, rank_of, Dataset, RetrievalScores};
-use docent_generate::{PromptTemplate, SamplerConfig, Source};
+use docent_eval::{dedup_ranked, rank_of, shuffle, Dataset, Percentiles, RetrievalScores};
+use docent_rag::indexer::{build_index, load_encoder_for};
+use docent_rag::{Citation, Engine, IndexConfig, RetrieveConfig, StopReason};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::ask_cmd::{self, Answerer, DEFAULT_GENERATOR, DEFAULT_MIN_SCORE};
-use crate::index_cmd::{self, IndexArgs};
-use crate::search_cmd::Mode;
+use crate::flags::{AnswerFlags, EncoderFlags, Mode};
+use crate::index_cmd::{print_report, Progress};
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -28,12 +31,13 @@ pub struct EvalArgs {
     /// Only the first N questions.
     #[arg(long, conflicts_with = "sample")]
     pub limit: Option<usize>,
-    /// A random sample of N questions (see --seed).
+    /// A random sample of N questions (see --sample-seed).
     #[arg(long)]
     pub sample: Option<usize>,
+    /// Which sample --sample takes (`--seed` is the sampler's, as in `ask`).
     #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Retrieval modes to measure (--generate answers from the hybrid one,
+    pub sample_seed: u64,
+    /// Retrieval modes to measure (--generate answers with the hybrid one,
     /// or the first listed).
     #[arg(
         long,
@@ -42,23 +46,17 @@ pub struct EvalArgs {
         default_value = "dense,lexical,hybrid"
     )]
     pub mode: Vec<Mode>,
-    /// Also generate answers and score them (exact match and F1, declines).
+    #[command(flatten)]
+    pub encoder: EncoderFlags,
+    /// Also answer each question, as `docent ask` would, and score the
+    /// answers (exact match and F1, declines).
     #[arg(long)]
     pub generate: bool,
-    /// Language model for --generate.
-    #[arg(long, default_value = DEFAULT_GENERATOR)]
-    pub model: String,
-    /// Chunks given to the model with --generate.
-    #[arg(short, default_value_t = 3)]
-    pub k: usize,
-    #[arg(long, default_value_t = DEFAULT_MIN_SCORE)]
-    pub min_score: f32,
-    #[arg(long, default_value_t = 64)]
-    pub max_tokens: usize,
-    #[arg(long, default_value_t = 4096)]
-    pub ctx: usize,
+    #[command(flatten)]
+    pub answer: AnswerFlags,
     /// Write one JSON line per question (question, gold, retrieved
-    /// paragraphs with scores, answer, timings) to FILE.
+    /// paragraphs with scores, and with --generate the answer, its sources
+    /// and prompt) to FILE.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Print the summary as JSON.
@@ -73,6 +71,15 @@ struct Retrieved {
 }
 
 #[derive(Serialize)]
+struct SourceRecord<'a> {
+    n: usize,
+    path: &'a str,
+    line: u32,
+    score: f32,
+    similarity: f32,
+}
+
+#[derive(Serialize)]
 struct QuestionRecord<'a> {
     id: &'a str,
     question: &'a str,
@@ -80,7 +87,7 @@ struct QuestionRecord<'a> {
     gold_answers: &'a [String],
     impossible: bool,
     /// Rank of the gold paragraph in each mode.
-    rank: std::collections::BTreeMap<String, Option<usize>>,
+    rank: BTreeMap<String, Option<usize>>,
     /// The ten best paragraphs in the answering mode.
     retrieved: Vec<Retrieved>,
     retrieval_ms: f64,
@@ -88,6 +95,12 @@ struct QuestionRecord<'a> {
     answer: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     declined: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sources: Option<Vec<SourceRecord<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop: Option<StopReason>,
     #[serde(skip_serializing_if = "Option::is_none")]
     exact_match: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -100,6 +113,9 @@ struct QuestionRecord<'a> {
 struct AnswerSummary {
     model: String,
     metric: String,
+    k: usize,
+    min_score: f32,
+    max_tokens: usize,
     answerable: usize,
     exact_match: f64,
     f1: f64,
@@ -118,30 +134,11 @@ struct Summary {
     chunks: usize,
     questions: usize,
     encoder: String,
-    retrieval: std::collections::BTreeMap<String, RetrievalScores>,
+    retrieval: BTreeMap<String, RetrievalScores>,
     /// Latency of the whole retrieval (embedding, ranking, fetch) per mode.
-    latency_ms: std::collections::BTreeMap<String, Latency>,
+    latency_ms: BTreeMap<String, Percentiles>,
     #[serde(skip_serializing_if = "Option::is_none")]
     answers: Option<AnswerSummary>,
-}
-
-#[derive(Serialize)]
-struct Latency {
-    p50: f64,
-    p95: f64,
-    p99: f64,
-    max: f64,
-}
-
-/// A small deterministic generator for --sample.
-fn shuffle<T>(v: &mut [T], seed: u64) {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    for i in (1..v.len()).rev() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.swap(i, (x % (i as u64 + 1)) as usize);
-    }
 }
 
 /// Writes each paragraph as `NNNNN.txt` (title line, blank line, context)
@@ -176,11 +173,17 @@ pub fn run(args: EvalArgs) -> Result<()> {
         .and_then(|s| s.to_str())
         .unwrap_or("dataset")
         .to_string();
-    let chunking = docent_core::ChunkConfig::default();
+    let docs_cfg = IndexConfig::default();
+    // Each encoder gets its own index of the set.
+    let encoder_name = match args.encoder.name()? {
+        Some(n) => n.to_string(),
+        None => docent_rag::models::encoder_spec(None)?.name,
+    };
     let key = {
         let mut h = Sha256::new();
         h.update(&bytes);
-        h.update(format!("{chunking:?}").as_bytes());
+        h.update(format!("{:?}", docs_cfg.chunking).as_bytes());
+        h.update(encoder_name.as_bytes());
         hex::encode(&h.finalize()[..6])
     };
     let workdir = args
@@ -190,36 +193,42 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let docs = workdir.join("docs");
     write_docs(&dataset, &docs)?;
     let index_dir = workdir.join("index");
-    let index_args = IndexArgs {
-        chunk_tokens: chunking.max_tokens,
-        overlap: chunking.overlap_tokens,
-        ..IndexArgs::for_folder(&docs, None)
-    };
-    let encoder = crate::encoder::load(None, docent_embed::EncoderConfig::default())?;
-    let report = index_cmd::build(&index_dir, &index_args, Some(&encoder), args.json)?;
+    let docs_cfg = IndexConfig::for_folder(&docs);
+    let encoder = load_encoder_for(&index_dir, Some(&encoder_name), docs_cfg.batch_size)?;
+    let mut progress = Progress::new(args.json);
+    let report = build_index(&index_dir, &docs_cfg, &encoder, &mut |e| progress.on(e))?;
     if !args.json && report.embedded_files > 0 {
-        index_cmd::print_report(&index_dir, &report);
+        print_report(&index_dir, &report);
     }
-    let index = docent_index::Index::open(&index_dir)?;
-    index.check_encoder(encoder.info())?;
-    let ef = index.meta().hnsw.ef_search;
+    let engine = Engine::with_encoder(&index_dir, Arc::new(encoder), args.answer.generator())?;
+    let index = engine.index()?;
 
     let mut questions: Vec<&docent_eval::Question> = dataset.questions.iter().collect();
     if let Some(n) = args.sample {
-        shuffle(&mut questions, args.seed);
+        shuffle(&mut questions, args.sample_seed);
         questions.truncate(n);
     } else if let Some(n) = args.limit {
         questions.truncate(n);
     }
     anyhow::ensure!(!questions.is_empty(), "no questions to run");
 
-    let mut answerer = if args.generate {
-        Some(Answerer::load(&args.model, args.ctx, args.max_tokens)?)
-    } else {
-        None
+    let modes = {
+        let mut m = args.mode.clone();
+        m.dedup();
+        anyhow::ensure!(!m.is_empty(), "--mode needs at least one mode");
+        m
     };
-    let template = PromptTemplate::default();
-    let sampler = SamplerConfig::default();
+    let answer_mode = if modes.contains(&Mode::Hybrid) {
+        Mode::Hybrid
+    } else {
+        modes[0]
+    };
+    // Exactly what `docent ask` runs with these flags.
+    let answer_cfg = args.answer.config(answer_mode.into())?;
+    answer_cfg.validate()?;
+    if args.generate {
+        engine.load_generator()?;
+    }
     let metric = dataset.metric();
     let mut out = match &args.out {
         Some(p) => Some(std::io::BufWriter::new(
@@ -238,68 +247,60 @@ pub fn run(args: EvalArgs) -> Result<()> {
     };
     // Enough chunks to rank ten paragraphs even when paragraphs are split.
     let chunk_k = 40;
-    let modes = {
-        let mut m = args.mode.clone();
-        m.dedup();
-        anyhow::ensure!(!m.is_empty(), "--mode needs at least one mode");
-        m
-    };
-    let answer_mode = if modes.contains(&Mode::Hybrid) {
-        Mode::Hybrid
-    } else {
-        modes[0]
-    };
-    let name = |m: Mode| format!("{m:?}").to_lowercase();
-    let mut scores: std::collections::BTreeMap<String, RetrievalScores> = modes
+    let ef = index.meta().hnsw.ef_search.max(chunk_k);
+    let name = |m: Mode| docent_rag::SearchMode::from(m).name().to_string();
+    let mut scores: BTreeMap<String, RetrievalScores> = modes
         .iter()
         .map(|&m| (name(m), RetrievalScores::default()))
         .collect();
-    let mut latencies: std::collections::BTreeMap<String, Vec<f64>> =
+    let mut latencies: BTreeMap<String, Vec<f64>> =
         modes.iter().map(|&m| (name(m), Vec::new())).collect();
     let mut gen_ms = Vec::new();
     let mut ans = AnswerSummary {
-        model: args.model.clone(),
+        model: args.answer.model.clone(),
         metric: format!("{metric:?}").to_lowercase(),
+        k: answer_cfg.retrieve.k,
+        min_score: answer_cfg.min_score,
+        max_tokens: answer_cfg.max_tokens,
         ..AnswerSummary::default()
     };
     let (mut em_sum, mut f1_sum, mut wrong_declines, mut right_declines) =
         (0.0, 0.0, 0usize, 0usize);
     for q in &questions {
-        let t = Instant::now();
-        let v = encoder
-            .embed(&[q.text.as_str()])?
-            .pop()
-            .expect("one vector");
-        let embed_ms = t.elapsed().as_secs_f64() * 1e3;
-        let mut rank_by_mode = std::collections::BTreeMap::new();
+        let mut rank_by_mode = BTreeMap::new();
         let mut answer_hits = Vec::new();
         for &mode in &modes {
-            let t = Instant::now();
-            let hits = index.search_mode(&q.text, &v, chunk_k, ef.max(chunk_k), mode.into())?;
-            let ms = embed_ms + t.elapsed().as_secs_f64() * 1e3;
+            let r = engine.retrieve(
+                &q.text,
+                &RetrieveConfig {
+                    k: chunk_k,
+                    mode: mode.into(),
+                    ef: Some(ef),
+                },
+            )?;
+            let ms = r.spans.iter().map(|s| s.duration_ms).sum();
             latencies.get_mut(&name(mode)).expect("mode").push(ms);
             let ranked = dedup_ranked(
-                hits.iter()
+                r.hits
+                    .iter()
                     .filter_map(|h| paragraph_of(&h.chunk.chunk.path)),
             );
             let rank = rank_of(q.paragraph, &ranked);
             scores.get_mut(&name(mode)).expect("mode").add(rank);
             rank_by_mode.insert(name(mode), rank);
             if mode == answer_mode {
-                answer_hits = hits;
+                answer_hits = r.hits;
             }
         }
-        let hits = answer_hits;
         let retrieval_ms = latencies[&name(answer_mode)].last().copied().unwrap_or(0.0);
-        let ranked_hits: Vec<(usize, f32)> = hits
+        let ranked_hits: Vec<(usize, f32)> = answer_hits
             .iter()
             .filter_map(|h| paragraph_of(&h.chunk.chunk.path).map(|p| (p, h.score)))
             .collect();
-        let ranked = dedup_ranked(ranked_hits.iter().map(|x| x.0));
-        let retrieved = ranked
-            .iter()
+        let retrieved = dedup_ranked(ranked_hits.iter().map(|x| x.0))
+            .into_iter()
             .take(10)
-            .map(|&p| Retrieved {
+            .map(|p| Retrieved {
                 paragraph: p,
                 score: ranked_hits
                     .iter()
@@ -319,33 +320,27 @@ pub fn run(args: EvalArgs) -> Result<()> {
             retrieval_ms,
             answer: None,
             declined: None,
+            sources: None,
+            prompt: None,
+            stop: None,
             exact_match: None,
             f1: None,
             generate_ms: None,
         };
-        if let Some(a) = answerer.as_mut() {
-            let t = Instant::now();
-            let sources: Vec<Source> = hits
-                .iter()
-                .filter(|h| h.similarity >= args.min_score)
-                .take(args.k)
-                .map(|h| Source {
-                    label: ask_cmd::label(&h.chunk.chunk.path, &h.chunk.chunk.heading_path),
-                    text: h.chunk.chunk.text.trim().to_string(),
-                })
-                .collect();
-            let answer = if sources.is_empty() {
-                ask_cmd::NO_ANSWER.to_string()
-            } else {
-                let prompt = a.prompt(&template, &q.text, &sources)?;
-                a.generate(&prompt, &sampler, &mut |_| true)?
-                    .text
-                    .trim()
-                    .to_string()
-            };
-            let ms = t.elapsed().as_secs_f64() * 1e3;
+        let answer = if args.generate {
+            Some(engine.answer(
+                &q.text,
+                &[],
+                &answer_cfg,
+                &mut |_| ControlFlow::Continue(()),
+            )?)
+        } else {
+            None
+        };
+        if let Some(a) = &answer {
+            let ms = a.trace.timings.total_ms;
             gen_ms.push(ms);
-            let declined = sources.is_empty() || ask_cmd::is_decline(&answer);
+            let declined = a.abstained.is_some();
             if q.impossible {
                 ans.impossible += 1;
                 right_declines += declined as usize;
@@ -355,15 +350,18 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 let (em, f1) = if declined {
                     (0.0, 0.0)
                 } else {
-                    metric.score(&answer, &q.answers)
+                    metric.score(&a.text, &q.answers)
                 };
                 em_sum += em;
                 f1_sum += f1;
                 record.exact_match = Some(em);
                 record.f1 = Some(f1);
             }
-            record.answer = Some(answer);
+            record.answer = Some(a.text.clone());
             record.declined = Some(declined);
+            record.sources = Some(a.citations.iter().map(source_record).collect());
+            record.prompt = a.prompt.clone();
+            record.stop = a.stop;
             record.generate_ms = Some(ms);
         }
         if let Some(f) = out.as_mut() {
@@ -375,16 +373,15 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if let Some(f) = out.as_mut() {
         f.flush()?;
     }
-    gen_ms.sort_by(f64::total_cmp);
-    let answers = answerer.map(|a| {
+    let answers = args.generate.then(|| {
         let div = |x: f64, n: usize| if n > 0 { x / n as f64 } else { 0.0 };
         AnswerSummary {
-            model: a.name.clone(),
+            model: engine.generator_model().map(|m| m.id).unwrap_or_default(),
             exact_match: div(em_sum, ans.answerable),
             f1: div(f1_sum, ans.answerable),
             wrongly_declined: div(wrong_declines as f64, ans.answerable),
             correctly_declined: div(right_declines as f64, ans.impossible),
-            generate_ms_p50: percentile(&gen_ms, 50.0),
+            generate_ms_p50: Percentiles::of(gen_ms).p50,
             ..ans
         }
     });
@@ -393,20 +390,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
         paragraphs: dataset.paragraphs.len(),
         chunks: index.len(),
         questions: questions.len(),
-        encoder: encoder.info().id.clone(),
+        encoder: engine.encoder().info().id.clone(),
         retrieval: scores,
         latency_ms: latencies
             .into_iter()
-            .map(|(m, mut l)| {
-                l.sort_by(f64::total_cmp);
-                let lat = Latency {
-                    p50: percentile(&l, 50.0),
-                    p95: percentile(&l, 95.0),
-                    p99: percentile(&l, 99.0),
-                    max: l.last().copied().unwrap_or(0.0),
-                };
-                (m, lat)
-            })
+            .map(|(m, l)| (m, Percentiles::of(l)))
             .collect(),
         answers,
     };
@@ -431,10 +419,20 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
     if let Some(a) = &summary.answers {
         println!(
-            "answers ({}, {} metric)  EM {:.3}  F1 {:.3}  wrongly declined {:.3} of {}  correctly declined {:.3} of {} impossible  p50 {:.0} ms",
-            a.model, a.metric, a.exact_match, a.f1, a.wrongly_declined, a.answerable,
+            "answers ({}, {} metric, k={}, min-score {:.2})  EM {:.3}  F1 {:.3}  wrongly declined {:.3} of {}  correctly declined {:.3} of {} impossible  p50 {:.0} ms",
+            a.model, a.metric, a.k, a.min_score, a.exact_match, a.f1, a.wrongly_declined, a.answerable,
             a.correctly_declined, a.impossible, a.generate_ms_p50
         );
     }
     Ok(())
+}
+
+fn source_record(c: &Citation) -> SourceRecord<'_> {
+    SourceRecord {
+        n: c.n,
+        path: &c.path,
+        line: c.line,
+        score: c.score,
+        similarity: c.similarity,
+    }
 }

@@ -1,15 +1,23 @@
 //! `docent`: ask questions of a folder of documents, locally.
 //!
 //! The binary is the edge of docent: it parses the command line, reads the
-//! environment, draws progress bars and prints results. The work is done by
-//! the library crates (see `ARCHITECTURE.md`).
+//! environment, draws progress bars, prints results and turns library
+//! errors into advice. The work is done by the library crates, the answering
+//! loop by `docent-rag` (see `ARCHITECTURE.md`).
+//!
+//! * `flags.rs`: the flag groups several commands share, and their
+//!   conversion into the libraries' configuration;
+//! * one file per command (`index_cmd.rs`, `search_cmd.rs`, `ask_cmd.rs`,
+//!   `eval_cmd.rs`, `models_cmd.rs`) and a folder for `bench`;
+//! * `display.rs`: locations and snippets on a terminal;
+//! * `errors.rs`: error messages and the hint that goes with each.
 
 mod ask_cmd;
-mod bench_cmd;
-mod bench_gen;
-mod bench_reindex;
-mod encoder;
+mod bench;
+mod display;
+mod errors;
 mod eval_cmd;
+mod flags;
 mod index_cmd;
 mod models_cmd;
 mod search_cmd;
@@ -37,7 +45,7 @@ enum Command {
     /// Benchmarks: retrieval, generation and embedding speed.
     Bench {
         #[command(subcommand)]
-        command: bench_cmd::BenchCommand,
+        command: bench::BenchCommand,
     },
     /// Measure retrieval (and with --generate, answers) on a SQuAD-format set.
     Eval(eval_cmd::EvalArgs),
@@ -57,7 +65,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ask(args) => ask_cmd::run(&cli.index, args, started),
-        Command::Bench { command } => bench_cmd::run(&cli.index, command),
+        Command::Bench { command } => bench::run(&cli.index, command),
         Command::Eval(args) => eval_cmd::run(args),
         Command::Index(args) => index_cmd::run(&cli.index, args),
         Command::Search(args) => search_cmd::run(&cli.index, args),
@@ -66,8 +74,20 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errors::print(e.as_ref());
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Flag names are unique within each command, defaults parse, and so on:
+    /// what clap would otherwise check only when a command first runs.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
     }
 }

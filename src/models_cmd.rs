@@ -66,7 +66,9 @@ pub fn run(cmd: ModelsCommand) -> Result<()> {
                 for n in &names {
                     match manifest.get(n) {
                         Some(s) => v.push(s.clone()),
-                        None if n.contains('/') => v.push(crate::encoder::spec(Some(n))?),
+                        None if n.contains('/') => {
+                            v.push(docent_rag::models::encoder_spec(Some(n))?)
+                        }
                         None => {
                             bail!("unknown model {n:?}; `docent models list` shows the known ones")
                         }

@@ -246,3 +246,90 @@ fn ask_reports_bad_models_and_options_clearly() {
         );
     }
 }
+
+#[test]
+fn ask_json_carries_the_trace_of_every_stage() {
+    let tmp = workspace();
+    let json = common::ok(&ask(
+        tmp.path(),
+        &["What is LangServe?", "--max-tokens", "12", "--json"],
+    ));
+    let v: Value = serde_json::from_str(&json).unwrap();
+    let t = &v["trace"];
+    assert_eq!(t["question"], "What is LangServe?");
+    assert_eq!(t["encoder"]["id"], "sentence-transformers/all-MiniLM-L6-v2");
+    assert_eq!(t["encoder"]["revision"].as_str().unwrap().len(), 40);
+    assert_eq!(t["model"]["id"], MODEL);
+    assert_eq!(t["model"]["revision"].as_str().unwrap().len(), 40);
+    assert!(t["id"].as_str().unwrap().len() >= 24);
+    // Every stage, in the order it ran, each starting after the last ended.
+    let spans = t["spans"].as_array().unwrap();
+    let stages: Vec<&str> = spans.iter().map(|s| s["stage"].as_str().unwrap()).collect();
+    assert_eq!(
+        stages,
+        [
+            "query_embedding",
+            "dense_search",
+            "lexical_search",
+            "fusion",
+            "fetch",
+            "filter",
+            "model_load",
+            "prompt",
+            "prompt_processing",
+            "decoding"
+        ]
+    );
+    let mut end = 0.0;
+    for s in spans {
+        let (start, d) = (
+            s["start_ms"].as_f64().unwrap(),
+            s["duration_ms"].as_f64().unwrap(),
+        );
+        assert!(start + 1e-6 >= end && d >= 0.0, "{s} starts before {end}");
+        end = start + d;
+    }
+    assert!(t["timings"]["total_ms"].as_f64().unwrap() + 1e-6 >= end);
+    // Candidates exist in the index; the kept ones are the sources, a
+    // subset of the candidates, and have every score of a hybrid search.
+    let ix = docent_index::Index::open(&tmp.path().join(".docent")).unwrap();
+    let cands = t["candidates"].as_array().unwrap();
+    assert!(cands.len() >= 3);
+    let ids: Vec<u64> = cands
+        .iter()
+        .map(|c| c["chunk_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ix.chunks(&ids).unwrap().len(), ids.len());
+    let kept: Vec<u64> = cands
+        .iter()
+        .filter(|c| c["kept"] == true)
+        .map(|c| c["chunk_id"].as_u64().unwrap())
+        .collect();
+    let sources: Vec<u64> = v["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["chunk_id"].as_u64().unwrap())
+        .collect();
+    let mut sorted = sources.clone();
+    sorted.sort();
+    let mut kept_sorted = kept.clone();
+    kept_sorted.sort();
+    assert_eq!(kept_sorted, sorted, "kept = the sources given to the model");
+    assert_eq!(
+        t["prompt"]["source_ids"].as_array().unwrap().len(),
+        sources.len()
+    );
+    for c in cands.iter().filter(|c| c["kept"] == true) {
+        assert!(c["fused"].is_number() && c["rank"].is_number(), "{c}");
+    }
+    assert!(t["prompt"]["tokens"].as_u64().unwrap() > 50);
+    let timings = &t["timings"];
+    assert!(timings["decode_tokens"].as_u64().unwrap() >= 1);
+    assert!(timings["decode_tokens_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(timings["prompt_tokens"], t["prompt"]["tokens"]);
+    assert_eq!(t["answer"], v["answer"]);
+    assert!(t["stop"].is_string());
+    assert_eq!(t["settings"]["k"], 3);
+    assert_eq!(t["settings"]["mode"], "hybrid");
+}

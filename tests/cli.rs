@@ -92,16 +92,18 @@ fn search_with_another_encoder_is_refused() {
         vec![
             "search",
             "quantization",
-            "--model",
+            "--encoder",
             folder.to_str().unwrap(),
         ],
-        vec!["index", "docs", "--model", folder.to_str().unwrap()],
+        vec!["index", "docs", "--encoder", folder.to_str().unwrap()],
     ] {
         let out = docent(tmp.path(), &args);
         assert!(!out.status.success());
         let err = stderr(&out);
         assert!(
-            err.contains("was built with encoder") && err.contains("--rebuild"),
+            err.contains("was built with encoder")
+                && err.contains("hint: pass --encoder sentence-transformers/all-MiniLM-L6-v2")
+                && err.contains("--rebuild --encoder"),
             "{err}"
         );
         assert!(!err.contains("panicked"));
@@ -113,7 +115,7 @@ fn search_with_another_encoder_is_refused() {
             "index",
             "docs",
             "--rebuild",
-            "--model",
+            "--encoder",
             folder.to_str().unwrap(),
         ],
     ));
@@ -122,10 +124,39 @@ fn search_with_another_encoder_is_refused() {
         &[
             "search",
             "quantization",
-            "--model",
+            "--encoder",
             folder.to_str().unwrap(),
         ],
     ));
+    // The old spelling still works, with a notice; given twice, it is refused.
+    let out = docent(
+        tmp.path(),
+        &[
+            "search",
+            "quantization",
+            "--model",
+            folder.to_str().unwrap(),
+        ],
+    );
+    ok(&out);
+    assert!(
+        stderr(&out).contains("`--model` for the sentence encoder is deprecated; use `--encoder"),
+        "{}",
+        stderr(&out)
+    );
+    let out = docent(
+        tmp.path(),
+        &[
+            "search",
+            "quantization",
+            "--model",
+            folder.to_str().unwrap(),
+            "--encoder",
+            folder.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("give the encoder once"));
 }
 
 #[test]

@@ -31,12 +31,32 @@ fn dataset() -> Value {
     })
 }
 
+/// A folder holding the small set as `tiny.json`, with the models fetched.
+fn workspace(generate: bool) -> tempfile::TempDir {
+    common::encoder();
+    if generate {
+        common::gguf("smollm2-135m-instruct-q4_1");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("tiny.json"),
+        serde_json::to_vec(&dataset()).unwrap(),
+    )
+    .unwrap();
+    tmp
+}
+
+fn records(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 #[test]
 fn eval_reports_retrieval_metrics_and_reuses_its_index() {
-    common::encoder();
-    let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("tiny.json");
-    std::fs::write(&file, serde_json::to_vec(&dataset()).unwrap()).unwrap();
+    let tmp = workspace(false);
     let args = ["eval", "tiny.json", "--json", "--out", "per-question.jsonl"];
     let v: Value = serde_json::from_str(&common::ok(&common::docent(tmp.path(), &args))).unwrap();
     assert_eq!(v["paragraphs"], 4);
@@ -54,11 +74,7 @@ fn eval_reports_retrieval_metrics_and_reuses_its_index() {
         assert!(r["mrr_at_10"].as_f64().unwrap() >= r["recall_at_1"].as_f64().unwrap());
         assert!(v["latency_ms"][mode]["p50"].as_f64().unwrap() > 0.0);
     }
-    let lines = std::fs::read_to_string(tmp.path().join("per-question.jsonl")).unwrap();
-    let records: Vec<Value> = lines
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = records(&tmp.path().join("per-question.jsonl"));
     assert_eq!(records.len(), 6);
     assert!(records
         .iter()
@@ -74,14 +90,7 @@ fn eval_reports_retrieval_metrics_and_reuses_its_index() {
 
 #[test]
 fn eval_generate_scores_answers_and_declines() {
-    common::encoder();
-    common::gguf("smollm2-135m-instruct-q4_1");
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(
-        tmp.path().join("tiny.json"),
-        serde_json::to_vec(&dataset()).unwrap(),
-    )
-    .unwrap();
+    let tmp = workspace(true);
     let o = common::docent(
         tmp.path(),
         &[
@@ -107,11 +116,7 @@ fn eval_generate_scores_answers_and_declines() {
     );
     let f1 = a["f1"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&f1));
-    let records: Vec<Value> = std::fs::read_to_string(tmp.path().join("q.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = records(&tmp.path().join("q.jsonl"));
     assert!(records
         .iter()
         .all(|r| r["answer"].is_string() && r["declined"].is_boolean()));
@@ -130,4 +135,65 @@ fn eval_rejects_a_file_that_is_not_squad_format() {
     let err = common::stderr(&o);
     assert!(err.contains("SQuAD-format"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn eval_generate_runs_exactly_what_ask_runs() {
+    let tmp = workspace(true);
+    let o = common::docent(
+        tmp.path(),
+        &[
+            "eval",
+            "tiny.json",
+            "--generate",
+            "--max-tokens",
+            "20",
+            "--workdir",
+            "work",
+            "--json",
+            "--out",
+            "q.jsonl",
+        ],
+    );
+    common::ok(&o);
+    let records = records(&tmp.path().join("q.jsonl"));
+    assert_eq!(records.len(), 6);
+    let mut answered = 0;
+    for r in &records {
+        let q = r["question"].as_str().unwrap();
+        let out = common::ok(&common::docent(
+            tmp.path(),
+            &[
+                "--index",
+                "work/index",
+                "ask",
+                q,
+                "--max-tokens",
+                "20",
+                "--json",
+                "--show-prompt",
+            ],
+        ));
+        let a: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(a["answer"], r["answer"], "{q}");
+        assert_eq!(a["abstained"], r["declined"], "{q}");
+        assert_eq!(a["stop"], r["stop"], "{q}");
+        let paths = |v: &Value| -> Vec<(String, u64)> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    (
+                        s["path"].as_str().unwrap().to_string(),
+                        s["line"].as_u64().unwrap(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(paths(&a["sources"]), paths(&r["sources"]), "{q}");
+        // A declined-at-retrieval answer has no prompt on either side.
+        assert_eq!(a.get("prompt"), r.get("prompt"), "{q}");
+        answered += a.get("prompt").is_some() as usize;
+    }
+    assert!(answered >= 4, "most questions reach the model ({answered})");
 }

@@ -5,7 +5,9 @@ mod common;
 
 use std::path::Path;
 
-use docent_index::{Index, SearchMode};
+use docent_index::Index;
+use docent_rag::retrieve::search;
+use docent_rag::{RetrieveConfig, SearchMode};
 
 fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
@@ -13,8 +15,12 @@ fn write(dir: &Path, name: &str, text: &str) {
 
 fn top_paths(index: &Index, query: &str, mode: SearchMode) -> Vec<String> {
     let v = common::encoder().embed(&[query]).unwrap().pop().unwrap();
-    index
-        .search_mode(query, &v, 3, 64, mode)
+    let cfg = RetrieveConfig {
+        k: 3,
+        mode,
+        ef: Some(64),
+    };
+    search(index, query, &v, &cfg)
         .unwrap()
         .into_iter()
         .map(|h| h.chunk.chunk.path)

@@ -9,7 +9,9 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use common::{docent, ok, state};
-use docent_index::{Index, SearchMode, COMPACT_RATIO};
+use docent_index::{Index, COMPACT_RATIO};
+use docent_rag::retrieve::search;
+use docent_rag::{RetrieveConfig, SearchMode};
 use serde_json::Value;
 
 /// A note whose text is unique to `i` and `version`: `marker` words let a
@@ -65,8 +67,12 @@ fn check_dense(ix: &Index, text: &str) {
     assert_eq!(got, want, "{text}");
     // Every hit resolves to a stored chunk, in every mode.
     for mode in [SearchMode::Dense, SearchMode::Lexical, SearchMode::Hybrid] {
-        ix.search_mode(text, &v, ix.len(), 200, mode)
-            .unwrap_or_else(|e| panic!("{text} ({mode:?}): {e}"));
+        let cfg = RetrieveConfig {
+            k: ix.len(),
+            mode,
+            ef: Some(200),
+        };
+        search(ix, text, &v, &cfg).unwrap_or_else(|e| panic!("{text} ({mode:?}): {e}"));
     }
 }
 

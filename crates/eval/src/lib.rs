@@ -10,9 +10,14 @@
 //!   strip punctuation and the articles a/an/the, collapse whitespace; exact
 //!   match and token F1) and KorQuAD 1.0's (strip punctuation, lower-case;
 //!   exact match and character F1), each the maximum over the gold answers.
-//! * [`percentile`] for latency summaries.
+//! * [`Percentiles`], [`shuffle`] and [`Rng`] (`stats.rs`): the latency
+//!   summaries and reproducible sampling every measuring command shares.
 //!
 //! The crate computes; it reads and writes nothing itself.
+
+mod stats;
+
+pub use stats::{percentile, shuffle, Percentiles, Rng};
 
 use std::collections::HashMap;
 
@@ -287,15 +292,6 @@ impl AnswerMetric {
             .fold(0.0, f64::max);
         (em, f1)
     }
-}
-
-/// The p-th percentile (nearest rank) of sorted values.
-pub fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ pub mod tokenizer;
 pub use generator::{
     Generation, GenerationConfig, Generator, GeneratorConfig, StopReason, Timings,
 };
-pub use prompt::{build_prompt, Prompt, PromptTemplate, Source};
+pub use prompt::{build_chat_prompt, build_prompt, Prompt, PromptTemplate, Source, Turn};
 pub use sampler::SamplerConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +62,9 @@ pub enum GenerateError {
     Template(String),
     #[error("{0}")]
     Config(String),
-    #[error("the prompt needs {tokens} tokens but only {budget} fit; shorten the question or raise --ctx")]
+    /// The question alone (with the instruction) does not fit: it must be
+    /// shorter, or the context larger.
+    #[error("the prompt needs {tokens} tokens but only {budget} fit in the context")]
     PromptTooLong { tokens: usize, budget: usize },
     #[error("{needed} tokens do not fit in the {context}-token context")]
     ContextFull { needed: usize, context: usize },

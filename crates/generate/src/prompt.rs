@@ -2,9 +2,10 @@
 //! rank order, and the question, budgeted in the model's own tokens.
 //!
 //! The budget is the model's context minus the room kept for the answer.
-//! When the sources do not all fit, whole sources are dropped from the lowest
-//! rank up, and the caller is told how many; text is never cut in the middle.
-//! When even the question alone does not fit, that is an error.
+//! When the sources do not all fit, earlier turns of the conversation are
+//! dropped first (oldest first), then whole sources from the lowest rank up,
+//! and the caller is told how many of each; text is never cut in the
+//! middle. When even the question alone does not fit, that is an error.
 
 use minijinja::{context, Environment};
 use serde::Serialize;
@@ -70,6 +71,14 @@ pub fn question_language(question: &str) -> &'static str {
     }
 }
 
+/// An earlier exchange of a conversation, shown to the model before the
+/// question so that a follow-up reads in context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Turn {
+    pub question: String,
+    pub answer: String,
+}
+
 /// A prompt ready to run.
 #[derive(Debug, Clone)]
 pub struct Prompt {
@@ -80,6 +89,10 @@ pub struct Prompt {
     pub sources_used: usize,
     /// How many lower-ranked sources were left out to fit.
     pub sources_dropped: usize,
+    /// How many of the earlier turns (the most recent ones) it holds.
+    pub turns_used: usize,
+    /// How many older turns were left out to fit.
+    pub turns_dropped: usize,
 }
 
 #[derive(Serialize)]
@@ -100,6 +113,21 @@ pub fn build_prompt(
     budget: usize,
     tokenize: &dyn Fn(&str) -> Vec<u32>,
 ) -> Result<Prompt, GenerateError> {
+    build_chat_prompt(template, chat, &[], question, sources, budget, tokenize)
+}
+
+/// [`build_prompt`] after the earlier turns of a conversation (oldest
+/// first), which go before the question as user and assistant messages.
+/// To fit `budget`, the oldest turns are dropped first, then sources.
+pub fn build_chat_prompt(
+    template: &PromptTemplate,
+    chat: &ChatTemplate,
+    history: &[Turn],
+    question: &str,
+    sources: &[Source],
+    budget: usize,
+    tokenize: &dyn Fn(&str) -> Vec<u32>,
+) -> Result<Prompt, GenerateError> {
     let mut env = Environment::new();
     env.set_trim_blocks(true);
     env.add_template("system", &template.system)
@@ -107,7 +135,7 @@ pub fn build_prompt(
     env.add_template("user", &template.user)
         .map_err(|e| GenerateError::Template(format!("the user prompt template: {e}")))?;
     let language = question_language(question);
-    let render = |n: usize| -> Result<(String, Vec<u32>), GenerateError> {
+    let render = |turns: usize, n: usize| -> Result<(String, Vec<u32>), GenerateError> {
         let numbered: Vec<NumberedSource> = sources[..n]
             .iter()
             .enumerate()
@@ -129,6 +157,10 @@ pub fn build_prompt(
         if !system.trim().is_empty() {
             messages.push(Message::new("system", system));
         }
+        for t in &history[history.len() - turns..] {
+            messages.push(Message::new("user", t.question.as_str()));
+            messages.push(Message::new("assistant", t.answer.as_str()));
+        }
         messages.push(Message::new("user", user));
         let text = chat.render(&messages, true)?;
         let tokens = tokenize(&text);
@@ -137,23 +169,28 @@ pub fn build_prompt(
     // Drop from the lowest rank until it fits; the token count is not
     // additive across sources (merges at the seams), so each size is checked
     // by rendering it.
-    let mut n = sources.len();
+    let (mut turns, mut n) = (history.len(), sources.len());
     loop {
-        let (text, tokens) = render(n)?;
+        let (text, tokens) = render(turns, n)?;
         if tokens.len() <= budget {
             return Ok(Prompt {
                 text,
                 tokens,
                 sources_used: n,
                 sources_dropped: sources.len() - n,
+                turns_used: turns,
+                turns_dropped: history.len() - turns,
             });
         }
-        if n == 0 {
+        if turns > 0 {
+            turns -= 1;
+        } else if n > 0 {
+            n -= 1;
+        } else {
             return Err(GenerateError::PromptTooLong {
                 tokens: tokens.len(),
                 budget,
             });
         }
-        n -= 1;
     }
 }

@@ -8,7 +8,7 @@ use crate::GenerateError;
 /// How the next token is chosen. A temperature of 0 is greedy decoding
 /// (always the most likely token), which the defaults use: grounded answers
 /// should quote their sources, not improvise.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SamplerConfig {
     pub temperature: f64,
     /// Keep only the k most likely tokens (0 = all).

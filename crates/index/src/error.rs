@@ -1,15 +1,17 @@
+/// What can go wrong with an index, in the index's own terms. Front ends
+/// add what their user should do (the command to run, the request to send).
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
-    #[error("there is no index at {path}; build one with `docent index DIR`")]
+    #[error("there is no index at {path}")]
     NotFound { path: String },
-    #[error(
-        "the index at {path} is damaged ({why}); rebuild it with `docent index DIR --rebuild`"
-    )]
+    /// The index must be rebuilt from its documents.
+    #[error("the index at {path} is damaged ({why})")]
     Damaged { path: String, why: String },
+    /// Queries and updates must use the encoder that built the index.
     #[error(
         "the index at {path} was built with encoder {index}, but this run uses {query}; \
-         queries and updates must use the index's encoder (pass --model {index_id}), \
-         or rebuild the index with `docent index DIR --rebuild --model <MODEL>`"
+         queries and updates must use the index's encoder, or the index must be rebuilt \
+         with the new one"
     )]
     EncoderMismatch {
         path: String,
@@ -25,20 +27,22 @@ pub enum IndexError {
         found: u32,
         supported: u32,
     },
+    /// The next indexing run rebuilds it.
     #[error(
-        "the index at {path} was written by an older docent (format {found}, this docent reads {supported}); \
-         rebuild it with `docent index DIR` (it is rebuilt automatically)"
+        "the index at {path} was written by an older docent (format {found}, this docent reads {supported})"
     )]
     Outdated {
         path: String,
         found: u32,
         supported: u32,
     },
-    #[error("another `docent index` is writing the index at {path}; wait for it to finish")]
+    #[error("another writer is updating the index at {path}")]
     Locked { path: String },
+    /// Another writer published a new version while this one was opened;
+    /// trying again opens the new one.
     #[error(
-        "the index at {path} changed while it was being opened: another `docent index` \
-         published a new version; run the command again"
+        "the index at {path} changed while it was being opened: another writer published \
+         a new version"
     )]
     Changed { path: String },
     #[error("index store: {0}")]

@@ -46,8 +46,8 @@
 //! sizes and sha256 as recorded in the store (hashed when under 256 MiB),
 //! the number of chunks, removed ids and graph points against each other;
 //! the hnsw_rs loader runs behind `catch_unwind`. A damaged index is an
-//! [`IndexError::Damaged`] that names the damage and the command that
-//! rebuilds, never a panic or a silently wrong answer.
+//! [`IndexError::Damaged`] that names the damage (the front end adds how to
+//! rebuild), never a panic or a silently wrong answer.
 //!
 //! Vectors are L2-normalised before they enter the graph, and the graph's
 //! distance is `1 - dot` clamped to `[0, 2]` ([`CosineDistance`]), so
@@ -57,12 +57,37 @@
 //!
 //! This crate owns the on-disk format and all of its IO.
 
+//! ## Threads
+//!
+//! An open [`Index`] is `Sync`: one index serves every thread. The graph is
+//! read-only once loaded; store queries take a read connection from a
+//! small pool, opening another when all are busy. A long-lived reader (a
+//! server) notices a newer generation by comparing [`Index::generation`]
+//! with [`live_generation`], and opens it.
+//!
+//! ## Files
+//!
+//! * `generation.rs`: the protocol above (`CURRENT`, `LOCK`, holds, publish);
+//! * `schema.rs`: the store's tables, vector encoding and checksums;
+//! * `writer.rs`: [`IndexWriter`], creating and updating generations;
+//! * `reader.rs`: [`Index`], opening and checking a generation;
+//! * `query.rs`: dense, lexical and exact search, reading chunks back;
+//! * `pool.rs`: the read connections.
+
 mod distance;
 mod error;
+mod generation;
 mod meta;
-mod store;
+mod pool;
+mod query;
+mod reader;
+mod schema;
+mod writer;
 
 pub use distance::CosineDistance;
 pub use error::IndexError;
+pub use generation::live_generation;
 pub use meta::{FileRecord, HnswParams, IndexMeta, FORMAT_VERSION};
-pub use store::{CommitStats, Hit, Index, IndexWriter, SearchMode, StoredChunk, COMPACT_RATIO};
+pub use query::{Hit, StoredChunk};
+pub use reader::Index;
+pub use writer::{CommitStats, IndexWriter, COMPACT_RATIO};

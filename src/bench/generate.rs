@@ -1,15 +1,11 @@
-//! `docent bench generate` and `docent bench embed`: the model speed
-//! harnesses.
+//! `docent bench generate`: the language model speed harness.
 //!
-//! `generate` loads one language model, cuts prompts of given token counts
-//! from the text of `--docs`, runs one untimed batch to warm up, and for
-//! each prompt measures reading it (in `--batch`-token passes, as
-//! llama.cpp's `n_batch` does) and then greedy decoding, with load time and
-//! memory. `embed` encodes the
-//! paragraphs of a SQuAD-format file with the sentence encoder. Both print
-//! their settings with the figures, and `--export` writes the exact inputs
-//! for the peer scripts in `benches/` (llama.cpp, sentence-transformers), so
-//! the two sides run the same tokens and texts.
+//! It loads one language model, cuts prompts of given token counts from the
+//! text of `--docs`, runs one untimed batch to warm up, and for each prompt
+//! measures reading it (in `--batch`-token passes, as llama.cpp's `n_batch`
+//! does) and then greedy decoding, with load time and memory. It prints its
+//! settings with the figures, and `--export` writes the exact token ids for
+//! `benches/generate_peer.py`, so that llama.cpp runs the same prompts.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -17,9 +13,11 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use docent_generate::{Generator, GeneratorConfig};
+use docent_rag::models::resolve_generator;
+use docent_rag::DEFAULT_GENERATOR;
 use serde::Serialize;
 
-use crate::ask_cmd::{resolve_model, DEFAULT_GENERATOR};
+use super::{peak_rss_mb, rss_mb, set_threads};
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
@@ -89,17 +87,6 @@ struct Export<'a> {
     prompts: &'a [Vec<u32>],
 }
 
-fn set_threads(threads: Option<usize>) -> Result<usize> {
-    if let Some(n) = threads {
-        anyhow::ensure!(n > 0, "--threads must be at least 1");
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .context("setting up the thread pool")?;
-    }
-    Ok(rayon::current_num_threads())
-}
-
 /// Text of every .txt and .md file under `dir`, in path order.
 fn corpus_text(dir: &Path) -> Result<String> {
     let mut files = Vec::new();
@@ -140,14 +127,15 @@ fn argmax(v: &[f32]) -> u32 {
     best as u32
 }
 
-pub fn generate(args: GenerateArgs) -> Result<()> {
+pub fn run(args: GenerateArgs) -> Result<()> {
     anyhow::ensure!(
         args.batch > 0 && args.decode > 0,
         "--batch and --decode must be at least 1"
     );
     let threads = set_threads(args.threads)?;
-    let (name, path) = resolve_model(&args.model)?;
-    let rss_before = crate::bench_cmd::rss_mb();
+    let file = resolve_generator(&args.model)?;
+    let (name, path) = (file.model.id, file.path);
+    let rss_before = rss_mb();
     let t = Instant::now();
     let mut generator = Generator::load(
         &path,
@@ -158,7 +146,7 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
     )
     .with_context(|| format!("loading {}", path.display()))?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
-    let rss_after = crate::bench_cmd::rss_mb();
+    let rss_after = rss_mb();
     let context = generator.context();
     // Prompts: the corpus text, repeated as needed, cut at each length.
     let text = corpus_text(&args.docs)?;
@@ -235,7 +223,7 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
         load_ms,
         rss_before_load_mb: rss_before,
         rss_after_load_mb: rss_after,
-        peak_rss_mb: crate::bench_cmd::peak_rss_mb(),
+        peak_rss_mb: peak_rss_mb(),
         runs,
     };
     if args.json {
@@ -258,110 +246,6 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
         println!(
             "{:>14}{:>18.1}{:>18.1}",
             r.prompt_tokens, r.prompt_tokens_per_s, r.decode_tokens_per_s
-        );
-    }
-    Ok(())
-}
-
-#[derive(Debug, Args)]
-pub struct EmbedArgs {
-    /// A SQuAD-format file whose paragraphs are encoded.
-    squad: PathBuf,
-    /// Encode only the first N paragraphs.
-    #[arg(long)]
-    limit: Option<usize>,
-    /// Texts per forward pass.
-    #[arg(long, default_value_t = 32)]
-    batch: usize,
-    /// Encoder (default: the manifest's).
-    #[arg(long)]
-    encoder: Option<String>,
-    /// Threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
-    #[arg(long)]
-    json: bool,
-    /// Write the texts and docent's embeddings here (JSON) for
-    /// benches/embed_peer.py.
-    #[arg(long)]
-    export: Option<PathBuf>,
-}
-
-#[derive(Debug, Serialize)]
-struct EmbedReport {
-    encoder: String,
-    texts: usize,
-    tokens: usize,
-    batch: usize,
-    threads: usize,
-    load_ms: f64,
-    seconds: f64,
-    texts_per_s: f64,
-    tokens_per_s: f64,
-    peak_rss_mb: f64,
-}
-
-pub fn embed(args: EmbedArgs) -> Result<()> {
-    anyhow::ensure!(args.batch > 0, "--batch must be at least 1");
-    let threads = set_threads(args.threads)?;
-    let data =
-        std::fs::read(&args.squad).with_context(|| format!("reading {}", args.squad.display()))?;
-    let set = docent_eval::Dataset::from_json(&data)
-        .with_context(|| format!("{} is not a SQuAD-format file", args.squad.display()))?;
-    let mut texts: Vec<&str> = set.paragraphs.iter().map(|p| p.context.as_str()).collect();
-    if let Some(n) = args.limit {
-        texts.truncate(n);
-    }
-    anyhow::ensure!(
-        !texts.is_empty(),
-        "no paragraphs in {}",
-        args.squad.display()
-    );
-    let t = Instant::now();
-    let encoder = crate::encoder::load(
-        args.encoder.as_deref(),
-        docent_embed::EncoderConfig {
-            batch_size: args.batch,
-        },
-    )?;
-    let load_ms = t.elapsed().as_secs_f64() * 1e3;
-    let tokens: usize = texts
-        .iter()
-        .map(|t| {
-            encoder
-                .count_with_special(t)
-                .min(encoder.max_input_tokens())
-        })
-        .sum();
-    // Warm up on one batch, as the peer does.
-    encoder.embed(&texts[..texts.len().min(args.batch)])?;
-    let t = Instant::now();
-    let vectors = encoder.embed(&texts)?;
-    let seconds = t.elapsed().as_secs_f64();
-    let report = EmbedReport {
-        encoder: encoder.info().id.clone(),
-        texts: texts.len(),
-        tokens,
-        batch: args.batch,
-        threads,
-        load_ms,
-        seconds,
-        texts_per_s: texts.len() as f64 / seconds,
-        tokens_per_s: tokens as f64 / seconds,
-        peak_rss_mb: crate::bench_cmd::peak_rss_mb(),
-    };
-    if let Some(p) = &args.export {
-        let e = serde_json::json!({ "texts": texts, "embeddings": vectors, "batch": args.batch, "threads": threads });
-        std::fs::write(p, serde_json::to_string(&e)?)
-            .with_context(|| format!("writing {}", p.display()))?;
-    }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        println!(
-            "{}: {} texts, {} tokens, batch {}, {} threads: {:.2} s, {:.1} texts/s, {:.0} tokens/s (load {:.0} ms, peak {:.0} MB)",
-            report.encoder, report.texts, report.tokens, report.batch, threads, seconds,
-            report.texts_per_s, report.tokens_per_s, load_ms, report.peak_rss_mb
         );
     }
     Ok(())

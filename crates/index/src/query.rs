@@ -1,0 +1,284 @@
+//! Queries on an open index: dense search through the graph, BM25 through
+//! the lexical table, exact search, and reading chunks and files back.
+
+use docent_core::Chunk;
+use hnsw_rs::prelude::Hnsw;
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+use crate::distance::{dot, normalize, CosineDistance};
+use crate::schema::blob_vector;
+use crate::{FileRecord, Index, IndexError};
+
+/// A chunk as stored, with its id in the graph.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredChunk {
+    pub id: u64,
+    #[serde(flatten)]
+    pub chunk: Chunk,
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hit {
+    /// The ranking score: cosine similarity in dense search, BM25 in
+    /// lexical search, the fused score (0 to 1) in hybrid search.
+    pub score: f32,
+    /// Cosine similarity of query and chunk, whatever the ranking.
+    pub similarity: f32,
+    #[serde(flatten)]
+    pub chunk: StoredChunk,
+}
+
+/// Searches the graph, leaving out the `removed` ids (sorted).
+fn search_graph(
+    hnsw: &Hnsw<'static, f32, CosineDistance>,
+    removed: &[usize],
+    q: &[f32],
+    k: usize,
+    ef: usize,
+) -> Vec<(u64, f32)> {
+    let found = if removed.is_empty() {
+        hnsw.search(q, k, ef)
+    } else {
+        let live = |id: &usize| removed.binary_search(id).is_err();
+        hnsw.search_filter(q, k, ef, Some(&live))
+    };
+    found
+        .into_iter()
+        .map(|n| (n.d_id as u64, 1.0 - n.distance))
+        .collect()
+}
+
+impl Index {
+    fn missing_chunk(&self, id: u64) -> IndexError {
+        Self::damaged(
+            self.root(),
+            format!("chunk {id} is in the graph but not the store"),
+        )
+    }
+
+    /// The `k` nearest chunk ids to `query` with their cosine similarity,
+    /// best first. `ef` is the search breadth (at least `k` is used).
+    pub fn dense(&self, query: &[f32], k: usize, ef: usize) -> Result<Vec<(u64, f32)>, IndexError> {
+        if query.len() != self.meta().encoder.dim {
+            return Err(IndexError::Vector(format!(
+                "the query has {} dimensions, the index {}",
+                query.len(),
+                self.meta().encoder.dim
+            )));
+        }
+        self.check_graph_loaded()?;
+        let Some(hnsw) = &self.hnsw else {
+            return Ok(Vec::new());
+        };
+        let mut q = query.to_vec();
+        normalize(&mut q);
+        Ok(search_graph(hnsw, &self.removed, &q, k, ef.max(k)))
+    }
+
+    /// [`Index::dense`] for many queries at once, searched in parallel on
+    /// rayon's pool (throughput measurements).
+    pub fn dense_parallel(
+        &self,
+        queries: &[Vec<f32>],
+        k: usize,
+        ef: usize,
+    ) -> Result<Vec<Vec<(u64, f32)>>, IndexError> {
+        self.check_graph_loaded()?;
+        let Some(hnsw) = &self.hnsw else {
+            return Ok(vec![Vec::new(); queries.len()]);
+        };
+        let mut qs = queries.to_vec();
+        for q in &mut qs {
+            if q.len() != self.meta().encoder.dim {
+                return Err(IndexError::Vector(format!(
+                    "a query has {} dimensions, the index {}",
+                    q.len(),
+                    self.meta().encoder.dim
+                )));
+            }
+            normalize(q);
+        }
+        use rayon::prelude::*;
+        let removed = &self.removed;
+        Ok(qs
+            .par_iter()
+            .map(|q| search_graph(hnsw, removed, q, k, ef.max(k)))
+            .collect())
+    }
+
+    /// Exact nearest neighbours by scanning every stored vector; the
+    /// reference that HNSW recall is measured against.
+    pub fn exact(&self, query: &[f32], k: usize) -> Result<Vec<(u64, f32)>, IndexError> {
+        let mut q = query.to_vec();
+        normalize(&mut q);
+        let conn = self.pool.get()?;
+        let mut stmt = conn.prepare_cached("SELECT id, vector FROM chunks")?;
+        let mut rows = stmt.query([])?;
+        let mut all = Vec::with_capacity(self.len());
+        while let Some(r) = rows.next()? {
+            let v = blob_vector(&r.get::<_, Vec<u8>>(1)?);
+            all.push((r.get::<_, i64>(0)? as u64, dot(&q, &v)));
+        }
+        all.sort_by(|a, b| b.1.total_cmp(&a.1));
+        all.truncate(k);
+        Ok(all)
+    }
+
+    /// Dense search that fetches the chunks: the `k` best hits, best first.
+    pub fn search(&self, query: &[f32], k: usize, ef: usize) -> Result<Vec<Hit>, IndexError> {
+        let ids = self.dense(query, k, ef)?;
+        let chunks = self.chunks(&ids.iter().map(|(id, _)| *id).collect::<Vec<_>>())?;
+        Ok(ids
+            .into_iter()
+            .zip(chunks)
+            .map(|((_, score), chunk)| Hit {
+                score,
+                similarity: score,
+                chunk,
+            })
+            .collect())
+    }
+
+    /// Rows of the lexical table: always [`Index::len`] in a sound index.
+    pub fn lexical_len(&self) -> Result<usize, IndexError> {
+        let n: i64 = self
+            .pool
+            .get()?
+            .query_row("SELECT count(*) FROM lexical", [], |r| r.get(0))?;
+        Ok(n as usize)
+    }
+
+    /// BM25 over the chunks' lexical terms: the `k` best chunk ids with
+    /// their BM25 score (higher is better).
+    pub fn lexical(&self, query: &str, k: usize) -> Result<Vec<(u64, f32)>, IndexError> {
+        let mut terms = docent_core::lexical_terms(query);
+        let mut seen = std::collections::HashSet::new();
+        terms.retain(|t| seen.insert(t.clone()));
+        if terms.is_empty() || k == 0 {
+            return Ok(Vec::new());
+        }
+        // A term in more than a quarter of the chunks has an IDF of at most
+        // ln 3 (FTS5's BM25: nothing at all past half), against 5 to 12 for
+        // the terms that pick passages out; scanning its long postings would
+        // cost most of the query's time for almost none of its ranking.
+        let conn = self.pool.get()?;
+        let mut df_stmt = conn.prepare_cached("SELECT doc FROM lexical_vocab WHERE term = ?1")?;
+        let mut with_df: Vec<(String, i64)> = Vec::with_capacity(terms.len());
+        for t in terms {
+            let df: i64 = df_stmt
+                .query_row([&t], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0);
+            if df > 0 {
+                with_df.push((t, df));
+            }
+        }
+        // (Small indexes keep every term: there is no time to save.)
+        let common = (self.len() / 4).max(64) as i64;
+        let rarest = with_df.iter().map(|x| x.1).min();
+        let mut terms: Vec<String> = with_df
+            .into_iter()
+            .filter(|(_, df)| *df <= common || Some(*df) == rarest)
+            .map(|(t, _)| t)
+            .collect();
+        terms.truncate(64);
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let expr = terms
+            .iter()
+            .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let mut stmt = conn.prepare_cached(
+            "SELECT rowid, bm25(lexical) FROM lexical WHERE lexical MATCH ?1
+             ORDER BY bm25(lexical) LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![expr, k as i64], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, -(r.get::<_, f64>(1)? as f32)))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The cosine similarity of `query` with each stored chunk of `ids`, in
+    /// the order asked.
+    pub fn similarities(&self, query: &[f32], ids: &[u64]) -> Result<Vec<f32>, IndexError> {
+        let mut q = query.to_vec();
+        normalize(&mut q);
+        let conn = self.pool.get()?;
+        let mut stmt = conn.prepare_cached("SELECT vector FROM chunks WHERE id = ?1")?;
+        ids.iter()
+            .map(|&id| {
+                let v = stmt
+                    .query_row([id as i64], |r| r.get::<_, Vec<u8>>(0))
+                    .optional()?
+                    .ok_or_else(|| self.missing_chunk(id))?;
+                Ok(dot(&q, &blob_vector(&v)))
+            })
+            .collect()
+    }
+
+    /// Chunks by id, in the order asked.
+    pub fn chunks(&self, ids: &[u64]) -> Result<Vec<StoredChunk>, IndexError> {
+        let conn = self.pool.get()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT f.path, c.ordinal, c.text, c.byte_start, c.byte_end, c.char_start, c.char_end,
+                    c.line, c.page, c.heading_path, c.tokens
+             FROM chunks c JOIN files f ON f.id = c.file_id WHERE c.id = ?1",
+        )?;
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let chunk = stmt
+                .query_row([id as i64], |r| {
+                    let heading: String = r.get(9)?;
+                    Ok(Chunk {
+                        path: r.get(0)?,
+                        ordinal: r.get(1)?,
+                        text: r.get(2)?,
+                        byte_span: r.get::<_, i64>(3)? as usize..r.get::<_, i64>(4)? as usize,
+                        char_span: r.get::<_, i64>(5)? as usize..r.get::<_, i64>(6)? as usize,
+                        line: r.get(7)?,
+                        page: r.get(8)?,
+                        heading_path: serde_json::from_str(&heading).unwrap_or_default(),
+                        tokens: r.get(10)?,
+                    })
+                })
+                .optional()?
+                .ok_or_else(|| self.missing_chunk(id))?;
+            out.push(StoredChunk { id, chunk });
+        }
+        Ok(out)
+    }
+
+    /// Every indexed file.
+    pub fn files(&self) -> Result<Vec<FileRecord>, IndexError> {
+        let conn = self.pool.get()?;
+        let mut stmt =
+            conn.prepare("SELECT path, sha256, size, kind, chunks FROM files ORDER BY path")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(FileRecord {
+                path: r.get(0)?,
+                sha256: r.get(1)?,
+                size: r.get::<_, i64>(2)? as u64,
+                kind: r.get(3)?,
+                chunks: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Stored (normalised) vectors by chunk id, for benchmarks and checks.
+    pub fn vectors(&self) -> Result<Vec<(u64, Vec<f32>)>, IndexError> {
+        let conn = self.pool.get()?;
+        let mut stmt = conn.prepare("SELECT id, vector FROM chunks ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)? as u64,
+                blob_vector(&r.get::<_, Vec<u8>>(1)?),
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

@@ -1,0 +1,301 @@
+//! Weight matrices and their products: the dispatch from a product to the
+//! kernel of its layout and instruction set, split over rayon's pool.
+
+use rayon::prelude::*;
+
+use super::act::Activations;
+use super::blocks::block32;
+use super::format::Format;
+use super::layout::{ActRow, Interleaved, Packed, PackedK4, TILE};
+use super::reference::dot;
+use crate::{Isa, KernelError};
+
+/// A weight matrix of `rows` outputs by `cols` inputs, kept in its GGUF
+/// encoding.
+pub struct QMatrix {
+    pub(super) fmt: Format,
+    pub(super) rows: usize,
+    pub(super) cols: usize,
+    pub(super) row_bytes: usize,
+    /// Rows in the GGUF layout (empty when [`QMatrix::packed`] holds them).
+    pub(super) data: Vec<u8>,
+    /// The rows interleaved for AVX-VNNI, when [`QMatrix::repacked`] did so.
+    pub(super) interleaved: Option<Interleaved>,
+}
+
+/// Output rows for one task of a product.
+const ROWS_PER_TASK: usize = 32;
+
+struct SendPtr(*mut f32);
+// SAFETY: tasks write disjoint elements (distinct weight rows).
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl QMatrix {
+    pub fn new(
+        name: &str,
+        fmt: Format,
+        rows: usize,
+        cols: usize,
+        data: Vec<u8>,
+    ) -> Result<Self, KernelError> {
+        let bad = |reason: String| KernelError::BadMatrix {
+            name: name.to_string(),
+            reason,
+        };
+        let (per, _) = fmt.block();
+        if cols == 0 || !cols.is_multiple_of(per) {
+            return Err(bad(format!("rows of {cols} are not whole {fmt:?} blocks")));
+        }
+        let row_bytes = fmt.row_bytes(cols);
+        if data.len() != rows * row_bytes {
+            return Err(bad(format!(
+                "{} bytes for {rows} × {cols} {fmt:?} values (want {})",
+                data.len(),
+                rows * row_bytes
+            )));
+        }
+        Ok(Self {
+            fmt,
+            rows,
+            cols,
+            row_bytes,
+            data,
+            interleaved: None,
+        })
+    }
+
+    pub fn format(&self) -> Format {
+        self.fmt
+    }
+
+    /// The matrix in the layout `isa`'s kernels run fastest on, holding
+    /// the same values:
+    ///
+    /// * `Q5_0` blocks become `Q8_0` blocks with the same values and scale
+    ///   (22 → 34 bytes per 32 values), which the kernels decode in one load
+    ///   instead of reassembling five-bit values;
+    /// * with AVX-VNNI, `Q8_0` and `Q4_1` matrices whose rows come in
+    ///   eights are interleaved eight rows at a time (see [`Packed`]; same
+    ///   size).
+    ///
+    /// Other matrices are returned as they are.
+    pub fn repacked(self, isa: Isa) -> QMatrix {
+        let mut m = self.q5_0_as_q8_0();
+        if isa != Isa::AvxVnni || m.interleaved.is_some() || !m.rows.is_multiple_of(8) {
+            return m;
+        }
+        m.interleaved = match m.fmt {
+            Format::Q4K => Some(Interleaved::Q4K(PackedK4::build(m.rows, m.cols, &m.data))),
+            Format::Q8_0 | Format::Q4_1 => Some(Interleaved::Rows(Packed::build(
+                m.fmt,
+                m.cols,
+                std::mem::take(&mut m.data),
+            ))),
+            _ => None,
+        };
+        if m.interleaved.is_some() {
+            m.data = Vec::new();
+        }
+        m
+    }
+
+    fn q5_0_as_q8_0(self) -> QMatrix {
+        if self.fmt != Format::Q5_0 {
+            return self;
+        }
+        let mut data = Vec::with_capacity(self.data.len() / 22 * 34);
+        for blk in self.data.chunks_exact(22) {
+            let (q, _, _) = block32(Format::Q5_0, blk);
+            data.extend_from_slice(&blk[0..2]);
+            data.extend(q.iter().map(|&v| v as u8));
+        }
+        QMatrix {
+            fmt: Format::Q8_0,
+            rows: self.rows,
+            cols: self.cols,
+            row_bytes: Format::Q8_0.row_bytes(self.cols),
+            data,
+            interleaved: None,
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The encoded bytes of row `r`.
+    pub fn row(&self, r: usize) -> &[u8] {
+        &self.data[r * self.row_bytes..(r + 1) * self.row_bytes]
+    }
+
+    /// Row `r` decoded to f32.
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        assert_eq!(out.len(), self.cols);
+        match &self.interleaved {
+            Some(Interleaved::Rows(p)) => p.dequantize_row(r, out),
+            Some(Interleaved::Q4K(p)) => p.dequantize_row(r, out),
+            None => self.fmt.dequantize_row(self.row(r), out),
+        }
+    }
+
+    /// Quantises `x` (`n` rows of `cols`) into `acts` and multiplies:
+    /// `out` gets `n` rows of `rows` values.
+    pub fn matmul(&self, x: &[f32], acts: &mut Activations, out: &mut [f32], isa: Isa) {
+        acts.quantize(x, self.cols, self.fmt, isa);
+        self.matmul_quantized(acts, out, isa);
+    }
+
+    /// As [`QMatrix::matmul`], with activations already quantised for this
+    /// format (several matrices with the same input share them).
+    pub fn matmul_quantized(&self, acts: &mut Activations, out: &mut [f32], isa: Isa) {
+        matmul_many(&mut [(self, out)], acts, isa);
+    }
+
+    /// Output rows `r0..r1` for every activation row.
+    fn rows_range(
+        &self,
+        isa: Isa,
+        acts: &Activations,
+        act_rows: &[ActRow<'_>],
+        r0: usize,
+        r1: usize,
+        out: &SendPtr,
+    ) {
+        let rows = self.rows;
+        #[cfg(target_arch = "x86_64")]
+        if let Some(il) = &self.interleaved {
+            // Only built for `Isa::AvxVnni`, and `r0`, `r1` are multiples
+            // of 8 (tasks take whole groups).
+            assert!(isa == Isa::AvxVnni && r0.is_multiple_of(8) && r1.is_multiple_of(8));
+            for (t, tile) in act_rows.chunks(4).enumerate() {
+                for g in r0 / 8..r1 / 8 {
+                    let mut o = [[0f32; 8]; 4];
+                    // SAFETY: `Isa::AvxVnni` is only chosen when the CPU
+                    // has AVX2, FMA, F16C and AVX-VNNI.
+                    unsafe {
+                        match il {
+                            Interleaved::Rows(p) => crate::avx2::packed(
+                                p,
+                                g,
+                                tile,
+                                acts.corr_rows(t * 4, tile.len()),
+                                &mut o,
+                            ),
+                            Interleaved::Q4K(p) => crate::avx2::packed_q4k(p, g, tile, &mut o),
+                        }
+                    };
+                    for (k, o) in o[..tile.len()].iter().enumerate() {
+                        for (l, &v) in o.iter().enumerate() {
+                            // SAFETY: as below.
+                            unsafe { *out.0.add((t * 4 + k) * rows + g * 8 + l) = v };
+                        }
+                    }
+                }
+            }
+            return;
+        }
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if acts.groups > 0 && isa.has_avx2() && crate::avx2::tiled(self.fmt) {
+            for g in 0..acts.groups {
+                let group = acts.group(g);
+                for r in r0..r1 {
+                    let mut o = [0f32; 4];
+                    // SAFETY: the CPU has AVX2, FMA and F16C (and AVX-VNNI
+                    // for `Isa::AvxVnni`).
+                    unsafe {
+                        if isa == Isa::AvxVnni {
+                            crate::avx2::dot_group_vnni(self.fmt, self.row(r), group, &mut o)
+                        } else {
+                            crate::avx2::dot_group(self.fmt, self.row(r), group, &mut o)
+                        }
+                    };
+                    for (k, &v) in o.iter().enumerate() {
+                        // SAFETY: as below.
+                        unsafe { *out.0.add((g * 4 + k) * rows + r) = v };
+                    }
+                }
+            }
+            done = acts.groups * 4;
+        }
+        for (g, group) in act_rows[done..].chunks(TILE).enumerate() {
+            let j = done + g * TILE;
+            for r in r0..r1 {
+                let mut o = [0f32; TILE];
+                self.dot_rows(isa, self.row(r), group, &mut o);
+                for (k, &v) in o[..group.len()].iter().enumerate() {
+                    // SAFETY: (j + k, r) is inside this product's output,
+                    // and only this task writes row r's outputs.
+                    unsafe { *out.0.add((j + k) * rows + r) = v };
+                }
+            }
+        }
+    }
+
+    /// One weight row against up to [`TILE`] activation rows.
+    #[inline]
+    fn dot_rows(&self, isa: Isa, w: &[u8], acts: &[ActRow<'_>], out: &mut [f32; TILE]) {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                // SAFETY: `Isa::Avx2` is only chosen when the CPU has AVX2,
+                // FMA and F16C.
+                unsafe { crate::avx2::dot_rows(self.fmt, w, acts, out) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::AvxVnni => {
+                // SAFETY: `Isa::AvxVnni` is only chosen when the CPU has
+                // AVX2, FMA, F16C and AVX-VNNI.
+                unsafe { crate::avx2::dot_rows_vnni(self.fmt, w, acts, out) }
+            }
+            _ => {
+                for (o, &a) in out.iter_mut().zip(acts) {
+                    *o = dot(self.fmt, w, a);
+                }
+            }
+        }
+    }
+}
+
+/// Several products of the same activations, in one parallel pass: each
+/// `(matrix, out)` pair gets `out = acts · matrixᵀ`. One pass instead of
+/// several saves the threads a wake-up per product, which on a decoding
+/// step costs as much as a small product itself.
+pub fn matmul_many(products: &mut [(&QMatrix, &mut [f32])], acts: &mut Activations, isa: Isa) {
+    for (m, _) in products.iter() {
+        acts.prepare_for(m.fmt, m.interleaved.as_ref(), isa);
+    }
+    let acts = &*acts;
+    let n = acts.n;
+    for (m, out) in products.iter() {
+        assert_eq!(acts.cols, m.cols, "activation width");
+        assert_eq!(acts.kind, Some(m.fmt.activation()), "activation kind");
+        assert_eq!(out.len(), n * m.rows, "output size");
+    }
+    let act_rows: Vec<ActRow<'_>> = (0..n).map(|j| acts.row(j)).collect();
+    let outs: Vec<SendPtr> = products
+        .iter_mut()
+        .map(|(_, o)| SendPtr(o.as_mut_ptr()))
+        .collect();
+    // (product, first row) of every task.
+    let tasks: Vec<(usize, usize)> = products
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (m, _))| (0..m.rows).step_by(ROWS_PER_TASK).map(move |r| (i, r)))
+        .collect();
+    let run = |&(i, r0): &(usize, usize)| {
+        let m = products[i].0;
+        let r1 = (r0 + ROWS_PER_TASK).min(m.rows);
+        m.rows_range(isa, acts, &act_rows, r0, r1, &outs[i]);
+    };
+    if tasks.len() > 1 && rayon::current_num_threads() > 1 {
+        tasks.par_iter().for_each(run);
+    } else {
+        tasks.iter().for_each(run);
+    }
+}

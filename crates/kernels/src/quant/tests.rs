@@ -1,0 +1,275 @@
+//! The fast kernels against the portable reference.
+
+use half::f16;
+
+use super::layout::Interleaved;
+use super::*;
+use crate::Isa;
+
+/// Pseudo-random bytes, reproducible.
+pub(crate) fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+const ALL: [Format; 10] = [
+    Format::F32,
+    Format::F16,
+    Format::Q4_0,
+    Format::Q4_1,
+    Format::Q5_0,
+    Format::Q5_1,
+    Format::Q8_0,
+    Format::Q4K,
+    Format::Q5K,
+    Format::Q6K,
+];
+
+/// A matrix of plausible weights: random bytes with small, finite
+/// f16 factors.
+fn matrix(fmt: Format, rows: usize, cols: usize, seed: u64) -> QMatrix {
+    let (_, bytes) = fmt.block();
+    let mut w = noise(rows * fmt.row_bytes(cols), seed);
+    match fmt {
+        Format::F32 => {
+            for c in w.chunks_exact_mut(4) {
+                let v = (c[0] as f32 - 127.5) / 300.0;
+                c.copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        Format::F16 => {
+            for c in w.chunks_exact_mut(2) {
+                let v = (c[0] as f32 - 127.5) / 300.0;
+                c.copy_from_slice(&f16::from_f32(v).to_le_bytes());
+            }
+        }
+        _ => {
+            for (i, blk) in w.chunks_exact_mut(bytes).enumerate() {
+                let at = if fmt == Format::Q6K { 208 } else { 0 };
+                let d = 0.004 + (i % 7) as f32 * 0.002;
+                blk[at..at + 2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
+                if matches!(fmt, Format::Q4_1 | Format::Q5_1 | Format::Q4K | Format::Q5K) {
+                    blk[2..4].copy_from_slice(&f16::from_f32(-0.003).to_le_bytes());
+                }
+            }
+        }
+    }
+    QMatrix::new("test", fmt, rows, cols, w).unwrap()
+}
+
+fn input(n: usize, cols: usize, seed: u64) -> Vec<f32> {
+    noise(n * cols, seed)
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| (b as f32 - 127.5) / 37.0 * if i % 97 == 0 { 9.0 } else { 1.0 })
+        .collect()
+}
+
+#[test]
+fn every_isa_agrees_with_the_reference_for_every_format() {
+    let (rows, cols) = (37, 512);
+    for fmt in ALL {
+        let m = matrix(fmt, rows, cols, 11);
+        for n in [1, 3, 4, 9] {
+            let x = input(n, cols, 3 + n as u64);
+            let mut acts = Activations::new();
+            acts.quantize(&x, cols, fmt, Isa::Portable);
+            let mut want = vec![0f32; n * rows];
+            for j in 0..n {
+                for r in 0..rows {
+                    want[j * rows + r] = dot(fmt, m.row(r), acts.row(j));
+                }
+            }
+            assert!(want.iter().all(|v| v.is_finite()) && want.iter().any(|&v| v != 0.0));
+            for isa in Isa::available() {
+                let mut out = vec![0f32; n * rows];
+                m.matmul(&x, &mut acts, &mut out, isa);
+                for (i, (&a, &b)) in out.iter().zip(&want).enumerate() {
+                    // Block sums are exact; only their order of addition differs.
+                    let tol = 1e-5 * (1.0 + b.abs()) * (cols as f32).sqrt();
+                    assert!(
+                        (a - b).abs() <= tol,
+                        "{fmt:?} {isa:?} n={n} #{i}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn repacked_q5_0_gives_the_same_products() {
+    let (rows, cols) = (9, 512);
+    let m = matrix(Format::Q5_0, rows, cols, 29);
+    let x = input(5, cols, 31);
+    for isa in Isa::available() {
+        let mut acts = Activations::new();
+        let mut want = vec![0f32; 5 * rows];
+        m.matmul(&x, &mut acts, &mut want, isa);
+        let r = matrix(Format::Q5_0, rows, cols, 29).repacked(Isa::Avx2);
+        assert_eq!(r.format(), Format::Q8_0);
+        let mut got = vec![0f32; 5 * rows];
+        r.matmul(&x, &mut acts, &mut got, isa);
+        // Same integer block sums, same scales, same order.
+        let same = got
+            .iter()
+            .zip(&want)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "{isa:?}");
+    }
+}
+
+#[test]
+fn interleaved_rows_agree_with_the_reference_and_decode_the_same() {
+    if Isa::detect() != Isa::AvxVnni {
+        return;
+    }
+    let (rows, cols) = (24, 512);
+    for fmt in [Format::Q8_0, Format::Q4_1, Format::Q5_0] {
+        let plain = matrix(fmt, rows, cols, 37).repacked(Isa::Avx2);
+        let packed = matrix(fmt, rows, cols, 37).repacked(Isa::AvxVnni);
+        assert!(
+            packed.interleaved.is_some() && packed.data.is_empty(),
+            "{fmt:?}"
+        );
+        // Same size as the rows it replaces (Q5_0 having become Q8_0).
+        let stored = if fmt == Format::Q4_1 {
+            Format::Q4_1
+        } else {
+            Format::Q8_0
+        };
+        assert_eq!(
+            match &packed.interleaved {
+                Some(Interleaved::Rows(p)) => p.data.len(),
+                _ => unreachable!(),
+            },
+            rows * stored.row_bytes(cols)
+        );
+        let (mut a, mut b) = (vec![0f32; cols], vec![0f32; cols]);
+        for r in 0..rows {
+            plain.dequantize_row(r, &mut a);
+            packed.dequantize_row(r, &mut b);
+            assert_eq!(a, b, "{fmt:?} row {r}");
+        }
+        let n = 6;
+        let x = input(n, cols, 41);
+        let mut acts = Activations::new();
+        let mut got = vec![0f32; n * rows];
+        packed.matmul(&x, &mut acts, &mut got, Isa::AvxVnni);
+        for j in 0..n {
+            for r in 0..rows {
+                let want = dot(plain.fmt, plain.row(r), acts.row(j));
+                let g = got[j * rows + r];
+                let tol = 1e-5 * (1.0 + want.abs()) * (cols as f32).sqrt();
+                assert!(
+                    (g - want).abs() <= tol,
+                    "{fmt:?} act {j} row {r}: {g} vs {want}"
+                );
+            }
+            let mut one = vec![0f32; rows];
+            let mut single = Activations::new();
+            packed.matmul(
+                &x[j * cols..(j + 1) * cols],
+                &mut single,
+                &mut one,
+                Isa::AvxVnni,
+            );
+            assert!(
+                one.iter()
+                    .zip(&got[j * rows..(j + 1) * rows])
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{fmt:?}: act {j} alone differs from act {j} in a tile"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_row_gives_the_same_bits_alone_or_in_a_tile() {
+    // Rows 0-3 go through the tiled kernel, row 4 through the row
+    // kernel; alone, each goes through the row kernel.
+    let (rows, cols, n) = (19, 512, 5);
+    for fmt in ALL {
+        let m = matrix(fmt, rows, cols, 17);
+        let x = input(n, cols, 23);
+        for isa in Isa::available() {
+            let mut acts = Activations::new();
+            let mut all = vec![0f32; n * rows];
+            m.matmul(&x, &mut acts, &mut all, isa);
+            for j in 0..n {
+                let mut one = vec![0f32; rows];
+                m.matmul(&x[j * cols..(j + 1) * cols], &mut acts, &mut one, isa);
+                let same = one
+                    .iter()
+                    .zip(&all[j * rows..(j + 1) * rows])
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{fmt:?} {isa:?} row {j}");
+            }
+        }
+    }
+}
+
+#[test]
+fn activations_quantise_identically_on_every_isa() {
+    let cols = 512;
+    // Ties (0.5 steps) and zero blocks included.
+    let mut x = input(3, cols, 21);
+    x[..32].fill(0.0);
+    for (i, v) in x[32..64].iter_mut().enumerate() {
+        *v = (i as f32 - 16.0) * 127.0 / 16.0 / 254.0 * 2.0 + 0.5;
+    }
+    for fmt in [Format::Q8_0, Format::Q4_1, Format::Q4K] {
+        let mut want = Activations::new();
+        want.quantize(&x, cols, fmt, Isa::Portable);
+        for isa in Isa::available() {
+            let mut got = Activations::new();
+            got.quantize(&x, cols, fmt, isa);
+            assert_eq!(got.qs, want.qs, "{fmt:?} {isa:?}");
+            assert_eq!(got.d, want.d, "{fmt:?} {isa:?}");
+            assert_eq!(got.s, want.s, "{fmt:?} {isa:?}");
+            assert_eq!(got.sums, want.sums, "{fmt:?} {isa:?}");
+        }
+    }
+}
+
+#[test]
+fn dequantised_rows_give_the_same_products_as_float_weights() {
+    // For Q8 activations the product is Σ w·(d·q); rebuilding the
+    // activation from its quantised form and the weights from
+    // `dequantize_row` must give the reference result.
+    let cols = 256;
+    for fmt in ALL {
+        let m = matrix(fmt, 3, cols, 5);
+        let x = input(1, cols, 9);
+        let mut acts = Activations::new();
+        acts.quantize(&x, cols, fmt, Isa::Portable);
+        let a = acts.row(0);
+        let xq: Vec<f32> = match fmt {
+            Format::F32 | Format::F16 => a.f.to_vec(),
+            _ => {
+                let per = fmt.block().0;
+                a.qs.iter()
+                    .enumerate()
+                    .map(|(i, &q)| q as f32 * a.d[i / per])
+                    .collect()
+            }
+        };
+        let mut w = vec![0f32; cols];
+        for r in 0..3 {
+            m.dequantize_row(r, &mut w);
+            let float: f32 = w.iter().zip(&xq).map(|(a, b)| a * b).sum();
+            let want = dot(fmt, m.row(r), a);
+            assert!(
+                (float - want).abs() <= 1e-3 * (1.0 + want.abs()),
+                "{fmt:?}: {float} vs {want}"
+            );
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! What an answer is asked to be, and what it is: its settings, the events
+//! it streams, its citations and the record of how it came about.
+
+use docent_generate::{PromptTemplate, SamplerConfig, Source, StopReason};
+use docent_index::Hit;
+use serde::{Deserialize, Serialize};
+
+use crate::retrieve::RetrieveConfig;
+use crate::trace::Trace;
+use crate::RagError;
+
+/// Below this cosine similarity no retrieved chunk counts as relevant, and
+/// the answer says the documents do not hold it without running the model.
+/// Calibrated with `scripts/calibrate_min_score.py` on the shared SQuAD
+/// set: the highest threshold that still keeps 90% of answerable questions
+/// (91%; it declines 87% of questions about articles not in the index).
+pub const DEFAULT_MIN_SCORE: f32 = 0.40;
+/// Chunks given to the model.
+pub const DEFAULT_K: usize = 3;
+/// The longest answer, in tokens.
+pub const DEFAULT_MAX_TOKENS: usize = 256;
+
+/// What the answer says when the documents do not hold it.
+pub const NO_ANSWER: &str = "The documents do not contain the answer to this question.";
+
+/// Does an answer say that the documents do not hold it?
+pub fn is_decline(answer: &str) -> bool {
+    let a = answer.to_lowercase();
+    a.contains("do not contain the answer") || a.contains("does not contain the answer")
+}
+
+/// How an answer is made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerConfig {
+    pub retrieve: RetrieveConfig,
+    /// Chunks less similar than this to the question are not given to the
+    /// model; when none is left, the answer is declined without it.
+    pub min_score: f32,
+    /// The longest answer, in tokens.
+    pub max_tokens: usize,
+    pub sampler: SamplerConfig,
+    pub template: PromptTemplate,
+}
+
+impl Default for AnswerConfig {
+    fn default() -> Self {
+        AnswerConfig {
+            retrieve: RetrieveConfig {
+                k: DEFAULT_K,
+                ..RetrieveConfig::default()
+            },
+            min_score: DEFAULT_MIN_SCORE,
+            max_tokens: DEFAULT_MAX_TOKENS,
+            sampler: SamplerConfig::default(),
+            template: PromptTemplate::default(),
+        }
+    }
+}
+
+impl AnswerConfig {
+    pub fn validate(&self) -> Result<(), RagError> {
+        self.retrieve.validate()?;
+        if self.max_tokens == 0 {
+            return Err(RagError::Config(
+                "the answer's token limit must be at least 1".into(),
+            ));
+        }
+        if !(-1.0..=1.0).contains(&self.min_score) {
+            return Err(RagError::Config(format!(
+                "the minimum similarity {} is not between -1 and 1",
+                self.min_score
+            )));
+        }
+        self.sampler.validate()?;
+        Ok(())
+    }
+}
+
+/// Why an answer was declined.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Abstention {
+    /// No retrieved chunk was similar enough to the question; the model
+    /// was not run.
+    NoRelevantSource {
+        best_similarity: f32,
+        min_score: f32,
+    },
+    /// The model said that its sources do not hold the answer.
+    ModelDeclined,
+}
+
+/// A source of an answer, numbered as the prompt numbers it (`[n]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Citation {
+    pub n: usize,
+    pub chunk_id: u64,
+    /// Relative to the indexed folder.
+    pub path: String,
+    /// 1-based line where the chunk starts (within its page for PDFs).
+    pub line: u32,
+    pub page: Option<u32>,
+    /// Titles of the enclosing headings, outermost first.
+    pub heading: Vec<String>,
+    /// The ranking score in the search mode used.
+    pub score: f32,
+    /// Cosine similarity of question and chunk (what the threshold compares).
+    pub similarity: f32,
+    pub text: String,
+}
+
+impl Citation {
+    pub(crate) fn from_hit(n: usize, h: &Hit) -> Citation {
+        let c = &h.chunk.chunk;
+        Citation {
+            n,
+            chunk_id: h.chunk.id,
+            path: c.path.clone(),
+            line: c.line,
+            page: c.page,
+            heading: c.heading_path.clone(),
+            score: h.score,
+            similarity: h.similarity,
+            text: c.text.trim().to_string(),
+        }
+    }
+
+    /// `path:line` (with the page for paged documents), relative to the
+    /// indexed folder.
+    pub fn location(&self) -> String {
+        match self.page {
+            Some(p) => format!("{}:{} (page {p})", self.path, self.line),
+            None => format!("{}:{}", self.path, self.line),
+        }
+    }
+
+    /// The location and the heading path, as prompts label sources.
+    pub fn label(&self) -> String {
+        if self.heading.is_empty() {
+            self.location()
+        } else {
+            format!("{} — {}", self.location(), self.heading.join(" > "))
+        }
+    }
+
+    pub(crate) fn source(&self) -> Source {
+        Source {
+            label: self.label(),
+            text: self.text.clone(),
+        }
+    }
+}
+
+/// What an answer streams while it is made. The callback that receives
+/// them returns [`std::ops::ControlFlow::Break`] to cancel: the answer
+/// stops there (its stop reason is `cancelled`) and is returned as it is.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// The sources given to the model, in prompt order.
+    Sources(&'a [Citation]),
+    /// The prompt, ready to run.
+    Prompt {
+        tokens: usize,
+        context: usize,
+        sources_dropped: usize,
+        turns_dropped: usize,
+        text: &'a str,
+    },
+    /// The next piece of the answer's text.
+    Text(&'a str),
+    /// The end: why generation stopped (`None` when the model was not
+    /// run), and whether the answer was declined.
+    End {
+        stop: Option<StopReason>,
+        abstained: Option<&'a Abstention>,
+    },
+}
+
+/// An answer, with its sources and the trace of how it was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Answer {
+    pub question: String,
+    pub text: String,
+    /// Why it was declined, if it was.
+    pub abstained: Option<Abstention>,
+    /// The sources the model was given.
+    pub citations: Vec<Citation>,
+    /// Sources left out to fit the context.
+    pub sources_dropped: usize,
+    /// The exact prompt the model ran on.
+    pub prompt: Option<String>,
+    pub stop: Option<StopReason>,
+    /// How it was made, timings included.
+    pub trace: Trace,
+}

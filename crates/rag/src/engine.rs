@@ -1,0 +1,419 @@
+//! The engine: an index and its models, opened once, answering questions
+//! from any number of threads.
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use docent_embed::Encoder;
+use docent_generate::{build_chat_prompt, GenerationConfig, StopReason, Turn};
+use docent_index::{live_generation, Index};
+
+use crate::answer::{is_decline, Abstention, Answer, AnswerConfig, Citation, Event, NO_ANSWER};
+use crate::indexer::{build_index, load_encoder_for, IndexConfig, IndexEvent, IndexReport};
+use crate::models::{load_encoder, load_generator, GeneratorChoice, LoadedGenerator, ModelRef};
+use crate::retrieve::{self, Retrieval, RetrieveConfig};
+use crate::trace::{
+    new_trace_id, unix_ms, AnswerTimings, IndexRef, PromptTrace, Spans, Stage, Trace, TraceSettings,
+};
+use crate::RagError;
+
+/// An index with its encoder and language model, shared by every thread
+/// that asks (`Engine` is `Sync`; put it in an `Arc`).
+///
+/// * **Retrieval runs in parallel.** The index is shared: its graph is
+///   read-only once loaded and its store queries take connections from a
+///   pool. The encoder is shared too: embedding a question reads its
+///   weights and allocates its own buffers.
+/// * **Generation runs one at a time**, behind a lock. A generation
+///   already spreads each product over every core (rayon's pool), so two
+///   at once would each run at half speed, while a second copy of the
+///   model and its cache would double the memory. Retrieval never waits
+///   for the lock: only prompt building and decoding hold it.
+/// * **A new generation of the index is picked up without a restart.**
+///   Each request compares the index it holds with the live generation
+///   (one small file read) and opens the new one when a writer has
+///   published; requests under way finish on the one they started with,
+///   which stays on disk until its last reader lets go.
+/// * The language model is loaded on the first answer that needs it: a
+///   question declined at retrieval never loads it.
+pub struct Engine {
+    index_dir: PathBuf,
+    encoder: Arc<Encoder>,
+    encoder_ref: ModelRef,
+    index: RwLock<Arc<Index>>,
+    generator_choice: GeneratorChoice,
+    generator: Mutex<Option<LoadedGenerator>>,
+}
+
+impl Engine {
+    /// Opens the index at `index_dir` with the encoder `encoder` names
+    /// (by default, the one the index was built with).
+    pub fn open(
+        index_dir: &Path,
+        encoder: Option<&str>,
+        generator: GeneratorChoice,
+    ) -> Result<Engine, RagError> {
+        let index = Index::open(index_dir)?;
+        let name = encoder
+            .map(str::to_string)
+            .unwrap_or_else(|| index.meta().encoder.id.clone());
+        let encoder = load_encoder(Some(&name), Default::default())?;
+        Self::from_parts(index_dir, index, Arc::new(encoder), generator)
+    }
+
+    /// Indexes `docs` into `index_dir` first (only new and changed files
+    /// are embedded), then opens the engine over the result.
+    pub fn open_indexing(
+        index_dir: &Path,
+        docs: &IndexConfig,
+        encoder: Option<&str>,
+        generator: GeneratorChoice,
+        on_event: &mut dyn FnMut(IndexEvent<'_>),
+    ) -> Result<(Engine, IndexReport), RagError> {
+        let encoder = load_encoder_for(index_dir, encoder, docs.batch_size)?;
+        let report = build_index(index_dir, docs, &encoder, on_event)?;
+        let engine = Self::with_encoder(index_dir, Arc::new(encoder), generator)?;
+        Ok((engine, report))
+    }
+
+    /// Opens the index at `index_dir` with an encoder already loaded.
+    pub fn with_encoder(
+        index_dir: &Path,
+        encoder: Arc<Encoder>,
+        generator: GeneratorChoice,
+    ) -> Result<Engine, RagError> {
+        let index = Index::open(index_dir)?;
+        Self::from_parts(index_dir, index, encoder, generator)
+    }
+
+    fn from_parts(
+        index_dir: &Path,
+        index: Index,
+        encoder: Arc<Encoder>,
+        generator: GeneratorChoice,
+    ) -> Result<Engine, RagError> {
+        index.check_encoder(encoder.info())?;
+        let info = encoder.info();
+        Ok(Engine {
+            index_dir: index_dir.to_path_buf(),
+            encoder_ref: ModelRef {
+                id: info.id.clone(),
+                revision: info.revision.clone(),
+            },
+            encoder,
+            index: RwLock::new(Arc::new(index)),
+            generator_choice: generator,
+            generator: Mutex::new(None),
+        })
+    }
+
+    pub fn encoder(&self) -> &Encoder {
+        &self.encoder
+    }
+
+    pub fn index_dir(&self) -> &Path {
+        &self.index_dir
+    }
+
+    /// The live index: the one held, or the generation a writer has
+    /// published since, opened now.
+    pub fn index(&self) -> Result<Arc<Index>, RagError> {
+        let held = self.index.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let live = live_generation(&self.index_dir)?;
+        match live {
+            Some(gen) if gen != held.generation() => {
+                let mut slot = self.index.write().unwrap_or_else(|e| e.into_inner());
+                if slot.generation() != gen {
+                    let index = Index::open(&self.index_dir)?;
+                    index.check_encoder(self.encoder.info())?;
+                    *slot = Arc::new(index);
+                }
+                Ok(slot.clone())
+            }
+            // Unchanged, or removed from under us: keep what is held.
+            _ => Ok(held),
+        }
+    }
+
+    /// Embeds `question` and retrieves its best chunks.
+    pub fn retrieve(&self, question: &str, cfg: &RetrieveConfig) -> Result<Retrieval, RagError> {
+        let index = self.index()?;
+        let mut spans = Spans::start();
+        retrieve::retrieve(&index, &self.encoder, question, cfg, &mut spans)
+    }
+
+    /// Loads the language model now, if it is not loaded yet (otherwise
+    /// the first answer that needs it does); returns the load time in
+    /// milliseconds, 0 when it was already loaded.
+    pub fn load_generator(&self) -> Result<f64, RagError> {
+        let mut slot = self.generator.lock().unwrap_or_else(|e| e.into_inner());
+        Self::ensure_generator(&mut slot, &self.generator_choice)
+    }
+
+    fn ensure_generator(
+        slot: &mut Option<LoadedGenerator>,
+        choice: &GeneratorChoice,
+    ) -> Result<f64, RagError> {
+        if slot.is_some() {
+            return Ok(0.0);
+        }
+        let loaded = load_generator(choice)?;
+        let ms = loaded.generator.load_ms();
+        *slot = Some(loaded);
+        Ok(ms)
+    }
+
+    /// The language model's id, once it is loaded.
+    pub fn generator_model(&self) -> Option<ModelRef> {
+        let slot = self.generator.lock().unwrap_or_else(|e| e.into_inner());
+        slot.as_ref().map(|g| g.model.clone())
+    }
+
+    /// Answers `question`, after the earlier turns `history` (oldest
+    /// first), from the index's documents: retrieve, keep the chunks at
+    /// least `cfg.min_score` similar to the question (none: decline without
+    /// the model), fit the prompt to the context, and generate. `on_event`
+    /// sees the sources, the prompt and each piece of text as it comes, and
+    /// may cancel by returning `Break`.
+    pub fn answer(
+        &self,
+        question: &str,
+        history: &[Turn],
+        cfg: &AnswerConfig,
+        on_event: &mut dyn FnMut(Event<'_>) -> ControlFlow<()>,
+    ) -> Result<Answer, RagError> {
+        cfg.validate()?;
+        let started_at_ms = unix_ms();
+        let mut spans = Spans::start();
+        let index = self.index()?;
+        let retrieval =
+            retrieve::retrieve(&index, &self.encoder, question, &cfg.retrieve, &mut spans)?;
+        let retrieval_ms = spans.now_ms();
+        let (relevant, best) = spans.time(Stage::Filter, || {
+            let best = retrieval
+                .hits
+                .iter()
+                .map(|h| h.similarity)
+                .fold(f32::NEG_INFINITY, f32::max);
+            let relevant: Vec<Citation> = retrieval
+                .hits
+                .iter()
+                .filter(|h| h.similarity >= cfg.min_score)
+                .enumerate()
+                .map(|(i, h)| Citation::from_hit(i + 1, h))
+                .collect();
+            (relevant, best)
+        });
+        let mut record = Record {
+            trace: Trace {
+                id: new_trace_id(),
+                started_at_ms,
+                question: question.to_string(),
+                history_turns: history.len(),
+                encoder: self.encoder_ref.clone(),
+                model: None,
+                index: IndexRef {
+                    root: index.meta().root.clone(),
+                    generation: index.generation().to_string(),
+                    chunks: index.len(),
+                },
+                settings: TraceSettings {
+                    k: cfg.retrieve.k,
+                    mode: cfg.retrieve.mode,
+                    ef: retrieval.ef,
+                    min_score: cfg.min_score,
+                    max_tokens: cfg.max_tokens,
+                    context: None,
+                    sampler: cfg.sampler.clone(),
+                },
+                spans: Vec::new(),
+                candidates: retrieval.candidates.clone(),
+                prompt: None,
+                answer: String::new(),
+                abstained: None,
+                stop: None,
+                timings: AnswerTimings {
+                    retrieval_ms,
+                    ..AnswerTimings::default()
+                },
+            },
+        };
+        // Only the sources given to the model count as kept.
+        record.keep(&[]);
+
+        if relevant.is_empty() {
+            let abstained = Abstention::NoRelevantSource {
+                best_similarity: if best.is_finite() { best } else { 0.0 },
+                min_score: cfg.min_score,
+            };
+            let _ = on_event(Event::End {
+                stop: None,
+                abstained: Some(&abstained),
+            });
+            return Ok(record.finish(
+                spans,
+                NO_ANSWER.to_string(),
+                Some(abstained),
+                Vec::new(),
+                0,
+                None,
+                None,
+            ));
+        }
+
+        // Generation, one at a time.
+        let mut slot = self.generator.lock().unwrap_or_else(|e| e.into_inner());
+        let load_start = spans.now_ms();
+        let load_ms = Self::ensure_generator(&mut slot, &self.generator_choice)?;
+        if load_ms > 0.0 {
+            spans.push(Stage::ModelLoad, load_start, spans.now_ms() - load_start);
+        }
+        record.trace.timings.model_load_ms = load_ms;
+        let loaded = slot.as_mut().expect("loaded above");
+        record.trace.model = Some(loaded.model.clone());
+        let g = &mut loaded.generator;
+        let context = g.context();
+        record.trace.settings.context = Some(context);
+        if cfg.max_tokens >= context {
+            return Err(RagError::NoRoomForPrompt {
+                max_tokens: cfg.max_tokens,
+                context,
+            });
+        }
+        let sources: Vec<_> = relevant.iter().map(Citation::source).collect();
+        let prompt = spans.time(Stage::Prompt, || {
+            build_chat_prompt(
+                &cfg.template,
+                g.chat_template(),
+                history,
+                question,
+                &sources,
+                context - cfg.max_tokens,
+                &|text| g.tokenize_prompt(text),
+            )
+        })?;
+        let mut citations = relevant;
+        let dropped: Vec<u64> = citations[prompt.sources_used..]
+            .iter()
+            .map(|c| c.chunk_id)
+            .collect();
+        citations.truncate(prompt.sources_used);
+        record.keep(&citations);
+        record.trace.prompt = Some(PromptTrace {
+            tokens: prompt.tokens.len(),
+            history_turns: prompt.turns_used,
+            source_ids: citations.iter().map(|c| c.chunk_id).collect(),
+            dropped_ids: dropped,
+            dropped_turns: prompt.turns_dropped,
+        });
+        let mut cancelled = on_event(Event::Sources(&citations)).is_break();
+        cancelled = cancelled
+            || on_event(Event::Prompt {
+                tokens: prompt.tokens.len(),
+                context,
+                sources_dropped: prompt.sources_dropped,
+                turns_dropped: prompt.turns_dropped,
+                text: &prompt.text,
+            })
+            .is_break();
+        if cancelled {
+            let _ = on_event(Event::End {
+                stop: Some(StopReason::Cancelled),
+                abstained: None,
+            });
+            return Ok(record.finish(
+                spans,
+                String::new(),
+                None,
+                citations,
+                prompt.sources_dropped,
+                Some(prompt.text),
+                Some(StopReason::Cancelled),
+            ));
+        }
+        let gen_cfg = GenerationConfig {
+            max_tokens: cfg.max_tokens,
+            sampler: cfg.sampler.clone(),
+            stop_strings: g.default_stop_strings(),
+        };
+        let gen_start = spans.now_ms();
+        let generation = g.generate(&prompt.tokens, &gen_cfg, &mut |piece| {
+            on_event(Event::Text(piece)).is_continue()
+        })?;
+        drop(slot);
+        let t = &generation.timings;
+        spans.push(Stage::PromptProcessing, gen_start, t.prompt_ms);
+        spans.push(Stage::Decoding, gen_start + t.prompt_ms, t.decode_ms);
+        record.trace.timings.prompt_tokens = t.prompt_tokens;
+        record.trace.timings.prompt_ms = t.prompt_ms;
+        record.trace.timings.prompt_tokens_per_s = t.prompt_tokens_per_s();
+        record.trace.timings.time_to_first_token_ms = t.first_token_ms;
+        record.trace.timings.decode_tokens = t.decode_tokens;
+        record.trace.timings.decode_tokens_per_s = t.decode_tokens_per_s();
+        let text = generation.text.trim().to_string();
+        let abstained = is_decline(&text).then_some(Abstention::ModelDeclined);
+        let _ = on_event(Event::End {
+            stop: Some(generation.stop),
+            abstained: abstained.as_ref(),
+        });
+        Ok(record.finish(
+            spans,
+            text,
+            abstained,
+            citations,
+            prompt.sources_dropped,
+            Some(prompt.text),
+            Some(generation.stop),
+        ))
+    }
+}
+
+/// An answer's trace while it is being made.
+struct Record {
+    trace: Trace,
+}
+
+impl Record {
+    /// Marks as kept exactly the candidates given to the model.
+    fn keep(&mut self, used: &[Citation]) {
+        for c in &mut self.trace.candidates {
+            c.kept = used.iter().any(|u| u.chunk_id == c.chunk_id);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        mut self,
+        spans: Spans,
+        text: String,
+        abstained: Option<Abstention>,
+        citations: Vec<Citation>,
+        sources_dropped: usize,
+        prompt: Option<String>,
+        stop: Option<StopReason>,
+    ) -> Answer {
+        self.trace.timings.total_ms = spans.now_ms();
+        self.trace.spans = spans.list;
+        self.trace.answer = text.clone();
+        self.trace.abstained = abstained.clone();
+        self.trace.stop = stop;
+        Answer {
+            question: self.trace.question.clone(),
+            text,
+            abstained,
+            citations,
+            sources_dropped,
+            prompt,
+            stop,
+            trace: self.trace,
+        }
+    }
+}
+
+// An engine is shared between threads: this fails to compile if a part of
+// it stops being `Send + Sync`.
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<Engine>();
+};

@@ -1,0 +1,78 @@
+//! docent's answering engine: *question → retrieve → generate*, as a
+//! library that owns no terminal, no flags and no network port, so that the
+//! CLI, the benchmark harness, `eval` and an HTTP service all run exactly
+//! the same pipeline.
+//!
+//! # The loop
+//!
+//! [`Engine`] holds an index, its sentence encoder and a language model,
+//! opened once:
+//!
+//! 1. **Retrieve** ([`Engine::retrieve`], [`retrieve`]): embed the question,
+//!    search the HNSW graph (dense) and the BM25 table (lexical), fuse the
+//!    two rankings (hybrid, the default), read the best `k` chunks back
+//!    with their cosine similarity to the question.
+//! 2. **Filter**: keep the chunks at least [`AnswerConfig::min_score`]
+//!    similar to the question. None left: the answer is declined
+//!    ([`Abstention::NoRelevantSource`]) and the model is never run.
+//! 3. **Prompt**: the model's chat template around the instruction, the
+//!    earlier turns of the conversation, the numbered sources and the
+//!    question, fitted to the context in the model's own tokens (oldest
+//!    turns dropped first, then the lowest-ranked sources; never cut).
+//! 4. **Generate** ([`Engine::answer`]): decode, streaming each piece of
+//!    text to the caller's callback, which may cancel; an answer that says
+//!    the documents do not hold it counts as declined
+//!    ([`Abstention::ModelDeclined`]).
+//! 5. **Cite and trace**: the [`Answer`] carries its [`Citation`]s
+//!    (numbered as in the prompt) and a [`Trace`] of every stage: spans,
+//!    candidate chunks with their dense, lexical and fused scores, what the
+//!    prompt held and dropped, timings, token counts and rates.
+//!
+//! Indexing ([`indexer`]) and keeping an index current ([`watch`]) live
+//! here too: `ask --docs` and a server's `--watch` index the same way
+//! `docent index` does.
+//!
+//! # Threads
+//!
+//! An [`Engine`] is shared by reference between threads: retrieval runs in
+//! parallel, generation one at a time behind a lock (see [`Engine`] for
+//! why), and a newly published index generation is picked up by the next
+//! request without a restart.
+//!
+//! # Errors
+//!
+//! [`RagError`] says what went wrong in the engine's terms (an unknown
+//! model, a damaged index, no room for the prompt); front ends turn it into
+//! what their user should do: a flag or command for the CLI, a status for
+//! HTTP.
+//!
+//! # Files
+//!
+//! * `engine.rs`: [`Engine`], the loop above;
+//! * `retrieve.rs`: ranking, fusion and fetching; [`SearchMode`];
+//! * `answer.rs`: [`AnswerConfig`], [`Answer`], [`Citation`], [`Event`];
+//! * `trace.rs`: [`Trace`] and its spans;
+//! * `models.rs`: which models a name means, loading them;
+//! * `indexer.rs`, `watch.rs`: building and updating an index;
+//! * `error.rs`: [`RagError`].
+
+pub mod answer;
+mod engine;
+mod error;
+pub mod indexer;
+pub mod models;
+pub mod retrieve;
+pub mod trace;
+pub mod watch;
+
+pub use answer::{is_decline, Abstention, Answer, AnswerConfig, Citation, Event, NO_ANSWER};
+pub use engine::Engine;
+pub use error::RagError;
+pub use indexer::{build_index, IndexConfig, IndexEvent, IndexReport};
+pub use models::{GeneratorChoice, ModelRef, DEFAULT_GENERATOR};
+pub use retrieve::{retrieve, Retrieval, RetrieveConfig, SearchMode};
+pub use trace::{AnswerTimings, Span, Stage, Trace};
+pub use watch::{watch, WatchEvent};
+
+// The types a front end needs to fill in the configuration.
+pub use docent_generate::{PromptTemplate, SamplerConfig, StopReason, Turn};

@@ -1,0 +1,195 @@
+//! Which models a name means, and loading them: the sentence encoder and the
+//! language model, fetched into the Hugging Face cache first when missing.
+
+use std::path::{Path, PathBuf};
+
+use docent_embed::{Encoder, EncoderConfig};
+use docent_generate::{Generator, GeneratorConfig};
+use docent_models::{Manifest, ModelKind, ModelSpec, ModelStore};
+use serde::{Deserialize, Serialize};
+
+use crate::RagError;
+
+/// The language model answers come from unless another is named.
+pub const DEFAULT_GENERATOR: &str = "smollm2-135m-instruct-q4_1";
+
+/// A model as a trace records it: enough to know exactly which weights
+/// produced an answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelRef {
+    /// The manifest name, Hugging Face id, or path it was named by.
+    pub id: String,
+    /// The repository revision (a commit) it was pinned to, or `local`.
+    pub revision: String,
+}
+
+fn kind_name(kind: ModelKind) -> &'static str {
+    match kind {
+        ModelKind::Encoder => "sentence encoder",
+        ModelKind::Generator => "language model",
+    }
+}
+
+/// The spec of an encoder named by a manifest name or a Hugging Face id
+/// (`owner/name[@revision]`); `None` is the manifest's default encoder.
+pub fn encoder_spec(name: Option<&str>) -> Result<ModelSpec, RagError> {
+    let manifest = Manifest::builtin();
+    let Some(name) = name else {
+        return Ok(manifest.default_encoder().clone());
+    };
+    if let Some(spec) = manifest.get(name) {
+        if spec.kind != ModelKind::Encoder {
+            return Err(RagError::WrongKind {
+                name: name.to_string(),
+                is: kind_name(spec.kind),
+                wanted: kind_name(ModelKind::Encoder),
+            });
+        }
+        return Ok(spec.clone());
+    }
+    let (repo, revision) = name.split_once('@').unwrap_or((name, "main"));
+    if repo.split('/').count() != 2 {
+        return Err(RagError::UnknownEncoder {
+            name: name.to_string(),
+        });
+    }
+    Ok(ModelSpec::adhoc_encoder(repo, revision))
+}
+
+/// Loads the encoder named by `name`: a manifest name, a Hugging Face
+/// repository id (`owner/name[@revision]`), or a local folder holding a
+/// sentence-transformers model; `None` is the manifest's default.
+pub fn load_encoder(name: Option<&str>, config: EncoderConfig) -> Result<Encoder, RagError> {
+    let loading = |path: &Path, source: RagError| RagError::Load {
+        what: format!("encoder {}", name.unwrap_or("(default)")),
+        path: path.display().to_string(),
+        source: Box::new(source),
+    };
+    if let Some(dir) = name.map(Path::new).filter(|p| p.is_dir()) {
+        let id = dir.display().to_string();
+        return Encoder::load(dir, &id, "local", config).map_err(|e| loading(dir, e.into()));
+    }
+    let spec = encoder_spec(name)?;
+    let local = ModelStore::from_env().ensure(&spec)?;
+    Encoder::load(&local.dir, &spec.repo, &spec.revision, config)
+        .map_err(|e| loading(&local.dir, e.into()))
+}
+
+/// A language model file, found (and fetched if needed) from its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratorFile {
+    pub model: ModelRef,
+    pub path: PathBuf,
+}
+
+/// Finds the GGUF file a language model name means, fetching it if
+/// needed: a manifest name, `owner/repo:file.gguf[@revision]`, or the path
+/// of a `.gguf` file.
+pub fn resolve_generator(name: &str) -> Result<GeneratorFile, RagError> {
+    let path = Path::new(name);
+    if path.extension().is_some_and(|e| e == "gguf") && !name.contains(':') {
+        if !path.is_file() {
+            return Err(RagError::NoModelFile {
+                path: path.display().to_string(),
+            });
+        }
+        return Ok(GeneratorFile {
+            model: ModelRef {
+                id: name.to_string(),
+                revision: "local".into(),
+            },
+            path: path.to_path_buf(),
+        });
+    }
+    let unknown = || RagError::UnknownModel {
+        name: name.to_string(),
+    };
+    let spec = if let Some(spec) = Manifest::builtin().get(name) {
+        if spec.kind != ModelKind::Generator {
+            return Err(RagError::WrongKind {
+                name: name.to_string(),
+                is: kind_name(spec.kind),
+                wanted: kind_name(ModelKind::Generator),
+            });
+        }
+        spec.clone()
+    } else if let Some((repo, file)) = name.split_once(':') {
+        let (file, revision) = file.split_once('@').unwrap_or((file, "main"));
+        if repo.split('/').count() != 2 || !file.ends_with(".gguf") {
+            return Err(unknown());
+        }
+        ModelSpec::adhoc_generator(repo, revision, file)
+    } else {
+        return Err(unknown());
+    };
+    let local = ModelStore::from_env().ensure(&spec)?;
+    let path = local
+        .files
+        .iter()
+        .find(|(p, _)| p.ends_with(".gguf"))
+        .map(|(_, l)| l.clone())
+        .ok_or_else(|| RagError::NoModelFile {
+            path: format!("{} (no .gguf file in the model)", spec.name),
+        })?;
+    Ok(GeneratorFile {
+        model: ModelRef {
+            id: spec.name.clone(),
+            revision: spec.revision.clone(),
+        },
+        path,
+    })
+}
+
+/// How the language model is loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratorChoice {
+    /// As [`resolve_generator`] reads it.
+    pub model: String,
+    /// Most tokens of prompt and answer together (the model's own trained
+    /// context is used if smaller).
+    pub context: usize,
+}
+
+impl Default for GeneratorChoice {
+    fn default() -> Self {
+        GeneratorChoice {
+            model: DEFAULT_GENERATOR.to_string(),
+            context: GeneratorConfig::default().max_context,
+        }
+    }
+}
+
+/// A loaded language model and what it is.
+pub struct LoadedGenerator {
+    pub generator: Generator,
+    pub model: ModelRef,
+    pub path: PathBuf,
+}
+
+/// Resolves and loads the language model `choice` names.
+pub fn load_generator(choice: &GeneratorChoice) -> Result<LoadedGenerator, RagError> {
+    if choice.context < 2 {
+        return Err(RagError::Config(format!(
+            "a context of {} tokens is too small",
+            choice.context
+        )));
+    }
+    let file = resolve_generator(&choice.model)?;
+    let generator = Generator::load(
+        &file.path,
+        GeneratorConfig {
+            max_context: choice.context,
+            ..GeneratorConfig::default()
+        },
+    )
+    .map_err(|e| RagError::Load {
+        what: format!("language model {}", file.model.id),
+        path: file.path.display().to_string(),
+        source: Box::new(e.into()),
+    })?;
+    Ok(LoadedGenerator {
+        generator,
+        model: file.model,
+        path: file.path,
+    })
+}

@@ -1,0 +1,197 @@
+//! The trace of an answer: what was asked, which models and index answered,
+//! how long each stage took, which chunks were candidates and which were
+//! kept, what the prompt held and what came out. It is what LangSmith
+//! records for a run of a chain, made by the engine for every answer so
+//! that every front end can show it and a trace store can keep it.
+//!
+//! A trace is plain data (`serde` both ways): the CLI prints it with
+//! `ask --json`, and a store can write and read it back unchanged.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use docent_generate::{SamplerConfig, StopReason};
+use serde::{Deserialize, Serialize};
+
+use crate::answer::Abstention;
+use crate::models::ModelRef;
+use crate::retrieve::{Candidate, SearchMode};
+
+/// The stages of an answer, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// The question through the sentence encoder.
+    QueryEmbedding,
+    /// The HNSW graph.
+    DenseSearch,
+    /// BM25 over the lexical table.
+    LexicalSearch,
+    /// Dense and lexical lists merged into one ranking.
+    Fusion,
+    /// Reading the ranked chunks and their similarity from the store.
+    Fetch,
+    /// Chunks below the similarity threshold left out.
+    Filter,
+    /// Loading the language model (only the first answer of a process).
+    ModelLoad,
+    /// The prompt rendered and fitted to the context.
+    Prompt,
+    /// The prompt run through the model.
+    PromptProcessing,
+    /// The answer's tokens, one at a time.
+    Decoding,
+}
+
+/// One stage's span, in milliseconds from the start of the trace.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Span {
+    pub stage: Stage,
+    pub start_ms: f64,
+    pub duration_ms: f64,
+}
+
+/// Records spans against one starting instant.
+#[derive(Debug, Clone)]
+pub struct Spans {
+    t0: Instant,
+    pub list: Vec<Span>,
+}
+
+impl Spans {
+    pub fn start() -> Spans {
+        Spans {
+            t0: Instant::now(),
+            list: Vec::new(),
+        }
+    }
+
+    /// Milliseconds since the start.
+    pub fn now_ms(&self) -> f64 {
+        self.t0.elapsed().as_secs_f64() * 1e3
+    }
+
+    /// Runs `f` as the span of `stage`.
+    pub fn time<T>(&mut self, stage: Stage, f: impl FnOnce() -> T) -> T {
+        let start_ms = self.now_ms();
+        let out = f();
+        self.push(stage, start_ms, self.now_ms() - start_ms);
+        out
+    }
+
+    pub fn push(&mut self, stage: Stage, start_ms: f64, duration_ms: f64) {
+        self.list.push(Span {
+            stage,
+            start_ms,
+            duration_ms,
+        });
+    }
+
+    /// The duration of `stage` (summed, should it run more than once).
+    pub fn ms(&self, stage: Stage) -> f64 {
+        self.list
+            .iter()
+            .filter(|s| s.stage == stage)
+            .map(|s| s.duration_ms)
+            .sum()
+    }
+}
+
+/// The index an answer was retrieved from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexRef {
+    pub root: String,
+    pub generation: String,
+    pub chunks: usize,
+}
+
+/// The settings an answer ran with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceSettings {
+    pub k: usize,
+    pub mode: SearchMode,
+    pub ef: usize,
+    pub min_score: f32,
+    pub max_tokens: usize,
+    pub context: Option<usize>,
+    pub sampler: SamplerConfig,
+}
+
+/// The prompt as the model got it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptTrace {
+    pub tokens: usize,
+    /// Earlier turns of the conversation it holds.
+    pub history_turns: usize,
+    /// The chunks it holds, in source order (`[1]` first).
+    pub source_ids: Vec<u64>,
+    /// Chunks left out, lowest-ranked first, so that it fits the context.
+    pub dropped_ids: Vec<u64>,
+    /// Earlier turns left out to fit, oldest first.
+    pub dropped_turns: usize,
+}
+
+/// Time spent on an answer, and its token counts and rates.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AnswerTimings {
+    /// Embedding the question, searching and reading the chunks.
+    pub retrieval_ms: f64,
+    /// Loading the model (0 when it was already loaded, or not needed).
+    pub model_load_ms: f64,
+    pub prompt_tokens: usize,
+    pub prompt_ms: f64,
+    pub prompt_tokens_per_s: f64,
+    /// From the start of prompt processing to the first answer token.
+    pub time_to_first_token_ms: f64,
+    pub decode_tokens: usize,
+    pub decode_tokens_per_s: f64,
+    pub total_ms: f64,
+}
+
+/// Everything the engine did for one answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trace {
+    /// Unique within a machine: 16 hex digits of wall-clock nanoseconds
+    /// and 8 of a process-wide sequence number mixed with the process id.
+    pub id: String,
+    /// Unix time of the start, in milliseconds.
+    pub started_at_ms: u64,
+    pub question: String,
+    pub history_turns: usize,
+    pub encoder: ModelRef,
+    /// `None` when the model was not needed (the answer was declined
+    /// before generation).
+    pub model: Option<ModelRef>,
+    pub index: IndexRef,
+    pub settings: TraceSettings,
+    /// In the order they ran.
+    pub spans: Vec<Span>,
+    /// Every chunk a search returned, with its scores; `kept` marks those
+    /// given to the model.
+    pub candidates: Vec<Candidate>,
+    pub prompt: Option<PromptTrace>,
+    pub answer: String,
+    pub abstained: Option<Abstention>,
+    pub stop: Option<StopReason>,
+    /// Durations, token counts and rates.
+    pub timings: AnswerTimings,
+}
+
+/// A new trace id (see [`Trace::id`]).
+pub fn new_trace_id() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed) ^ std::process::id().rotate_left(16);
+    format!("{nanos:016x}{seq:08x}")
+}
+
+/// Unix time now, in milliseconds.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

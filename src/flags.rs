@@ -1,0 +1,222 @@
+//! Flag groups shared by several commands, each defined once and turned
+//! into the library's configuration struct. One spelling per concept:
+//! `--encoder` is the sentence encoder, `--model` the language model.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use docent_core::ChunkConfig;
+use docent_ingest::{LoadOptions, WalkOptions};
+use docent_rag::answer::{DEFAULT_K, DEFAULT_MAX_TOKENS, DEFAULT_MIN_SCORE};
+use docent_rag::{
+    AnswerConfig, GeneratorChoice, IndexConfig, PromptTemplate, RetrieveConfig, SamplerConfig,
+    SearchMode, DEFAULT_GENERATOR,
+};
+use serde::Serialize;
+
+/// `--mode`: how chunks are ranked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Embedding similarity through the HNSW graph.
+    Dense,
+    /// BM25 over words and Hangul/CJK character bigrams.
+    Lexical,
+    /// Both, fused (weights chosen from the query's script).
+    Hybrid,
+}
+
+impl From<Mode> for SearchMode {
+    fn from(m: Mode) -> Self {
+        match m {
+            Mode::Dense => SearchMode::Dense,
+            Mode::Lexical => SearchMode::Lexical,
+            Mode::Hybrid => SearchMode::Hybrid,
+        }
+    }
+}
+
+/// The sentence encoder.
+#[derive(Debug, Args, Clone, Default)]
+pub struct EncoderFlags {
+    /// Sentence encoder: a name from `docent models list`, a Hugging Face
+    /// id (`owner/name[@revision]`), or a folder holding one. By default,
+    /// the one the index was built with (else the manifest's default).
+    #[arg(long, value_name = "ENCODER")]
+    pub encoder: Option<String>,
+}
+
+impl EncoderFlags {
+    pub fn name(&self) -> Result<Option<&str>> {
+        Ok(self.encoder.as_deref())
+    }
+}
+
+/// The sentence encoder, for the commands (`index`, `search`) where
+/// `--model` used to name it and still does, with a notice.
+#[derive(Debug, Args, Clone, Default)]
+pub struct EncoderFlagsWithLegacy {
+    #[command(flatten)]
+    pub current: EncoderFlags,
+    /// Deprecated spelling of --encoder.
+    #[arg(long = "model", value_name = "ENCODER", hide = true)]
+    pub legacy_model: Option<String>,
+}
+
+impl EncoderFlagsWithLegacy {
+    /// The encoder named, warning when the old `--model` spelling was used.
+    pub fn name(&self) -> Result<Option<&str>> {
+        match (&self.current.encoder, &self.legacy_model) {
+            (Some(_), Some(_)) => {
+                anyhow::bail!("give the encoder once, with --encoder (--model is its old name)")
+            }
+            (None, Some(m)) => {
+                eprintln!(
+                    "warning: `--model` for the sentence encoder is deprecated; use `--encoder {m}` \
+                     (`--model` names the language model of `ask` and `eval`)"
+                );
+                Ok(Some(m))
+            }
+            (e, None) => Ok(e.as_deref()),
+        }
+    }
+}
+
+/// How `--docs` and `docent index` read and cut a folder.
+#[derive(Debug, Args, Clone)]
+pub struct IndexFlags {
+    /// Build from scratch, even with another encoder than the existing index's.
+    #[arg(long)]
+    pub rebuild: bool,
+    /// Most tokens in a chunk (capped by the encoder's limit).
+    #[arg(long, default_value_t = ChunkConfig::default().max_tokens)]
+    pub chunk_tokens: usize,
+    /// Tokens shared by consecutive chunks.
+    #[arg(long, default_value_t = ChunkConfig::default().overlap_tokens)]
+    pub overlap: usize,
+    /// Texts per encoder batch.
+    #[arg(long, default_value_t = IndexConfig::default().batch_size)]
+    pub batch_size: usize,
+    /// Include hidden files and folders.
+    #[arg(long)]
+    pub hidden: bool,
+    /// Do not honour .gitignore, .ignore and .docentignore files.
+    #[arg(long)]
+    pub no_ignore: bool,
+    /// Skip files larger than this many MiB.
+    #[arg(long, default_value_t = LoadOptions::default().max_file_bytes >> 20)]
+    pub max_file_mb: u64,
+    /// Skip PDFs with more pages than this.
+    #[arg(long, default_value_t = LoadOptions::default().max_pdf_pages)]
+    pub max_pdf_pages: usize,
+}
+
+impl IndexFlags {
+    pub fn config(&self, folder: Option<&Path>) -> IndexConfig {
+        IndexConfig {
+            folder: folder.map(Path::to_path_buf),
+            rebuild: self.rebuild,
+            chunking: ChunkConfig {
+                max_tokens: self.chunk_tokens,
+                overlap_tokens: self.overlap,
+            },
+            batch_size: self.batch_size,
+            walk: WalkOptions {
+                hidden: self.hidden,
+                no_ignore: self.no_ignore,
+            },
+            load: LoadOptions {
+                max_file_bytes: self.max_file_mb.saturating_mul(1 << 20),
+                max_pdf_pages: self.max_pdf_pages,
+            },
+        }
+    }
+}
+
+/// The language model and how it answers: `ask` and `eval --generate`.
+#[derive(Debug, Args, Clone)]
+pub struct AnswerFlags {
+    /// Language model: a name from `docent models list`, a Hugging Face
+    /// `owner/repo:file.gguf[@revision]`, or the path of a .gguf file.
+    #[arg(long, default_value = DEFAULT_GENERATOR)]
+    pub model: String,
+    /// How many chunks to retrieve for the model.
+    #[arg(short, default_value_t = DEFAULT_K)]
+    pub k: usize,
+    /// Chunks whose cosine similarity to the question is below this are not
+    /// used; if none reaches it, docent says the documents do not hold the
+    /// answer.
+    #[arg(long, default_value_t = DEFAULT_MIN_SCORE)]
+    pub min_score: f32,
+    /// Longest answer, in tokens.
+    #[arg(long, default_value_t = DEFAULT_MAX_TOKENS)]
+    pub max_tokens: usize,
+    /// Context for prompt and answer together, in tokens (at most the
+    /// model's own).
+    #[arg(long, default_value_t = GeneratorChoice::default().context)]
+    pub ctx: usize,
+    /// 0 is greedy decoding (the default: grounded answers should not improvise).
+    #[arg(long, default_value_t = SamplerConfig::default().temperature)]
+    pub temperature: f64,
+    #[arg(long, default_value_t = SamplerConfig::default().top_k)]
+    pub top_k: usize,
+    #[arg(long, default_value_t = SamplerConfig::default().top_p)]
+    pub top_p: f64,
+    /// 1.0 turns the repeat penalty off.
+    #[arg(long, default_value_t = SamplerConfig::default().repeat_penalty)]
+    pub repeat_penalty: f32,
+    #[arg(long, default_value_t = SamplerConfig::default().seed)]
+    pub seed: u64,
+    /// A TOML file with `system` and `user` Jinja templates replacing the
+    /// built-in prompt; they see `question`, `language` and `sources`
+    /// (each with `n`, `label`, `text`).
+    #[arg(long, value_name = "FILE")]
+    pub prompt_template: Option<PathBuf>,
+}
+
+impl AnswerFlags {
+    pub fn generator(&self) -> GeneratorChoice {
+        GeneratorChoice {
+            model: self.model.clone(),
+            context: self.ctx,
+        }
+    }
+
+    /// The answer settings, ranking chunks in `mode`.
+    pub fn config(&self, mode: SearchMode) -> Result<AnswerConfig> {
+        let template = match &self.prompt_template {
+            Some(p) => read_template(p)?,
+            None => PromptTemplate::default(),
+        };
+        Ok(AnswerConfig {
+            retrieve: RetrieveConfig {
+                k: self.k,
+                mode,
+                ef: None,
+            },
+            min_score: self.min_score,
+            max_tokens: self.max_tokens,
+            sampler: SamplerConfig {
+                temperature: self.temperature,
+                top_k: self.top_k,
+                top_p: self.top_p,
+                repeat_penalty: self.repeat_penalty,
+                seed: self.seed,
+                ..SamplerConfig::default()
+            },
+            template,
+        })
+    }
+}
+
+fn read_template(path: &Path) -> Result<PromptTemplate> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| {
+        format!(
+            "{}: a prompt template is a TOML file with `system` and `user` strings",
+            path.display()
+        )
+    })
+}

@@ -1,0 +1,266 @@
+//! The answering engine (`docent-rag`) as a library: shared between
+//! threads, picking up a newly published index without a restart, streaming
+//! events, cancelling, and carrying a conversation's earlier turns.
+
+mod common;
+
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::sync::Arc;
+
+use docent_rag::indexer::build_index;
+use docent_rag::{
+    AnswerConfig, Engine, Event, GeneratorChoice, IndexConfig, RetrieveConfig, SearchMode,
+    StopReason, Turn,
+};
+
+const MODEL: &str = "smollm2-135m-instruct-q4_1";
+
+fn encoder() -> Arc<docent_embed::Encoder> {
+    common::encoder();
+    Arc::new(docent_rag::models::load_encoder(None, Default::default()).expect("encoder loads"))
+}
+
+fn index(dir: &Path, docs: &Path, encoder: &docent_embed::Encoder) {
+    build_index(dir, &IndexConfig::for_folder(docs), encoder, &mut |_| {}).unwrap();
+}
+
+fn generator() -> GeneratorChoice {
+    common::gguf(MODEL);
+    GeneratorChoice {
+        model: MODEL.into(),
+        context: 2048,
+    }
+}
+
+fn paths(engine: &Engine, q: &str) -> Vec<String> {
+    let cfg = RetrieveConfig {
+        k: 3,
+        mode: SearchMode::Hybrid,
+        ef: None,
+    };
+    engine
+        .retrieve(q, &cfg)
+        .unwrap()
+        .hits
+        .into_iter()
+        .map(|h| h.chunk.chunk.path)
+        .collect()
+}
+
+#[test]
+fn threads_share_one_engine_and_see_a_new_generation_without_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    std::fs::copy(
+        common::corpus().join("glossary-en.md"),
+        docs.join("glossary-en.md"),
+    )
+    .unwrap();
+    let ix = tmp.path().join("ix");
+    let enc = encoder();
+    index(&ix, &docs, &enc);
+    let engine = Engine::with_encoder(&ix, enc.clone(), GeneratorChoice::default()).unwrap();
+    let q = "walrus ivory tusks of the Arctic";
+    assert!(!paths(&engine, q).contains(&"walrus.md".to_string()));
+    let first_gen = engine.index().unwrap().generation().to_string();
+
+    // Readers on four threads while a writer publishes a new generation
+    // with a note that answers the question.
+    std::thread::scope(|s| {
+        let readers: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    for _ in 0..20 {
+                        let got = paths(&engine, "What is quantization?");
+                        assert_eq!(got.len(), 3, "every search fills k");
+                    }
+                })
+            })
+            .collect();
+        std::fs::write(
+            docs.join("walrus.md"),
+            "# Walrus\n\nThe walrus grows long ivory tusks and lives in the Arctic.\n",
+        )
+        .unwrap();
+        index(&ix, &docs, &enc);
+        for r in readers {
+            r.join().expect("a reader failed");
+        }
+    });
+    // The same engine, not reopened, now finds the new note.
+    assert_eq!(paths(&engine, q)[0], "walrus.md");
+    assert_ne!(engine.index().unwrap().generation(), first_gen);
+}
+
+#[test]
+fn an_answer_streams_its_events_in_order_and_can_be_cancelled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ix = tmp.path().join("ix");
+    let enc = encoder();
+    index(&ix, &common::corpus(), &enc);
+    let engine = Engine::with_encoder(&ix, enc, generator()).unwrap();
+    let cfg = AnswerConfig {
+        max_tokens: 24,
+        ..AnswerConfig::default()
+    };
+    let q = "What is retrieval-augmented generation?";
+
+    let mut events = Vec::new();
+    let mut text = String::new();
+    let answer = engine
+        .answer(q, &[], &cfg, &mut |e| {
+            events.push(match e {
+                Event::Sources(s) => format!("sources {}", s.len()),
+                Event::Prompt { .. } => "prompt".into(),
+                Event::Text(t) => {
+                    text.push_str(t);
+                    "text".into()
+                }
+                Event::End { .. } => "end".into(),
+            });
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(events[0], format!("sources {}", answer.citations.len()));
+    assert_eq!(events[1], "prompt");
+    assert_eq!(events.last().unwrap(), "end");
+    assert!(events[2..events.len() - 1].iter().all(|e| e == "text"));
+    assert_eq!(
+        text.trim(),
+        answer.text,
+        "the streamed pieces are the answer"
+    );
+    assert!(answer.abstained.is_none());
+    assert_ne!(answer.stop, Some(StopReason::Cancelled));
+
+    // Breaking on the first piece stops generation there.
+    let mut pieces = 0;
+    let cancelled = engine
+        .answer(q, &[], &cfg, &mut |e| {
+            if let Event::Text(_) = e {
+                pieces += 1;
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(pieces, 1);
+    assert_eq!(cancelled.stop, Some(StopReason::Cancelled));
+    assert_eq!(cancelled.trace.timings.decode_tokens, 1);
+    // Breaking before generation: no token decoded at all.
+    let early = engine
+        .answer(q, &[], &cfg, &mut |e| match e {
+            Event::Sources(_) => ControlFlow::Break(()),
+            _ => ControlFlow::Continue(()),
+        })
+        .unwrap();
+    assert_eq!(early.stop, Some(StopReason::Cancelled));
+    assert!(early.text.is_empty() && early.trace.timings.decode_tokens == 0);
+}
+
+#[test]
+fn earlier_turns_go_into_the_prompt_and_are_dropped_first_to_fit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ix = tmp.path().join("ix");
+    let enc = encoder();
+    index(&ix, &common::corpus(), &enc);
+    let q = "What is retrieval-augmented generation?";
+    let history = vec![
+        Turn {
+            question: "What does quantization do to a model's weights?".into(),
+            answer: "It stores them in fewer bits [1].".into(),
+        },
+        Turn {
+            question: "Which search does docent fuse with the dense one?".into(),
+            answer: "A lexical BM25 search [2].".into(),
+        },
+    ];
+    let cfg = AnswerConfig {
+        max_tokens: 8,
+        ..AnswerConfig::default()
+    };
+    let stop_at_prompt = &mut |e: Event<'_>| match e {
+        Event::Prompt { .. } => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    };
+    let engine = Engine::with_encoder(&ix, enc.clone(), generator()).unwrap();
+    let a = engine.answer(q, &history, &cfg, stop_at_prompt).unwrap();
+    let prompt = a.prompt.unwrap();
+    let p = a.trace.prompt.unwrap();
+    assert_eq!((p.history_turns, p.dropped_turns), (2, 0));
+    let first = prompt.find(&history[0].question).expect("turn 1 is shown");
+    let second = prompt.find(&history[1].answer).expect("turn 2 is shown");
+    let question = prompt.rfind(q).unwrap();
+    assert!(
+        first < second && second < question,
+        "oldest first, question last"
+    );
+
+    // In a context too small for everything, the oldest turn goes first and
+    // the sources stay.
+    let small = Engine::with_encoder(
+        &ix,
+        enc,
+        GeneratorChoice {
+            model: MODEL.into(),
+            context: p.tokens - 20 + cfg.max_tokens,
+        },
+    )
+    .unwrap();
+    let a = small.answer(q, &history, &cfg, stop_at_prompt).unwrap();
+    let p2 = a.trace.prompt.unwrap();
+    assert!(p2.dropped_turns >= 1, "{p2:?}");
+    assert_eq!(
+        p2.source_ids, p.source_ids,
+        "sources are kept over old turns"
+    );
+    assert!(!a.prompt.unwrap().contains(&history[0].question));
+}
+
+#[test]
+fn a_question_without_relevant_sources_is_declined_without_the_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ix = tmp.path().join("ix");
+    let enc = encoder();
+    index(&ix, &common::corpus(), &enc);
+    // A model that does not exist: declining must not try to load it.
+    let engine = Engine::with_encoder(
+        &ix,
+        enc,
+        GeneratorChoice {
+            model: "no-such-model".into(),
+            context: 2048,
+        },
+    )
+    .unwrap();
+    let a = engine
+        .answer(
+            "Who won the football World Cup final in 1998?",
+            &[],
+            &AnswerConfig::default(),
+            &mut |_| ControlFlow::Continue(()),
+        )
+        .unwrap();
+    assert!(matches!(
+        a.abstained,
+        Some(docent_rag::Abstention::NoRelevantSource { .. })
+    ));
+    assert_eq!(a.text, docent_rag::NO_ANSWER);
+    assert!(a.citations.is_empty() && a.trace.model.is_none());
+    assert!(a.trace.candidates.iter().all(|c| !c.kept));
+    // Asking for a real answer with that model names the problem.
+    let err = engine
+        .answer(
+            "What is retrieval-augmented generation?",
+            &[],
+            &AnswerConfig::default(),
+            &mut |_| ControlFlow::Continue(()),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, docent_rag::RagError::UnknownModel { .. }),
+        "{err}"
+    );
+}
