@@ -198,7 +198,7 @@ fn generated(seed: u64) -> Document {
     let mut text = String::new();
     let paragraphs = 1 + rng.next() % 8;
     for p in 0..paragraphs {
-        if rng.next() % 3 == 0 {
+        if rng.next().is_multiple_of(3) {
             text.push_str(&format!(
                 "{} Heading {p} 제목\n\n",
                 "#".repeat(1 + (rng.next() % 3) as usize)
@@ -210,7 +210,7 @@ fn generated(seed: u64) -> Document {
             text.push(if i % 17 == 16 { '\n' } else { ' ' });
         }
         // Now and then a run with no spaces at all, longer than any chunk.
-        if rng.next() % 4 == 0 {
+        if rng.next().is_multiple_of(4) {
             for _ in 0..(rng.next() % 600) {
                 text.push_str(rng.pick(&["가", "나", "😀", "a", "字"]));
             }

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 
-use super::{peak_rss_mb, set_threads};
+use super::peak_rss_mb;
 
 #[derive(Debug, Args)]
 pub struct EmbedArgs {
@@ -26,11 +26,8 @@ pub struct EmbedArgs {
     batch: usize,
     #[command(flatten)]
     encoder: crate::flags::EncoderFlags,
-    /// Threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    run: super::RunFlags,
     /// Write the texts and docent's embeddings here (JSON) for
     /// benches/embed_peer.py.
     #[arg(long)]
@@ -53,7 +50,7 @@ struct EmbedReport {
 
 pub fn run(args: EmbedArgs) -> Result<()> {
     anyhow::ensure!(args.batch > 0, "--batch must be at least 1");
-    let threads = set_threads(args.threads)?;
+    let threads = args.run.threads()?;
     let data =
         std::fs::read(&args.squad).with_context(|| format!("reading {}", args.squad.display()))?;
     let set = docent_eval::Dataset::from_json(&data)
@@ -105,7 +102,7 @@ pub fn run(args: EmbedArgs) -> Result<()> {
         std::fs::write(p, serde_json::to_string(&e)?)
             .with_context(|| format!("writing {}", p.display()))?;
     }
-    if args.json {
+    if args.run.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(

@@ -17,7 +17,7 @@ use docent_rag::models::resolve_generator;
 use docent_rag::DEFAULT_GENERATOR;
 use serde::Serialize;
 
-use super::{peak_rss_mb, rss_mb, set_threads};
+use super::{peak_rss_mb, rss_mb};
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
@@ -40,11 +40,8 @@ pub struct GenerateArgs {
     /// Folder whose text files the prompts are cut from.
     #[arg(long, default_value = "corpus")]
     docs: PathBuf,
-    /// Threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    run: super::RunFlags,
     /// Write the prompts' token ids here (JSON) for benches/generate_peer.py.
     #[arg(long)]
     export: Option<PathBuf>,
@@ -132,7 +129,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         args.batch > 0 && args.decode > 0,
         "--batch and --decode must be at least 1"
     );
-    let threads = set_threads(args.threads)?;
+    let threads = args.run.threads()?;
     let file = resolve_generator(&args.model)?;
     let (name, path) = (file.model.id, file.path);
     let rss_before = rss_mb();
@@ -226,7 +223,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         peak_rss_mb: peak_rss_mb(),
         runs,
     };
-    if args.json {
+    if args.run.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }

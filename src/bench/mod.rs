@@ -10,7 +10,7 @@ mod retrieval;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -34,16 +34,30 @@ pub fn run(index_dir: &Path, cmd: BenchCommand) -> Result<()> {
     }
 }
 
-/// `--threads`: the size of rayon's pool, which every kernel runs on.
-fn set_threads(threads: Option<usize>) -> Result<usize> {
-    if let Some(n) = threads {
-        anyhow::ensure!(n > 0, "--threads must be at least 1");
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .context("setting up the thread pool")?;
+/// How a model benchmark runs and reports.
+#[derive(Debug, Args)]
+struct RunFlags {
+    /// Threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+impl RunFlags {
+    /// Sizes rayon's pool, which every kernel runs on, as `--threads` asks;
+    /// returns its size.
+    fn threads(&self) -> Result<usize> {
+        if let Some(n) = self.threads {
+            anyhow::ensure!(n > 0, "--threads must be at least 1");
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build_global()
+                .context("setting up the thread pool")?;
+        }
+        Ok(rayon::current_num_threads())
     }
-    Ok(rayon::current_num_threads())
 }
 
 /// The most memory this process has held, in MB.
