@@ -34,7 +34,10 @@ use crate::RagError;
 ///   Each request compares the index it holds with the live generation
 ///   (one small file read) and opens the new one when a writer has
 ///   published; requests under way finish on the one they started with,
-///   which stays on disk until its last reader lets go.
+///   which stays on disk until its last reader lets go. Should the new one
+///   fail to open (another publish racing it), the request is answered
+///   from the one held, and the next request tries again; a new generation
+///   built with another encoder is an error.
 /// * The language model is loaded on the first answer that needs it: a
 ///   question declined at retrieval never loads it.
 pub struct Engine {
@@ -125,9 +128,16 @@ impl Engine {
             Some(gen) if gen != held.generation() => {
                 let mut slot = self.index.write().unwrap_or_else(|e| e.into_inner());
                 if slot.generation() != gen {
-                    let index = Index::open(&self.index_dir)?;
-                    index.check_encoder(self.encoder.info())?;
-                    *slot = Arc::new(index);
+                    match Index::open(&self.index_dir) {
+                        Ok(index) => {
+                            index.check_encoder(self.encoder.info())?;
+                            *slot = Arc::new(index);
+                        }
+                        // The held generation is still whole (its readers
+                        // hold it on disk): a publish racing this open must
+                        // not fail the request. The next one tries again.
+                        Err(_) => return Ok(slot.clone()),
+                    }
                 }
                 Ok(slot.clone())
             }
