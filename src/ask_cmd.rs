@@ -76,7 +76,7 @@ pub fn run(index_dir: &Path, args: AskArgs, started: Instant) -> Result<()> {
     let engine = open_engine(
         index_dir,
         args.docs.as_deref(),
-        args.encoder.name()?,
+        args.encoder.name(),
         args.answer.generator(),
         args.json,
     )?;

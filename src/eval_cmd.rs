@@ -175,7 +175,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         .to_string();
     let docs_cfg = IndexConfig::default();
     // Each encoder gets its own index of the set.
-    let encoder_name = match args.encoder.name()? {
+    let encoder_name = match args.encoder.name() {
         Some(n) => n.to_string(),
         None => docent_rag::models::encoder_spec(None)?.name,
     };

@@ -48,8 +48,8 @@ pub struct EncoderFlags {
 }
 
 impl EncoderFlags {
-    pub fn name(&self) -> Result<Option<&str>> {
-        Ok(self.encoder.as_deref())
+    pub fn name(&self) -> Option<&str> {
+        self.encoder.as_deref()
     }
 }
 

@@ -108,13 +108,16 @@ pub fn run(index_dir: &Path, args: SearchArgs) -> Result<()> {
         return latency(&engine, file, &cfg, args.json, args.hits.as_deref());
     }
     let query = args.query.clone().unwrap_or_default();
-    let r = engine.retrieve(&query, &cfg)?;
-    if r.query_tokens > r.query_token_limit {
+    let (tokens, limit) = (
+        engine.encoder().count_with_special(&query),
+        engine.encoder().info().max_seq_len,
+    );
+    if tokens > limit {
         eprintln!(
-            "warning: the query has {} tokens; the encoder reads only the first {}",
-            r.query_tokens, r.query_token_limit
+            "warning: the query has {tokens} tokens; the encoder reads only the first {limit}"
         );
     }
+    let r = engine.retrieve(&query, &cfg)?;
     let index = engine.index()?;
     let root = &index.meta().root;
     let at = |h: &docent_index::Hit| {

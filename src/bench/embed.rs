@@ -66,7 +66,7 @@ pub fn run(args: EmbedArgs) -> Result<()> {
     );
     let t = Instant::now();
     let encoder = docent_rag::models::load_encoder(
-        args.encoder.name()?,
+        args.encoder.name(),
         docent_embed::EncoderConfig {
             batch_size: args.batch,
         },

@@ -62,6 +62,27 @@ impl Index {
         Self::open_with(root, false)
     }
 
+    /// The live generation's metadata alone: no checksum, no graph, no
+    /// other table. Cheap enough to decide which encoder to load before
+    /// the index is opened (and checked) for real; never answer from it.
+    pub fn read_meta(root: &Path) -> Result<IndexMeta, IndexError> {
+        let Some(gen) = live_generation(root)? else {
+            return Err(IndexError::NotFound {
+                path: root.display().to_string(),
+            });
+        };
+        let unreadable = |e: &dyn std::fmt::Display| {
+            Self::damaged(root, format!("the store's metadata cannot be read: {e}"))
+        };
+        let conn = open_read_only(&root.join(gen).join(STORE)).map_err(|e| unreadable(&e))?;
+        let json: String = conn
+            .query_row("SELECT value FROM meta WHERE key = 'index'", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| unreadable(&e))?;
+        serde_json::from_str(&json).map_err(|e| unreadable(&e))
+    }
+
     fn open_with(root: &Path, graph: bool) -> Result<Index, IndexError> {
         // A writer publishes a generation and then removes the one before
         // it, which may be the one being opened here: then any step of the

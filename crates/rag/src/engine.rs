@@ -115,10 +115,6 @@ impl Engine {
         &self.encoder
     }
 
-    pub fn index_dir(&self) -> &Path {
-        &self.index_dir
-    }
-
     /// The live index: the one held, or the generation a writer has
     /// published since, opened now.
     pub fn index(&self) -> Result<Arc<Index>, RagError> {

@@ -96,14 +96,11 @@ pub struct IndexReport {
 }
 
 /// The encoder an indexing run at `index_dir` uses: the one `name`s, else
-/// the one the existing index was built with, else the default.
+/// the one the existing index was built with (read from its metadata
+/// alone: the run opens and checks the index itself), else the default.
 pub fn encoder_name_for(index_dir: &Path, name: Option<&str>) -> Option<String> {
-    name.map(str::to_string).or_else(|| {
-        Index::exists(index_dir)
-            .then(|| Index::open_store(index_dir).ok())
-            .flatten()
-            .map(|ix| ix.meta().encoder.id.clone())
-    })
+    name.map(str::to_string)
+        .or_else(|| Index::read_meta(index_dir).ok().map(|meta| meta.encoder.id))
 }
 
 /// Loads the encoder [`encoder_name_for`] picks, batching `batch_size` texts.

@@ -227,10 +227,6 @@ pub struct Retrieval {
     pub candidates: Vec<Candidate>,
     /// The breadth the graph was searched with.
     pub ef: usize,
-    /// Tokens of the question as the encoder reads it (special tokens
-    /// included), and the most it reads: a longer question is truncated.
-    pub query_tokens: usize,
-    pub query_token_limit: usize,
     /// The stages of this retrieval: query embedding, searches, fusion, fetch.
     pub spans: Vec<Span>,
 }
@@ -256,8 +252,6 @@ pub fn retrieve(
         hits,
         candidates: ranking.candidates,
         ef: cfg.ef.unwrap_or(index.meta().hnsw.ef_search),
-        query_tokens: encoder.count_with_special(question),
-        query_token_limit: encoder.info().max_seq_len,
         spans: spans.list[first_span..].to_vec(),
     })
 }

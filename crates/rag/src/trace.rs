@@ -85,15 +85,6 @@ impl Spans {
             duration_ms,
         });
     }
-
-    /// The duration of `stage` (summed, should it run more than once).
-    pub fn ms(&self, stage: Stage) -> f64 {
-        self.list
-            .iter()
-            .filter(|s| s.stage == stage)
-            .map(|s| s.duration_ms)
-            .sum()
-    }
 }
 
 /// The index an answer was retrieved from.
