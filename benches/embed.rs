@@ -34,7 +34,10 @@ fn main() {
         &local.dir,
         &spec.repo,
         &spec.revision,
-        EncoderConfig { batch_size: batch },
+        EncoderConfig {
+            batch_size: batch,
+            ..Default::default()
+        },
     )
     .expect("loads");
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();

@@ -260,7 +260,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
         model: args.answer.model.clone(),
         metric: format!("{metric:?}").to_lowercase(),
         k: answer_cfg.retrieve.k,
-        min_score: answer_cfg.min_score,
+        min_score: answer_cfg
+            .min_score
+            .unwrap_or(index.meta().encoder.retrieval.min_score),
         max_tokens: answer_cfg.max_tokens,
         ..AnswerSummary::default()
     };

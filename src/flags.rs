@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use docent_core::ChunkConfig;
 use docent_ingest::{LoadOptions, WalkOptions};
-use docent_rag::answer::{DEFAULT_K, DEFAULT_MAX_TOKENS, DEFAULT_MIN_SCORE};
+use docent_rag::answer::{DEFAULT_K, DEFAULT_MAX_TOKENS};
 use docent_rag::{
     AnswerConfig, GeneratorChoice, IndexConfig, PromptTemplate, RetrieveConfig, SamplerConfig,
     SearchMode, DEFAULT_GENERATOR,
@@ -146,9 +146,10 @@ pub struct AnswerFlags {
     pub k: usize,
     /// Chunks whose cosine similarity to the question is below this are not
     /// used; if none reaches it, docent says the documents do not hold the
-    /// answer.
-    #[arg(long, default_value_t = DEFAULT_MIN_SCORE)]
-    pub min_score: f32,
+    /// answer. By default, the threshold calibrated for the index's encoder
+    /// (all-MiniLM-L6-v2 0.40, multilingual-e5-small: see `docent models list`).
+    #[arg(long)]
+    pub min_score: Option<f32>,
     /// Longest answer, in tokens.
     #[arg(long, default_value_t = DEFAULT_MAX_TOKENS)]
     pub max_tokens: usize,

@@ -69,6 +69,7 @@ pub fn run(args: EmbedArgs) -> Result<()> {
         args.encoder.name(),
         docent_embed::EncoderConfig {
             batch_size: args.batch,
+            ..Default::default()
         },
     )?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;

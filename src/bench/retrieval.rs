@@ -363,7 +363,10 @@ pub fn run(index_dir: &Path, args: RetrievalArgs) -> Result<()> {
     let mut real_queries = Vec::with_capacity(texts.len());
     for text in &texts {
         let t = Instant::now();
-        let v = encoder.embed(&[text.as_str()])?.pop().expect("one vector");
+        let v = encoder
+            .embed_queries(&[text.as_str()])?
+            .pop()
+            .expect("one vector");
         embed_ms.push(t.elapsed().as_secs_f64() * 1e3);
         real_queries.push(v);
         bar.inc(1);

@@ -79,6 +79,12 @@ pub fn copy_dir(from: &Path, to: &Path) {
 /// The path of a generator model's GGUF file from the manifest, fetched
 /// first if missing; fails loudly when it cannot be had.
 pub fn gguf(name: &str) -> PathBuf {
+    model_file(name, ".gguf")
+}
+
+/// The path of the file ending in `suffix` of a model in the manifest,
+/// fetched first if missing; fails loudly when it cannot be had.
+pub fn model_file(name: &str, suffix: &str) -> PathBuf {
     // One fetch at a time within a test binary.
     static FETCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = FETCH.lock().unwrap_or_else(|e| e.into_inner());
@@ -92,9 +98,9 @@ pub fn gguf(name: &str) -> PathBuf {
     local
         .files
         .iter()
-        .find(|(repo_path, _)| repo_path.ends_with(".gguf"))
+        .find(|(repo_path, _)| repo_path.ends_with(suffix))
         .map(|(_, local)| local.clone())
-        .unwrap_or_else(|| panic!("{name} has no .gguf file"))
+        .unwrap_or_else(|| panic!("{name} has no {suffix} file"))
 }
 
 /// The two generator models in the manifest.

@@ -14,9 +14,44 @@ pub enum Pooling {
     MeanSqrtLen,
 }
 
+/// Retrieval settings that depend on the encoder's similarity scale: each
+/// encoder has its own, calibrated on Korean and English questions
+/// (`scripts/calibrate_min_score.py`) and recorded with the index.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RetrievalSettings {
+    /// The cosine similarity below which a chunk is not given to the
+    /// model; with none left, the question is declined.
+    pub min_score: f32,
+    /// The weight of the dense ranking in hybrid search for a question in
+    /// Latin script (the lexical ranking has the rest)...
+    pub dense_weight_latin: f32,
+    /// ... and for one in Hangul, Han or kana; mixed scripts in proportion.
+    pub dense_weight_cjk: f32,
+}
+
+impl Default for RetrievalSettings {
+    /// all-MiniLM-L6-v2's, which every index made before the settings were
+    /// recorded was built with.
+    fn default() -> Self {
+        RetrievalSettings {
+            min_score: 0.40,
+            dense_weight_latin: 0.5,
+            dense_weight_cjk: 0.0,
+        }
+    }
+}
+
+impl RetrievalSettings {
+    /// The dense ranking's weight for `query`, by its script.
+    pub fn dense_weight(&self, query: &str) -> f32 {
+        let cjk = crate::lexical::cjk_share(query);
+        self.dense_weight_latin * (1.0 - cjk) + self.dense_weight_cjk * cjk
+    }
+}
+
 /// What an index must know of the encoder that made its vectors: an index
 /// only answers queries embedded by the same encoder.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EncoderInfo {
     /// Hugging Face repository id.
     pub id: String,
@@ -27,9 +62,28 @@ pub struct EncoderInfo {
     pub normalize: bool,
     /// Most tokens the encoder reads, special tokens included.
     pub max_seq_len: usize,
+    /// Put before a question (E5: `"query: "`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub query_prefix: String,
+    /// Put before a passage (E5: `"passage: "`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub passage_prefix: String,
+    /// Not a property of the vectors: [`EncoderInfo::same_vectors`] leaves
+    /// it out.
+    #[serde(default)]
+    pub retrieval: RetrievalSettings,
 }
 
 impl EncoderInfo {
+    /// Whether two encoders make the same vectors (their retrieval
+    /// settings may differ).
+    pub fn same_vectors(&self, other: &EncoderInfo) -> bool {
+        EncoderInfo {
+            retrieval: other.retrieval,
+            ..self.clone()
+        } == *other
+    }
+
     /// A one-line description for messages.
     pub fn describe(&self) -> String {
         format!(

@@ -62,11 +62,17 @@ pub fn lexical_terms(text: &str) -> Vec<String> {
     out
 }
 
-/// How much the dense ranking counts for `query`: half for a query written
-/// in Latin script, nothing for one in Hangul, Han or kana, in proportion
-/// between. (For the default English-only encoder; the lexical ranking has
-/// the rest.)
+/// How much the dense ranking counts for `query` with an English-only
+/// encoder: half for a query written in Latin script, nothing for one in
+/// Hangul, Han or kana, in proportion between (the lexical ranking has the
+/// rest). [`crate::RetrievalSettings::dense_weight`] is the same rule with
+/// each encoder's own weights.
 pub fn dense_weight(query: &str) -> f32 {
+    0.5 * (1.0 - cjk_share(query))
+}
+
+/// The share of a query's letters in Hangul, Han or kana (0 with none).
+pub fn cjk_share(query: &str) -> f32 {
     let (mut cjk, mut other) = (0usize, 0usize);
     for c in query.chars().filter(|c| c.is_alphabetic()) {
         if is_cjk(c) {
@@ -76,9 +82,9 @@ pub fn dense_weight(query: &str) -> f32 {
         }
     }
     if cjk + other == 0 {
-        return 0.5;
+        return 0.0;
     }
-    0.5 * other as f32 / (cjk + other) as f32
+    cjk as f32 / (cjk + other) as f32
 }
 
 fn scaled(list: &[(u64, f32)]) -> Vec<(u64, f32)> {

@@ -28,7 +28,7 @@ pub use chunk::{chunk_document, Chunk, ChunkConfig, ChunkConfigError, TokenCount
 pub use document::{Block, BlockKind, Document, SourceKind};
 
 mod encoder;
-pub use encoder::{EncoderInfo, Pooling};
+pub use encoder::{EncoderInfo, Pooling, RetrievalSettings};
 
 mod lexical;
-pub use lexical::{dense_weight, fuse, lexical_terms};
+pub use lexical::{cjk_share, dense_weight, fuse, lexical_terms};

@@ -1,7 +1,10 @@
-//! BERT's forward pass on `docent-kernels`.
+//! BERT's forward pass on `docent-kernels`, for BERT and XLM-RoBERTa.
 //!
-//! The weights of the six kinds of dense layers are quantised to `Q8_0` at
-//! load (and interleaved for the CPU's kernels); activations are quantised
+//! From safetensors, the weights of the six kinds of dense layers are
+//! quantised to `Q8_0` at load; from an E5S1 file ([`crate::e5s1`]) they
+//! stay in its `Q4_0` blocks, and so does the word embedding table, whose
+//! rows are decoded as tokens need them. Either way the dense weights are
+//! interleaved for the CPU's kernels at load, and activations are quantised
 //! per 32 values before each product, as in the decoder. Everything else —
 //! embeddings, layer norms, attention, GELU, pooling — stays in f32. The
 //! texts of a batch are laid end to end, not padded: the dense layers see
@@ -20,6 +23,7 @@ use docent_kernels::Isa;
 use rayon::prelude::*;
 use serde::Deserialize;
 
+use crate::e5s1::{E5s1, E5s1Error, E5s1Type};
 use crate::EmbedError;
 
 /// The fields of a BERT `config.json` the forward pass needs.
@@ -37,6 +41,22 @@ pub struct BertConfig {
     pub layer_norm_eps: f64,
     #[serde(default = "default_position")]
     pub position_embedding_type: String,
+    /// `bert`, `xlm-roberta`, …: RoBERTa models number positions from
+    /// `pad_token_id + 1`.
+    #[serde(default)]
+    pub model_type: String,
+    #[serde(default)]
+    pub pad_token_id: Option<usize>,
+}
+
+impl BertConfig {
+    /// The row of the position table that position 0 reads.
+    pub fn position_offset(&self) -> usize {
+        match self.model_type.as_str() {
+            "roberta" | "xlm-roberta" | "camembert" => self.pad_token_id.unwrap_or(1) + 1,
+            _ => 0,
+        }
+    }
 }
 
 fn default_act() -> String {
@@ -72,11 +92,30 @@ struct Layer {
     out_norm: Norm,
 }
 
+/// The word embedding table.
+enum Table {
+    F32(Vec<f32>),
+    /// Quantised rows, decoded one token at a time.
+    Quant(QMatrix),
+}
+
+impl Table {
+    fn row(&self, id: usize, h: usize, out: &mut [f32]) {
+        match self {
+            Table::F32(v) => out.copy_from_slice(&v[id * h..(id + 1) * h]),
+            Table::Quant(m) => m.dequantize_row(id, out),
+        }
+    }
+}
+
 pub(crate) struct Bert {
     cfg: BertConfig,
     isa: Isa,
-    word: Vec<f32>,
+    word: Table,
+    /// Positions from the first usable row (RoBERTa's offset taken out).
     pos: Vec<f32>,
+    /// Positions a sequence may have.
+    max_len: usize,
     /// Token type 0 (sentence-transformers encodes single texts).
     typ: Vec<f32>,
     emb_norm: Norm,
@@ -138,7 +177,7 @@ impl Weights {
 }
 
 impl Bert {
-    pub(crate) fn load(weights: &Path, cfg: BertConfig) -> Result<Bert, EmbedError> {
+    pub(crate) fn load(weights: &Path, cfg: BertConfig, isa: Isa) -> Result<Bert, EmbedError> {
         let path = weights.display().to_string();
         let invalid = |message: String| EmbedError::Invalid {
             path: path.clone(),
@@ -178,12 +217,19 @@ impl Bert {
             tensors,
             prefix,
         };
-        let isa = Isa::detect();
-        let word = w.get("embeddings.word_embeddings.weight", cfg.vocab_size * h)?;
+        let word = Table::F32(w.get("embeddings.word_embeddings.weight", cfg.vocab_size * h)?);
+        let offset = cfg.position_offset();
+        if offset >= cfg.max_position_embeddings {
+            return Err(invalid(format!(
+                "the position offset {offset} leaves no positions"
+            )));
+        }
         let pos = w.get(
             "embeddings.position_embeddings.weight",
             cfg.max_position_embeddings * h,
-        )?;
+        )?[offset * h..]
+            .to_vec();
+        let max_len = cfg.max_position_embeddings - offset;
         let typ_all = w
             .tensors
             .get(&format!("{prefix}embeddings.token_type_embeddings.weight"))
@@ -216,11 +262,95 @@ impl Bert {
             isa,
             word,
             pos,
+            max_len,
             typ,
             emb_norm,
             layers,
             tanh_gelu,
         })
+    }
+
+    /// The encoder of an E5S1 file (XLM-R, `Q4_0` weights, positions
+    /// already from 0).
+    pub(crate) fn load_e5s1(file: &E5s1, path: &str, isa: Isa) -> Result<Bert, EmbedError> {
+        let invalid = |e: E5s1Error| EmbedError::Invalid {
+            path: path.to_string(),
+            message: e.to_string(),
+        };
+        let sh = file.shape;
+        let (h, ff) = (sh.hidden, sh.ff);
+        let q4 = |name: &str, rows: usize, cols: usize| -> Result<QMatrix, EmbedError> {
+            let bytes = file
+                .tensor(name, E5s1Type::Q4_0, rows * cols)
+                .map_err(invalid)?;
+            QMatrix::new(name, Format::Q4_0, rows, cols, bytes.to_vec()).map_err(|e| {
+                EmbedError::Invalid {
+                    path: path.to_string(),
+                    message: e.to_string(),
+                }
+            })
+        };
+        let vector = |name: &str, len: usize| file.vector(name, len).map_err(invalid);
+        let linear = |p: &str, rows: usize, cols: usize| -> Result<Linear, EmbedError> {
+            Ok(Linear {
+                m: q4(&format!("{p}.w"), rows, cols)?.repacked(isa),
+                bias: vector(&format!("{p}.b"), rows)?,
+            })
+        };
+        let norm = |p: &str| -> Result<Norm, EmbedError> {
+            Ok(Norm {
+                w: vector(&format!("{p}.w"), h)?,
+                b: vector(&format!("{p}.b"), h)?,
+            })
+        };
+        let mut layers = Vec::with_capacity(sh.layers);
+        for i in 0..sh.layers {
+            let p = format!("l{i}");
+            layers.push(Layer {
+                q: linear(&format!("{p}.q"), h, h)?,
+                k: linear(&format!("{p}.k"), h, h)?,
+                v: linear(&format!("{p}.v"), h, h)?,
+                o: linear(&format!("{p}.ao"), h, h)?,
+                attn_norm: norm(&format!("{p}.aln"))?,
+                inter: linear(&format!("{p}.fi"), ff, h)?,
+                out: linear(&format!("{p}.fo"), h, ff)?,
+                out_norm: norm(&format!("{p}.oln"))?,
+            });
+        }
+        let typ_values = file
+            .tensor_values("emb.type")
+            .filter(|n| *n >= h && n % h == 0)
+            .ok_or_else(|| invalid(E5s1Error::Invalid("tensor emb.type is missing".into())))?;
+        let typ = vector("emb.type", typ_values)?[..h].to_vec();
+        let cfg = BertConfig {
+            vocab_size: sh.vocab,
+            hidden_size: h,
+            num_hidden_layers: sh.layers,
+            num_attention_heads: sh.heads,
+            intermediate_size: ff,
+            hidden_act: "gelu".into(),
+            max_position_embeddings: sh.positions,
+            layer_norm_eps: sh.eps as f64,
+            position_embedding_type: "absolute".into(),
+            model_type: "xlm-roberta".into(),
+            pad_token_id: None,
+        };
+        Ok(Bert {
+            word: Table::Quant(q4("emb.word", sh.vocab, h)?),
+            pos: vector("emb.pos", sh.positions * h)?,
+            max_len: sh.positions,
+            typ,
+            emb_norm: norm("emb.ln")?,
+            layers,
+            tanh_gelu: false,
+            isa,
+            cfg,
+        })
+    }
+
+    /// Most tokens a sequence may have, special tokens included.
+    pub(crate) fn max_len(&self) -> usize {
+        self.max_len
     }
 
     /// The last hidden states of every token of every sequence, one row of
@@ -246,11 +376,11 @@ impl Bert {
         let mut x = vec![0f32; total * h];
         let mut row = 0;
         for seq in seqs {
-            if seq.len() > self.cfg.max_position_embeddings {
+            if seq.len() > self.max_len {
                 return Err(EmbedError::Tokenizer(format!(
                     "{} tokens exceed the encoder's {} positions",
                     seq.len(),
-                    self.cfg.max_position_embeddings
+                    self.max_len
                 )));
             }
             starts.push(row);
@@ -262,12 +392,10 @@ impl Bert {
                     )));
                 }
                 let out = &mut x[row * h..(row + 1) * h];
-                let (wv, pv) = (
-                    &self.word[id * h..(id + 1) * h],
-                    &self.pos[p * h..(p + 1) * h],
-                );
-                for (((o, &a), &b), &c) in out.iter_mut().zip(wv).zip(pv).zip(&self.typ) {
-                    *o = a + b + c;
+                self.word.row(id, h, out);
+                let pv = &self.pos[p * h..(p + 1) * h];
+                for ((o, &b), &c) in out.iter_mut().zip(pv).zip(&self.typ) {
+                    *o += b + c;
                 }
                 row += 1;
             }
@@ -285,7 +413,7 @@ impl Bert {
         let mut inter = vec![0f32; total * ff];
         let scale = 1.0 / (hd as f32).sqrt();
         for layer in &self.layers {
-            acts.quantize(&x, h, Format::Q8_0, isa);
+            acts.quantize(&x, h, layer.q.m.format(), isa);
             matmul_many(
                 &mut [
                     (&layer.q.m, &mut q),

@@ -31,5 +31,7 @@
 mod manifest;
 mod store;
 
-pub use manifest::{FileSpec, Manifest, ManifestError, MirrorPart, ModelKind, ModelSpec};
+pub use manifest::{
+    FileSpec, Manifest, ManifestError, MirrorPart, ModelKind, ModelSpec, RetrievalSpec,
+};
 pub use store::{LocalModel, ModelError, ModelStore, StoreConfig};

@@ -34,7 +34,7 @@ pub struct FileSpec {
     pub optional: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ModelSpec {
     pub name: String,
     pub kind: ModelKind,
@@ -44,8 +44,32 @@ pub struct ModelSpec {
     pub revision: String,
     #[serde(default)]
     pub description: String,
+    /// `false` for a model whose files exist only in its mirror packages
+    /// (a form of the model the hub repository does not hold): the hub is
+    /// not tried.
+    #[serde(default = "yes")]
+    pub hub: bool,
+    /// For an encoder: the retrieval settings calibrated for it.
+    #[serde(default)]
+    pub retrieval: Option<RetrievalSpec>,
     #[serde(rename = "file")]
     pub files: Vec<FileSpec>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Retrieval settings that depend on the encoder's similarity scale,
+/// calibrated by `scripts/calibrate_min_score.py`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct RetrievalSpec {
+    /// The cosine below which a question is declined as not answered.
+    pub min_score: f32,
+    /// The weight of dense scores in hybrid fusion for a question in Latin
+    /// script, and for one in Hangul or other CJK script.
+    pub dense_weight_latin: f32,
+    pub dense_weight_cjk: f32,
 }
 
 impl ModelSpec {
@@ -65,6 +89,8 @@ impl ModelSpec {
             repo: repo.into(),
             revision: revision.into(),
             description: format!("{repo} (not in the manifest; files are not pinned)"),
+            hub: true,
+            retrieval: None,
             files: vec![
                 file("config.json", false),
                 file("tokenizer.json", false),
@@ -86,6 +112,8 @@ impl ModelSpec {
             repo: repo.into(),
             revision: revision.into(),
             description: format!("{repo}:{file} (not in the manifest; not pinned)"),
+            hub: true,
+            retrieval: None,
             files: vec![FileSpec {
                 path: file.into(),
                 sha256: None,

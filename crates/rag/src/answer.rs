@@ -9,12 +9,6 @@ use crate::retrieve::RetrieveConfig;
 use crate::trace::Trace;
 use crate::RagError;
 
-/// Below this cosine similarity no retrieved chunk counts as relevant, and
-/// the answer says the documents do not hold it without running the model.
-/// Calibrated with `scripts/calibrate_min_score.py` on the shared SQuAD
-/// set: the highest threshold that still keeps 90% of answerable questions
-/// (91%; it declines 87% of questions about articles not in the index).
-pub const DEFAULT_MIN_SCORE: f32 = 0.40;
 /// Chunks given to the model.
 pub const DEFAULT_K: usize = 3;
 /// The longest answer, in tokens.
@@ -34,8 +28,10 @@ pub fn is_decline(answer: &str) -> bool {
 pub struct AnswerConfig {
     pub retrieve: RetrieveConfig,
     /// Chunks less similar than this to the question are not given to the
-    /// model; when none is left, the answer is declined without it.
-    pub min_score: f32,
+    /// model; when none is left, the answer is declined without it. `None`
+    /// is the threshold calibrated for the index's encoder
+    /// ([`docent_core::RetrievalSettings::min_score`]).
+    pub min_score: Option<f32>,
     /// The longest answer, in tokens.
     pub max_tokens: usize,
     pub sampler: SamplerConfig,
@@ -49,7 +45,7 @@ impl Default for AnswerConfig {
                 k: DEFAULT_K,
                 ..RetrieveConfig::default()
             },
-            min_score: DEFAULT_MIN_SCORE,
+            min_score: None,
             max_tokens: DEFAULT_MAX_TOKENS,
             sampler: SamplerConfig::default(),
             template: PromptTemplate::default(),
@@ -65,10 +61,9 @@ impl AnswerConfig {
                 "the answer's token limit must be at least 1".into(),
             ));
         }
-        if !(-1.0..=1.0).contains(&self.min_score) {
+        if let Some(m) = self.min_score.filter(|m| !(-1.0..=1.0).contains(m)) {
             return Err(RagError::Config(format!(
-                "the minimum similarity {} is not between -1 and 1",
-                self.min_score
+                "the minimum similarity {m} is not between -1 and 1"
             )));
         }
         self.sampler.validate()?;

@@ -178,7 +178,7 @@ impl Engine {
 
     /// Answers `question`, after the earlier turns `history` (oldest
     /// first), from the index's documents: retrieve, keep the chunks at
-    /// least `cfg.min_score` similar to the question (none: decline without
+    /// least `cfg.min_score` (else the encoder's calibrated threshold) similar to the question (none: decline without
     /// the model), fit the prompt to the context, and generate. `on_event`
     /// sees the sources, the prompt and each piece of text as it comes, and
     /// may cancel by returning `Break`.
@@ -196,6 +196,9 @@ impl Engine {
         let retrieval =
             retrieve::retrieve(&index, &self.encoder, question, &cfg.retrieve, &mut spans)?;
         let retrieval_ms = spans.now_ms();
+        let min_score = cfg
+            .min_score
+            .unwrap_or(index.meta().encoder.retrieval.min_score);
         let (relevant, best) = spans.time(Stage::Filter, || {
             let best = retrieval
                 .hits
@@ -205,7 +208,7 @@ impl Engine {
             let relevant: Vec<Citation> = retrieval
                 .hits
                 .iter()
-                .filter(|h| h.similarity >= cfg.min_score)
+                .filter(|h| h.similarity >= min_score)
                 .enumerate()
                 .map(|(i, h)| Citation::from_hit(i + 1, h))
                 .collect();
@@ -228,7 +231,7 @@ impl Engine {
                     k: cfg.retrieve.k,
                     mode: cfg.retrieve.mode,
                     ef: retrieval.ef,
-                    min_score: cfg.min_score,
+                    min_score,
                     max_tokens: cfg.max_tokens,
                     context: None,
                     sampler: cfg.sampler.clone(),
@@ -251,7 +254,7 @@ impl Engine {
         if relevant.is_empty() {
             let abstained = Abstention::NoRelevantSource {
                 best_similarity: if best.is_finite() { best } else { 0.0 },
-                min_score: cfg.min_score,
+                min_score,
             };
             let _ = on_event(Event::End {
                 stop: None,

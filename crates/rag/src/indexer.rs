@@ -111,7 +111,10 @@ pub fn load_encoder_for(
 ) -> Result<Encoder, RagError> {
     load_encoder(
         encoder_name_for(index_dir, name).as_deref(),
-        EncoderConfig { batch_size },
+        EncoderConfig {
+            batch_size,
+            ..Default::default()
+        },
     )
 }
 
@@ -169,7 +172,9 @@ pub fn build_index(
     };
     chunking.validate()?;
     let reusable_index = previous.as_ref().is_some_and(|p| {
-        !cfg.rebuild && p.meta().chunking == chunking && p.meta().encoder == *encoder.info()
+        !cfg.rebuild
+            && p.meta().chunking == chunking
+            && p.meta().encoder.same_vectors(encoder.info())
     });
     let known: HashMap<String, String> = match &previous {
         Some(p) if reusable_index => p.files()?.into_iter().map(|f| (f.path, f.sha256)).collect(),

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use docent_core::RetrievalSettings;
 use docent_embed::{Encoder, EncoderConfig};
 use docent_generate::{Generator, GeneratorConfig};
 use docent_models::{Manifest, ModelKind, ModelSpec, ModelStore};
@@ -71,8 +72,30 @@ pub fn load_encoder(name: Option<&str>, config: EncoderConfig) -> Result<Encoder
     }
     let spec = encoder_spec(name)?;
     let local = ModelStore::from_env().ensure(&spec)?;
-    Encoder::load(&local.dir, &spec.repo, &spec.revision, config)
-        .map_err(|e| loading(&local.dir, e.into()))
+    let encoder = Encoder::load(&local.dir, &spec.repo, &spec.revision, config)
+        .map_err(|e| loading(&local.dir, e.into()))?;
+    Ok(encoder.with_retrieval(retrieval_settings(&spec)))
+}
+
+/// The retrieval settings calibrated for an encoder: its manifest entry's,
+/// or for a repository named by hub id, those of a manifest entry of the
+/// same repository; else all-MiniLM-L6-v2's.
+pub fn retrieval_settings(spec: &ModelSpec) -> RetrievalSettings {
+    let manifest = Manifest::builtin();
+    spec.retrieval
+        .or_else(|| {
+            manifest
+                .models
+                .iter()
+                .find(|m| m.repo.eq_ignore_ascii_case(&spec.repo))
+                .and_then(|m| m.retrieval)
+        })
+        .map(|r| RetrievalSettings {
+            min_score: r.min_score,
+            dense_weight_latin: r.dense_weight_latin,
+            dense_weight_cjk: r.dense_weight_cjk,
+        })
+        .unwrap_or_default()
 }
 
 /// A language model file, found (and fetched if needed) from its name.

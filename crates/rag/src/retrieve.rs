@@ -3,7 +3,8 @@
 //!
 //! Hybrid search (the default) takes a wider pool from each side, `max(4k,
 //! 40)`, scales each list to [0, 1] and adds them with a dense weight chosen
-//! from the question's script ([`docent_core::dense_weight`]), and keeps the
+//! from the question's script and the encoder's settings recorded with the
+//! index ([`docent_core::RetrievalSettings::dense_weight`]), and keeps the
 //! best `k`. Every chunk either side returned is a [`Candidate`] with its
 //! scores, so a trace can show why the kept ones won.
 
@@ -152,7 +153,7 @@ pub fn rank(
                 docent_core::fuse(
                     &dense,
                     &lexical,
-                    docent_core::dense_weight(text),
+                    index.meta().encoder.retrieval.dense_weight(text),
                     usize::MAX,
                 )
             });
@@ -242,7 +243,7 @@ pub fn retrieve(
     cfg.validate()?;
     index.check_encoder(encoder.info())?;
     let first_span = spans.list.len();
-    let vector = spans.time(Stage::QueryEmbedding, || encoder.embed(&[question]))?;
+    let vector = spans.time(Stage::QueryEmbedding, || encoder.embed_queries(&[question]))?;
     let vector = vector.into_iter().next().ok_or_else(|| {
         RagError::Config("the encoder returned no vector for the question".into())
     })?;

@@ -3,7 +3,7 @@
 //! activation, sliding windows, embedding scale) match llama.cpp's, which is
 //! the reference docent is checked against.
 //!
-//! The families in `llama.rs` and `gemma3.rs` only read their metadata into
+//! The families (`llama.rs`, `gemma3.rs`, `qwen2.rs`, `qwen3.rs`) only read their metadata into
 //! a [`DecoderConfig`]; the computation is shared, and every operation in
 //! it is a kernel of `docent-kernels` on buffers allocated once at load:
 //! a step allocates only the logits it returns.
@@ -54,6 +54,8 @@ pub struct DecoderConfig {
     pub attn_scale: f64,
     /// Per-head RMSNorm of queries and keys (Gemma 3, Qwen 3).
     pub qk_norm: bool,
+    /// Biases on the query, key and value projections (Qwen 2).
+    pub qkv_bias: bool,
     /// Norms after attention and after the MLP (Gemma 2/3).
     pub post_norms: bool,
     pub layers: Vec<LayerAttention>,
@@ -67,6 +69,8 @@ struct Layer {
     wk: QMatrix,
     wv: QMatrix,
     wo: QMatrix,
+    /// Query, key and value biases, when the family has them.
+    qkv_bias: Option<[Vec<f32>; 3]>,
     q_norm: Option<Vec<f32>>,
     k_norm: Option<Vec<f32>>,
     post_attn_norm: Option<Vec<f32>>,
@@ -218,6 +222,16 @@ impl Decoder {
                     rope.len() - 1
                 }
             };
+            let qkv_bias = if cfg.qkv_bias {
+                let (nq, nkv) = (cfg.n_head * hd, cfg.n_kv_head * hd);
+                Some([
+                    vector(file, &format!("{p}.attn_q.bias"), nq)?,
+                    vector(file, &format!("{p}.attn_k.bias"), nkv)?,
+                    vector(file, &format!("{p}.attn_v.bias"), nkv)?,
+                ])
+            } else {
+                None
+            };
             let mut opt = |on: bool, n: &str, len: usize| -> Result<_, GenerateError> {
                 Ok(if on {
                     Some(vector(file, &format!("{p}.{n}.weight"), len)?)
@@ -235,6 +249,7 @@ impl Decoder {
                 wk: qmatrix(file, &format!("{p}.attn_k.weight"))?,
                 wv: qmatrix(file, &format!("{p}.attn_v.weight"))?,
                 wo: qmatrix(file, &format!("{p}.attn_output.weight"))?,
+                qkv_bias,
                 q_norm,
                 k_norm,
                 post_attn_norm,
@@ -360,6 +375,11 @@ impl Decoder {
                 &mut s.acts,
                 isa,
             );
+            if let Some([bq, bk, bv]) = &layer.qkv_bias {
+                ops::add_bias(&mut s.q, bq);
+                ops::add_bias(&mut s.k, bk);
+                ops::add_bias(&mut s.v, bv);
+            }
             if let Some(w) = &layer.q_norm {
                 ops::rms_norm_in_place(&mut s.q, w, eps);
             }

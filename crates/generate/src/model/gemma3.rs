@@ -66,6 +66,7 @@ pub fn config(file: &GgufFile) -> Result<DecoderConfig, GenerateError> {
         activation: Activation::GeluTanh,
         embed_scale: Some((n_embd as f64).sqrt()),
         attn_scale: 1.0 / (head_dim as f64).sqrt(),
+        qkv_bias: false,
         qk_norm: true,
         post_norms: true,
         layers,

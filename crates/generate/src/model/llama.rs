@@ -44,6 +44,7 @@ pub fn config(file: &GgufFile) -> Result<DecoderConfig, GenerateError> {
         activation: Activation::Silu,
         embed_scale: None,
         attn_scale: 1.0 / (head_dim as f64).sqrt(),
+        qkv_bias: false,
         qk_norm: false,
         post_norms: false,
         layers: vec![

@@ -1,15 +1,18 @@
 //! Language models, chosen by the GGUF file's `general.architecture`.
 //!
-//! `llama` and `gemma3` run on docent's own decoder ([`decoder`]), checked
-//! token for token against llama.cpp. `qwen2`, `qwen3` and `phi3` run on
-//! candle-transformers' quantised implementations as they are.
+//! `llama`, `gemma3`, `qwen2` and `qwen3` run on docent's own decoder
+//! ([`decoder`]), checked token for token against llama.cpp; each family's
+//! file only reads its metadata into a [`decoder::DecoderConfig`]. `phi3`
+//! runs on candle-transformers' quantised implementation as it is.
 
 pub mod decoder;
 pub mod gemma3;
 pub mod llama;
+pub mod qwen2;
+pub mod qwen3;
 
 use candle_core::{Device, Tensor};
-use candle_transformers::models::{quantized_phi3, quantized_qwen2, quantized_qwen3};
+use candle_transformers::models::quantized_phi3;
 
 use crate::gguf::GgufFile;
 use crate::GenerateError;
@@ -20,8 +23,6 @@ pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "gemma3", "qwen2", "qwen
 
 enum Inner {
     Decoder(Box<Decoder>),
-    Qwen2(Box<quantized_qwen2::ModelWeights>),
-    Qwen3(Box<quantized_qwen3::ModelWeights>),
     Phi3(Box<quantized_phi3::ModelWeights>),
 }
 
@@ -79,28 +80,29 @@ impl Model {
                 let cfg = gemma3::config(&file)?;
                 Inner::Decoder(Box::new(Decoder::load(&mut file, cfg, context)?))
             }
-            "qwen2" | "qwen3" | "phi3" => {
+            "qwen2" => {
+                let cfg = qwen2::config(&file)?;
+                Inner::Decoder(Box::new(Decoder::load(&mut file, cfg, context)?))
+            }
+            "qwen3" => {
+                let cfg = qwen3::config(&file)?;
+                Inner::Decoder(Box::new(Decoder::load(&mut file, cfg, context)?))
+            }
+            "phi3" => {
                 let path = file.path().to_path_buf();
                 let (content, mut reader) = file.into_parts();
-                let dev = Device::Cpu;
-                let wrap = |e: candle_core::Error| GenerateError::BadModelFile {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                };
-                match arch.as_str() {
-                    "qwen2" => Inner::Qwen2(Box::new(
-                        quantized_qwen2::ModelWeights::from_gguf(content, &mut reader, &dev)
-                            .map_err(wrap)?,
-                    )),
-                    "qwen3" => Inner::Qwen3(Box::new(
-                        quantized_qwen3::ModelWeights::from_gguf(content, &mut reader, &dev)
-                            .map_err(wrap)?,
-                    )),
-                    _ => Inner::Phi3(Box::new(
-                        quantized_phi3::ModelWeights::from_gguf(false, content, &mut reader, &dev)
-                            .map_err(wrap)?,
-                    )),
-                }
+                Inner::Phi3(Box::new(
+                    quantized_phi3::ModelWeights::from_gguf(
+                        false,
+                        content,
+                        &mut reader,
+                        &Device::Cpu,
+                    )
+                    .map_err(|e| GenerateError::BadModelFile {
+                        path,
+                        reason: e.to_string(),
+                    })?,
+                ))
             }
             other => {
                 return Err(GenerateError::UnsupportedArchitecture {
@@ -141,8 +143,6 @@ impl Model {
         self.pos = 0;
         match &mut self.inner {
             Inner::Decoder(d) => d.reset(),
-            Inner::Qwen2(m) => m.clear_kv_cache(),
-            Inner::Qwen3(m) => m.clear_kv_cache(),
             Inner::Phi3(_) => {}
         }
     }
@@ -157,15 +157,10 @@ impl Model {
         }
         let logits = match &mut self.inner {
             Inner::Decoder(d) => d.forward(ids)?,
-            other => {
+            Inner::Phi3(m) => {
                 let x = Tensor::new(ids, &Device::Cpu)?.unsqueeze(0)?;
-                let out = match other {
-                    Inner::Qwen2(m) => m.forward(&x, self.pos)?,
-                    Inner::Qwen3(m) => m.forward(&x, self.pos)?,
-                    Inner::Phi3(m) => m.forward(&x, self.pos)?,
-                    Inner::Decoder(_) => unreachable!(),
-                };
-                out.flatten_all()?
+                m.forward(&x, self.pos)?
+                    .flatten_all()?
                     .to_dtype(candle_core::DType::F32)?
                     .to_vec1()?
             }
