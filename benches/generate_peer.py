@@ -17,10 +17,15 @@ prompt tokens/s and decode tokens/s.
 compares one `docent ask --json --show-prompt` run (time to first token)
 with llama.cpp on the same prompt.
 
-The script makes its own virtual environment (~/.cache/docent/llama-venv,
-or $DOCENT_LLAMA_VENV) with llama-cpp-python the first time (pip builds
-llama.cpp from source for this CPU; it takes about ten minutes on two
-cores), then re-runs itself inside it.
+The script makes its own virtual environment (~/.cache/docent/llama-venv-x86,
+or $DOCENT_LLAMA_VENV) with llama-cpp-python the first time, then re-runs
+itself inside it. pip builds llama.cpp from source (about ten minutes on two
+cores) with CMAKE_ARGS chosen for this CPU: GGML_NATIVE off, and AVX2, FMA,
+F16C, AVX-512 (F, VBMI, VNNI, BF16) and AVX-VNNI on where /proc/cpuinfo lists
+them, AMX off. GGML_NATIVE would turn AMX on where the CPU lists it, and
+these virtual machines list AMX but fault on its instructions ("Illegal
+instruction" in llama.cpp's AMX matmul): the build here is the strongest
+peer that runs. Every figure is printed with llama.cpp's system-info line.
 """
 import argparse
 import json
@@ -32,8 +37,34 @@ import sys
 import tempfile
 import time
 
-VENV = pathlib.Path(os.environ.get("DOCENT_LLAMA_VENV", pathlib.Path.home() / ".cache/docent/llama-venv"))
+VENV = pathlib.Path(os.environ.get("DOCENT_LLAMA_VENV", pathlib.Path.home() / ".cache/docent/llama-venv-x86"))
 LLAMA_CPP_PYTHON = "llama-cpp-python==0.3.36"
+
+
+def cmake_args():
+    """llama.cpp's build options for this CPU, AMX left out (see above)."""
+    flags = set()
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            break
+    has = lambda *names: all(n in flags for n in names)  # noqa: E731
+    opts = {
+        "GGML_NATIVE": False,
+        "GGML_AVX": has("avx"),
+        "GGML_AVX2": has("avx2"),
+        "GGML_FMA": has("fma"),
+        "GGML_F16C": has("f16c"),
+        "GGML_AVX_VNNI": has("avx_vnni"),
+        "GGML_AVX512": has("avx512f"),
+        "GGML_AVX512_VBMI": has("avx512_vbmi"),
+        "GGML_AVX512_VNNI": has("avx512_vnni"),
+        "GGML_AVX512_BF16": has("avx512_bf16"),
+        "GGML_AMX_TILE": False,
+        "GGML_AMX_INT8": False,
+        "GGML_AMX_BF16": False,
+    }
+    return " ".join(f"-D{k}={'ON' if v else 'OFF'}" for k, v in opts.items())
 
 
 def ensure_venv():
@@ -47,7 +78,11 @@ def ensure_venv():
     python = VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "numpy", LLAMA_CPP_PYTHON], check=True)
+    if not python.exists() or subprocess.run([str(python), "-c", "import llama_cpp"]).returncode != 0:
+        env = dict(os.environ, CMAKE_ARGS=cmake_args(), FORCE_CMAKE="1")
+        print(f"building {LLAMA_CPP_PYTHON} with CMAKE_ARGS={env['CMAKE_ARGS']}", file=sys.stderr)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-cache-dir", "numpy",
+                        LLAMA_CPP_PYTHON], check=True, env=env)
     os.execv(str(python), [str(python), *sys.argv])
 
 
@@ -102,7 +137,8 @@ def llama_run(spec_path):
                      "decode_tokens_per_s": spec["decode"] / decode_ms * 1e3})
     print(json.dumps({"load_ms": load_ms, "rss_before_load_mb": before, "rss_after_load_mb": after,
                       "peak_rss_mb": rss_mb("VmHWM:"), "runs": runs,
-                      "llama_cpp": __import__("llama_cpp").__version__}))
+                      "llama_cpp": __import__("llama_cpp").__version__,
+                      "system_info": __import__("llama_cpp").llama_print_system_info().decode().strip()}))
 
 
 def bench(args):
@@ -117,6 +153,7 @@ def bench(args):
     print(f"{ours['model']} ({ours['architecture']}): {args.threads} threads, ctx {ours['ctx']}, "
           f"batch {args.batch}, {args.decode} decoded tokens; docent kernels {ours['isa']}, "
           f"llama-cpp-python {theirs['llama_cpp']}")
+    print(f"llama.cpp system info: {theirs['system_info']}")
     rows = [("load ms", ours["load_ms"], theirs["load_ms"]),
             ("memory after load MB", ours["rss_after_load_mb"], theirs["rss_after_load_mb"]),
             ("  of it for the model MB", ours["rss_after_load_mb"] - ours["rss_before_load_mb"],

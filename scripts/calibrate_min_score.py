@@ -1,21 +1,27 @@
 #!/usr/bin/env python3
-"""Calibrates `docent ask --min-score`, the retrieval score below which docent
-says the documents do not contain the answer instead of running the model.
+"""Calibrates `docent ask --min-score` for one encoder: the cosine similarity
+below which a retrieved chunk is not given to the model, and with none left,
+docent says the documents do not contain the answer without running it.
 
 For a SQuAD-format file, the articles are split in two by position (even and
 odd). The even articles are indexed; their questions are *answerable* (their
 paragraph is in the index), while the odd articles' questions are
 *unanswerable* (their topic is not in the index at all). Each question's best
-retrieval score is recorded with `docent search --queries --hits`, and the
-script prints, for a range of thresholds, the share of answerable questions
-kept and of unanswerable ones declined.
+question's best similarity among the chunks `ask` retrieves (hybrid search,
+k 3) is recorded with `docent search --queries --hits`, and the script
+prints, for a range of thresholds, the share of answerable questions kept and
+of unanswerable ones declined.
 
-    cargo build && python3 scripts/calibrate_min_score.py \\
+    cargo build && python3 scripts/calibrate_min_score.py --encoder multilingual-e5-small \\
         ../shared/data/squad-v1.1-dev-a.json ../shared/data/korquad-v1.0-dev-a.json
 
+Each encoder has its own similarity scale (MiniLM's cosines of related texts
+run from 0.3 up, E5's from 0.75), so each has its own threshold, kept in
+models/manifest.toml (`retrieval.min_score`) and recorded with every index.
 The threshold is chosen for the general case (the balanced accuracy over both
-files together), not tuned to either file.
+languages together, each file weighted equally), not tuned to either file.
 """
+import argparse
 import json
 import pathlib
 import random
@@ -27,23 +33,26 @@ DOCENT = pathlib.Path(__file__).resolve().parent.parent / "target" / "debug" / "
 PER_SIDE = 400
 
 
+K = 3
+
+
 def best_scores(ix, questions, work, tag):
     qfile = work / f"{tag}.txt"
     hits = work / f"{tag}.jsonl"
     qfile.write_text("\n".join(questions) + "\n")
     subprocess.run(
-        [DOCENT, "--index", ix, "search", "--queries", qfile, "--hits", hits, "-k", "1"],
+        [DOCENT, "--index", ix, "search", "--queries", qfile, "--hits", hits, "-k", str(K)],
         check=True,
         stdout=subprocess.DEVNULL,
     )
     out = []
     for line in hits.read_text().splitlines():
         h = json.loads(line)["hits"]
-        out.append(h[0]["score"] if h else 0.0)
+        out.append(max((x["similarity"] for x in h), default=0.0))
     return out
 
 
-def run(path, work):
+def run(path, work, encoder):
     data = json.loads(pathlib.Path(path).read_text())["data"]
     docs = work / "docs"
     docs.mkdir(parents=True)
@@ -64,7 +73,8 @@ def run(path, work):
     answerable = rng.sample(answerable, min(PER_SIDE, len(answerable)))
     unanswerable = rng.sample(unanswerable, min(PER_SIDE, len(unanswerable)))
     ix = work / "ix"
-    subprocess.run([DOCENT, "--index", ix, "index", docs], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([DOCENT, "--index", ix, "index", docs, "--encoder", encoder], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return best_scores(ix, answerable, work, "yes"), best_scores(ix, unanswerable, work, "no")
 
 
@@ -78,21 +88,30 @@ def table(name, yes, no, thresholds):
 
 
 def main():
-    thresholds = [x / 100 for x in range(10, 71, 5)]
-    everything_yes, everything_no = [], []
-    for path in sys.argv[1:]:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--encoder", default="all-minilm-l6-v2")
+    ap.add_argument("files", nargs="+")
+    args = ap.parse_args()
+    thresholds = [x / 100 for x in range(10, 96, 1)]
+    sides = []
+    for path in args.files:
         with tempfile.TemporaryDirectory() as d:
-            yes, no = run(path, pathlib.Path(d))
-        table(pathlib.Path(path).name, yes, no, thresholds)
-        everything_yes += yes
-        everything_no += no
-    table("all files", everything_yes, everything_no, thresholds)
-    best = max(
-        thresholds,
-        key=lambda t: (sum(s >= t for s in everything_yes) / len(everything_yes)
-                       + sum(s < t for s in everything_no) / len(everything_no)),
-    )
-    print(f"\nbest balanced threshold over all files: {best:.2f}")
+            yes, no = run(path, pathlib.Path(d), args.encoder)
+        sides.append((yes, no))
+        table(pathlib.Path(path).name, yes, no, thresholds[::5])
+
+    def balanced(t):
+        return sum(
+            sum(s >= t for s in yes) / len(yes) + sum(s < t for s in no) / len(no) for yes, no in sides
+        ) / (2 * len(sides))
+
+    best = max(thresholds, key=balanced)
+    print(f"\n{args.encoder}: best balanced threshold over all files: {best:.2f} "
+          f"(balanced accuracy {balanced(best):.3f})")
+    for yes, no in sides:
+        kept = sum(s >= best for s in yes) / len(yes)
+        declined = sum(s < best for s in no) / len(no)
+        print(f"  at {best:.2f}: answerable kept {kept:.3f}, unanswerable declined {declined:.3f}")
 
 
 if __name__ == "__main__":

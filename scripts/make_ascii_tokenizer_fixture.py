@@ -7,9 +7,11 @@ for every model given. Writes tests/fixtures/tokenizer-ascii.json:
 {model: [[ids of "a<c>b"] for c in 0..128]}.
 
 Usage (the same llama.cpp as scripts/make_generate_fixtures.py):
-    /tmp/llvenv/bin/python scripts/make_ascii_tokenizer_fixture.py \
+    ~/.cache/docent/llama-venv-x86/bin/python scripts/make_ascii_tokenizer_fixture.py \
         smollm2-135m-instruct-q4_1=PATH/SmolLM2-135M-Instruct.Q4_1.gguf \
-        gemma-3-270m-q4_k_m=PATH/gemma-3-270m-q4_k_m.gguf
+        gemma-3-270m-q4_k_m=PATH/gemma-3-270m-q4_k_m.gguf \
+        qwen2.5-coder-0.5b-instruct-q4_k_m=PATH/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf \
+        qwen2.5-coder-1.5b-instruct-q4_k_m=PATH/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
 """
 
 import json

@@ -11,11 +11,17 @@ Writes tests/fixtures/generate-<model>.json for each GGUF model given:
     logits and the top logits of the first step (see below).
 
 Usage (llama.cpp comes from the llama-cpp-python package, built from source
-by pip):
-    python3 -m venv /tmp/llvenv && /tmp/llvenv/bin/pip install llama-cpp-python jinja2
-    /tmp/llvenv/bin/python scripts/make_generate_fixtures.py \
+by pip; `benches/generate_peer.py` builds it for this CPU in
+~/.cache/docent/llama-venv-x86, AMX off):
+    ~/.cache/docent/llama-venv-x86/bin/pip install jinja2
+    ~/.cache/docent/llama-venv-x86/bin/python scripts/make_generate_fixtures.py \
         smollm2-135m-instruct-q4_1=PATH/SmolLM2-135M-Instruct.Q4_1.gguf \
-        gemma-3-270m-q4_k_m=PATH/gemma-3-270m-q4_k_m.gguf
+        gemma-3-270m-q4_k_m=PATH/gemma-3-270m-q4_k_m.gguf \
+        qwen2.5-coder-0.5b-instruct-q4_k_m=PATH/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf \
+        qwen2.5-coder-1.5b-instruct-q4_k_m=PATH/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
+
+(The Qwen fixtures were made with llama-cpp-python 0.3.36 built with
+GGML_NATIVE off, AVX-512, AVX-512 VNNI and AVX-VNNI on, AMX off.)
 """
 
 import json

@@ -24,7 +24,8 @@ pub struct SearchArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "query")]
     pub queries: Option<PathBuf>,
     /// With --queries: also write each query's hits to FILE, one JSON line
-    /// per query (query, and score, path and line of each hit).
+    /// per query (query, and score, cosine similarity, path and line of each
+    /// hit).
     #[arg(long, value_name = "FILE", requires = "queries")]
     pub hits: Option<PathBuf>,
     /// How many chunks to print.
@@ -216,7 +217,12 @@ fn latency(
                 .hits
                 .iter()
                 .map(|h| {
-                    serde_json::json!({"score": h.score, "path": h.chunk.chunk.path, "line": h.chunk.chunk.line})
+                    serde_json::json!({
+                        "score": h.score,
+                        "similarity": h.similarity,
+                        "path": h.chunk.chunk.path,
+                        "line": h.chunk.chunk.line,
+                    })
                 })
                 .collect();
             writeln!(f, "{}", serde_json::json!({"query": q, "hits": hits}))?;

@@ -21,7 +21,7 @@ fn fixture() -> Value {
 #[test]
 fn embeddings_match_sentence_transformers() {
     let fx = fixture();
-    let enc = common::encoder();
+    let enc = common::minilm();
     assert_eq!(fx["revision"], enc.info().revision.as_str());
     assert_eq!(
         fx["max_seq_length"].as_u64().unwrap() as usize,
@@ -62,7 +62,7 @@ fn embeddings_match_sentence_transformers() {
 #[test]
 fn batching_does_not_change_embeddings() {
     let fx = fixture();
-    let enc = common::encoder();
+    let enc = common::minilm();
     let texts: Vec<&str> = fx["texts"]
         .as_array()
         .unwrap()
@@ -81,7 +81,7 @@ fn batching_does_not_change_embeddings() {
 #[test]
 fn token_counts_match_the_reference_tokenizer() {
     let fx = fixture();
-    let enc = common::encoder();
+    let enc = common::minilm();
     for item in fx["texts"].as_array().unwrap() {
         let text = item["text"].as_str().unwrap();
         assert_eq!(

@@ -21,18 +21,24 @@ pub fn corpus() -> PathBuf {
 /// missing. A test that needs it fails loudly when it cannot be had.
 pub fn encoder() -> &'static Encoder {
     static ENCODER: OnceLock<Encoder> = OnceLock::new();
-    ENCODER.get_or_init(|| {
-        let spec = Manifest::builtin().default_encoder().clone();
-        let local = ModelStore::from_env().ensure(&spec).unwrap_or_else(|e| {
-            panic!("the default encoder is needed by this test and could not be fetched: {e}")
-        });
-        Encoder::load(
-            &local.dir,
-            &spec.repo,
-            &spec.revision,
-            EncoderConfig::default(),
+    ENCODER.get_or_init(|| load_encoder(None))
+}
+
+/// all-MiniLM-L6-v2, the English encoder (the default before
+/// multilingual-e5-small), fetched first if missing.
+pub fn minilm() -> &'static Encoder {
+    static ENCODER: OnceLock<Encoder> = OnceLock::new();
+    ENCODER.get_or_init(|| load_encoder(Some("all-minilm-l6-v2")))
+}
+
+/// An encoder as docent loads it: its files, and the retrieval settings the
+/// manifest calibrates for it.
+fn load_encoder(name: Option<&str>) -> Encoder {
+    docent_rag::models::load_encoder(name, EncoderConfig::default()).unwrap_or_else(|e| {
+        panic!(
+            "the encoder {} is needed by this test and could not be had: {e}",
+            name.unwrap_or("(default)")
         )
-        .expect("encoder loads")
     })
 }
 
@@ -103,8 +109,13 @@ pub fn model_file(name: &str, suffix: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("{name} has no {suffix} file"))
 }
 
-/// The two generator models in the manifest.
-pub const GENERATORS: &[&str] = &["smollm2-135m-instruct-q4_1", "gemma-3-270m-q4_k_m"];
+/// The generator models in the manifest, each checked against llama.cpp.
+pub const GENERATORS: &[&str] = &[
+    "smollm2-135m-instruct-q4_1",
+    "gemma-3-270m-q4_k_m",
+    "qwen2.5-coder-0.5b-instruct-q4_k_m",
+    "qwen2.5-coder-1.5b-instruct-q4_k_m",
+];
 
 /// Everything that defines an index's contents: files (path, hash, chunk
 /// count), and every chunk's text with its vector's bits (ids may differ

@@ -72,16 +72,17 @@ impl QMatrix {
     /// The matrix in the layout `isa`'s kernels run fastest on, holding
     /// the same values:
     ///
-    /// * `Q5_0` blocks become `Q8_0` blocks with the same values and scale
-    ///   (22 → 34 bytes per 32 values), which the kernels decode in one load
-    ///   instead of reassembling five-bit values;
+    /// * `Q4_0` and `Q5_0` blocks become `Q8_0` blocks with the same values
+    ///   and scale (18 or 22 → 34 bytes per 32 values), which the kernels
+    ///   decode in one load instead of unpacking nibbles and fifth bits, and
+    ///   which AVX-VNNI then interleaves; the integer sums are unchanged;
     /// * with AVX-VNNI, `Q8_0` and `Q4_1` matrices whose rows come in
     ///   eights are interleaved eight rows at a time (see [`Packed`]; same
     ///   size).
     ///
     /// Other matrices are returned as they are.
     pub fn repacked(self, isa: Isa) -> QMatrix {
-        let mut m = self.q5_0_as_q8_0();
+        let mut m = self.widened_to_q8_0();
         if isa != Isa::AvxVnni || m.interleaved.is_some() || !m.rows.is_multiple_of(8) {
             return m;
         }
@@ -100,13 +101,14 @@ impl QMatrix {
         m
     }
 
-    fn q5_0_as_q8_0(self) -> QMatrix {
-        if self.fmt != Format::Q5_0 {
+    fn widened_to_q8_0(self) -> QMatrix {
+        if !matches!(self.fmt, Format::Q4_0 | Format::Q5_0) {
             return self;
         }
-        let mut data = Vec::with_capacity(self.data.len() / 22 * 34);
-        for blk in self.data.chunks_exact(22) {
-            let (q, _, _) = block32(Format::Q5_0, blk);
+        let bytes = self.fmt.block().1;
+        let mut data = Vec::with_capacity(self.data.len() / bytes * 34);
+        for blk in self.data.chunks_exact(bytes) {
+            let (q, _, _) = block32(self.fmt, blk);
             data.extend_from_slice(&blk[0..2]);
             data.extend(q.iter().map(|&v| v as u8));
         }
