@@ -151,7 +151,7 @@ def bench(args):
         theirs = json.loads(subprocess.run([sys.executable, __file__, "_llama", str(spec)], check=True,
                                            capture_output=True, text=True).stdout)
     print(f"{ours['model']} ({ours['architecture']}): {args.threads} threads, ctx {ours['ctx']}, "
-          f"batch {args.batch}, {args.decode} decoded tokens; docent kernels {ours['isa']}, "
+          f"batch {args.batch}, {args.decode} decoded tokens; {ours['cpu']}; docent kernels {ours['isa']}, "
           f"llama-cpp-python {theirs['llama_cpp']}")
     print(f"llama.cpp system info: {theirs['system_info']}")
     rows = [("load ms", ours["load_ms"], theirs["load_ms"]),

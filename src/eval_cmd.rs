@@ -260,9 +260,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
         model: args.answer.model.clone(),
         metric: format!("{metric:?}").to_lowercase(),
         k: answer_cfg.retrieve.k,
-        min_score: answer_cfg
-            .min_score
-            .unwrap_or(index.meta().encoder.retrieval.min_score),
+        // The encoder's threshold for the set's script (the sets are in one
+        // language each), unless one was given.
+        min_score: answer_cfg.min_score.unwrap_or_else(|| {
+            let sample = questions.first().map_or("", |q| q.text.as_str());
+            index.meta().encoder.retrieval.min_score(sample)
+        }),
         max_tokens: answer_cfg.max_tokens,
         ..AnswerSummary::default()
     };

@@ -86,7 +86,8 @@ impl EncoderFlagsWithLegacy {
 /// How `--docs` and `docent index` read and cut a folder.
 #[derive(Debug, Args, Clone)]
 pub struct IndexFlags {
-    /// Build from scratch, even with another encoder than the existing index's.
+    /// Build from scratch, with --encoder or else the default encoder (not
+    /// necessarily the one the existing index was built with).
     #[arg(long)]
     pub rebuild: bool,
     /// Most tokens in a chunk (capped by the encoder's limit).

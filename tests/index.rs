@@ -139,7 +139,7 @@ fn refuses_another_encoder() {
     assert!(matches!(err, IndexError::EncoderMismatch { .. }));
     let msg = err.to_string();
     assert!(
-        msg.contains("all-MiniLM-L6-v2") && msg.contains("must be rebuilt"),
+        msg.contains("multilingual-e5-small") && msg.contains("must be rebuilt"),
         "{msg}"
     );
     let mut other = common::encoder().info().clone();

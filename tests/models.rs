@@ -11,7 +11,8 @@ use docent_models::{Manifest, ModelError, ModelStore, StoreConfig};
 fn mirror_fills_the_hf_cache_and_damage_is_caught() {
     let home = tempfile::tempdir().unwrap();
     let cache = home.path().join("hub");
-    let spec = Manifest::builtin().default_encoder().clone();
+    // all-MiniLM-L6-v2: a model of several files, some in folders.
+    let spec = Manifest::builtin().get("all-minilm-l6-v2").unwrap().clone();
     let store = ModelStore::new(StoreConfig {
         cache_dir: cache.clone(),
         hub_offline: true,
@@ -64,7 +65,7 @@ fn mirror_fills_the_hf_cache_and_damage_is_caught() {
     // The CLI refuses the damaged model with the command that repairs it.
     let work = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_docent"))
-        .args(["index"])
+        .args(["index", "--encoder", "all-minilm-l6-v2"])
         .arg(common::corpus())
         .current_dir(work.path())
         .env("HF_HOME", home.path())
@@ -101,6 +102,9 @@ fn offline_without_mirror_says_which_command_fetches() {
         .unwrap();
     assert!(!out.status.success());
     let err = common::stderr(&out);
-    assert!(err.contains("docent models pull all-minilm-l6-v2"), "{err}");
+    assert!(
+        err.contains("docent models pull multilingual-e5-small"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"));
 }

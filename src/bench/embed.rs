@@ -37,6 +37,9 @@ pub struct EmbedArgs {
 #[derive(Debug, Serialize)]
 struct EmbedReport {
     encoder: String,
+    cpu: String,
+    /// The kernels' instruction set.
+    isa: String,
     texts: usize,
     tokens: usize,
     batch: usize,
@@ -88,6 +91,8 @@ pub fn run(args: EmbedArgs) -> Result<()> {
     let seconds = t.elapsed().as_secs_f64();
     let report = EmbedReport {
         encoder: encoder.info().id.clone(),
+        cpu: super::cpu_model(),
+        isa: docent_kernels::Isa::detect().name().to_string(),
         texts: texts.len(),
         tokens,
         batch: args.batch,
@@ -99,7 +104,13 @@ pub fn run(args: EmbedArgs) -> Result<()> {
         peak_rss_mb: peak_rss_mb(),
     };
     if let Some(p) = &args.export {
-        let e = serde_json::json!({ "texts": texts, "embeddings": vectors, "batch": args.batch, "threads": threads });
+        let e = serde_json::json!({
+            "texts": texts,
+            "embeddings": vectors,
+            "encoder": report.encoder,
+            "batch": args.batch,
+            "threads": threads,
+        });
         std::fs::write(p, serde_json::to_string(&e)?)
             .with_context(|| format!("writing {}", p.display()))?;
     }
@@ -107,9 +118,9 @@ pub fn run(args: EmbedArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "{}: {} texts, {} tokens, batch {}, {} threads: {:.2} s, {:.1} texts/s, {:.0} tokens/s (load {:.0} ms, peak {:.0} MB)",
+            "{}: {} texts, {} tokens, batch {}, {} threads: {:.2} s, {:.1} texts/s, {:.0} tokens/s (load {:.0} ms, peak {:.0} MB)\n  on {}, kernels {}",
             report.encoder, report.texts, report.tokens, report.batch, threads, seconds,
-            report.texts_per_s, report.tokens_per_s, load_ms, report.peak_rss_mb
+            report.texts_per_s, report.tokens_per_s, load_ms, report.peak_rss_mb, report.cpu, report.isa
         );
     }
     Ok(())

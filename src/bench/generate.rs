@@ -62,6 +62,7 @@ struct GenerateReport {
     model: String,
     file: String,
     architecture: String,
+    cpu: String,
     isa: String,
     threads: usize,
     ctx: usize,
@@ -213,6 +214,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         model: name,
         file: path.display().to_string(),
         architecture: generator.architecture().to_string(),
+        cpu: super::cpu_model(),
         isa: docent_kernels::Isa::detect().name().to_string(),
         threads,
         ctx: context,
@@ -228,8 +230,14 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{} ({}, {} kernels, {} threads, ctx {}, batch {})",
-        report.model, report.architecture, report.isa, threads, report.ctx, report.batch
+        "{} ({}, {} kernels on {}, {} threads, ctx {}, batch {})",
+        report.model,
+        report.architecture,
+        report.isa,
+        report.cpu,
+        threads,
+        report.ctx,
+        report.batch
     );
     println!(
         "load {:.0} ms; memory {:.0} MB before load, {:.0} MB after, {:.0} MB peak",

@@ -20,8 +20,12 @@ pub enum Pooling {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RetrievalSettings {
     /// The cosine similarity below which a chunk is not given to the
-    /// model; with none left, the question is declined.
-    pub min_score: f32,
+    /// model (with none left, the question is declined), for a question in
+    /// Latin script...
+    pub min_score_latin: f32,
+    /// ... and for one in Hangul, Han or kana (an encoder's cosines need not
+    /// run on the same scale in both); mixed scripts in proportion.
+    pub min_score_cjk: f32,
     /// The weight of the dense ranking in hybrid search for a question in
     /// Latin script (the lexical ranking has the rest)...
     pub dense_weight_latin: f32,
@@ -34,7 +38,8 @@ impl Default for RetrievalSettings {
     /// recorded was built with.
     fn default() -> Self {
         RetrievalSettings {
-            min_score: 0.40,
+            min_score_latin: 0.40,
+            min_score_cjk: 0.40,
             dense_weight_latin: 0.5,
             dense_weight_cjk: 0.0,
         }
@@ -42,6 +47,12 @@ impl Default for RetrievalSettings {
 }
 
 impl RetrievalSettings {
+    /// The threshold for `query`, by its script.
+    pub fn min_score(&self, query: &str) -> f32 {
+        let cjk = crate::lexical::cjk_share(query);
+        self.min_score_latin * (1.0 - cjk) + self.min_score_cjk * cjk
+    }
+
     /// The dense ranking's weight for `query`, by its script.
     pub fn dense_weight(&self, query: &str) -> f32 {
         let cjk = crate::lexical::cjk_share(query);

@@ -64,8 +64,10 @@ fn yes() -> bool {
 /// calibrated by `scripts/calibrate_min_score.py`.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 pub struct RetrievalSpec {
-    /// The cosine below which a question is declined as not answered.
-    pub min_score: f32,
+    /// The cosine below which a chunk is not used (none left: the question
+    /// is declined), for a question in Latin script and for one in CJK.
+    pub min_score_latin: f32,
+    pub min_score_cjk: f32,
     /// The weight of dense scores in hybrid fusion for a question in Latin
     /// script, and for one in Hangul or other CJK script.
     pub dense_weight_latin: f32,
@@ -190,15 +192,19 @@ mod tests {
     #[test]
     fn builtin_manifest_is_complete() {
         let m = Manifest::builtin();
-        assert_eq!(
-            m.default_encoder().repo,
-            "sentence-transformers/all-MiniLM-L6-v2"
-        );
+        assert_eq!(m.default_encoder().repo, "intfloat/multilingual-e5-small");
         for model in &m.models {
             assert!(!model.files.is_empty());
             for f in &model.files {
                 assert!(f.size.is_some(), "{} has no size", f.path);
                 assert!(!f.mirror.is_empty(), "{} has no mirror", f.path);
+            }
+            if model.kind == ModelKind::Encoder {
+                assert!(
+                    model.retrieval.is_some(),
+                    "{} is not calibrated",
+                    model.name
+                );
             }
         }
         assert!(m.get("sentence-transformers/all-minilm-l6-v2").is_some());

@@ -198,7 +198,7 @@ impl Engine {
         let retrieval_ms = spans.now_ms();
         let min_score = cfg
             .min_score
-            .unwrap_or(index.meta().encoder.retrieval.min_score);
+            .unwrap_or_else(|| index.meta().encoder.retrieval.min_score(question));
         let (relevant, best) = spans.time(Stage::Filter, || {
             let best = retrieval
                 .hits

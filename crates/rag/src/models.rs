@@ -91,7 +91,8 @@ pub fn retrieval_settings(spec: &ModelSpec) -> RetrievalSettings {
                 .and_then(|m| m.retrieval)
         })
         .map(|r| RetrievalSettings {
-            min_score: r.min_score,
+            min_score_latin: r.min_score_latin,
+            min_score_cjk: r.min_score_cjk,
             dense_weight_latin: r.dense_weight_latin,
             dense_weight_cjk: r.dense_weight_cjk,
         })
