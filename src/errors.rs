@@ -80,6 +80,9 @@ fn model(e: &ModelError) -> Option<String> {
         ModelError::HashMismatch { model, .. } => {
             format!("run `docent models pull {model} --force` to fetch it again")
         }
+        ModelError::DiskFull { model, .. } => format!(
+            "free space (or point HF_HOME at a larger disk), then run `docent models pull {model}`"
+        ),
         _ => return None,
     })
 }

