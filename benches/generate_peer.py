@@ -17,8 +17,8 @@ prompt tokens/s and decode tokens/s.
 compares one `docent ask --json --show-prompt` run (time to first token)
 with llama.cpp on the same prompt.
 
-The script makes its own virtual environment (~/.cache/docent/llama-venv-x86,
-or $DOCENT_LLAMA_VENV) with llama-cpp-python the first time, then re-runs
+The script makes its own virtual environment (~/.cache/docent/llama-venv-HASH,
+one per set of build options, or $DOCENT_LLAMA_VENV) with llama-cpp-python the first time, then re-runs
 itself inside it. pip builds llama.cpp from source (about ten minutes on two
 cores) with CMAKE_ARGS chosen for this CPU: GGML_NATIVE off, and AVX2, FMA,
 F16C, AVX-512 (F, VBMI, VNNI, BF16) and AVX-VNNI on where /proc/cpuinfo lists
@@ -37,7 +37,6 @@ import sys
 import tempfile
 import time
 
-VENV = pathlib.Path(os.environ.get("DOCENT_LLAMA_VENV", pathlib.Path.home() / ".cache/docent/llama-venv-x86"))
 LLAMA_CPP_PYTHON = "llama-cpp-python==0.3.36"
 
 
@@ -48,7 +47,8 @@ def cmake_args():
         if line.startswith("flags"):
             flags = set(line.split(":", 1)[1].split())
             break
-    has = lambda *names: all(n in flags for n in names)  # noqa: E731
+    # /proc/cpuinfo spells some flags with an underscore and some without.
+    has = lambda *names: all(n in flags or n.replace("_", "") in flags for n in names)  # noqa: E731
     opts = {
         "GGML_NATIVE": False,
         "GGML_AVX": has("avx"),
@@ -65,6 +65,12 @@ def cmake_args():
         "GGML_AMX_BF16": False,
     }
     return " ".join(f"-D{k}={'ON' if v else 'OFF'}" for k, v in opts.items())
+
+
+# One venv per set of build options, so that a change of options rebuilds.
+VENV = pathlib.Path(os.environ.get(
+    "DOCENT_LLAMA_VENV",
+    pathlib.Path.home() / ".cache/docent" / f"llama-venv-{__import__('hashlib').sha256(cmake_args().encode()).hexdigest()[:8]}"))
 
 
 def ensure_venv():

@@ -18,11 +18,15 @@
 //! [`Isa::detect`] looks at the CPU once. Each kernel has a portable
 //! version, which is the reference, and an AVX2 (+FMA, F16C) version used
 //! when the CPU has it; with AVX-VNNI as well, the byte dot products of the
-//! quantised kernels use `vpdpbusd`. The AVX2 products add block results in a different
-//! order from the reference, so they agree with it to rounding, not bit for
-//! bit; the integer part of every block is exact in both. Setting
-//! `DOCENT_ISA=portable` forces the portable path and `DOCENT_ISA=avx2`
-//! leaves out AVX-VNNI (for tests and comparisons).
+//! quantised kernels use `vpdpbusd`; with AVX-512 (F, BW, VL, VNNI) as well,
+//! the interleaved `Q8_0` and `Q4_K` products run on 512-bit registers
+//! (`avx512.rs`). AMX is never used: the virtual machines docent is
+//! measured on list it but fault on its instructions. The AVX2 products add
+//! block results in a different order from the reference, so they agree
+//! with it to rounding, not bit for bit; the integer part of every block is
+//! exact in both. Setting `DOCENT_ISA=portable` forces the portable path,
+//! `DOCENT_ISA=avx2` leaves out AVX-VNNI and AVX-512, and
+//! `DOCENT_ISA=avx-vnni` leaves out AVX-512 (for tests and comparisons).
 //!
 //! # Threads
 //!
@@ -35,6 +39,8 @@ pub mod quant;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 use std::sync::OnceLock;
 
@@ -46,6 +52,10 @@ pub enum Isa {
     Avx2,
     /// AVX2 with AVX-VNNI's byte dot products (`vpdpbusd`).
     AvxVnni,
+    /// AVX-512 (F, BW, VL, VNNI) for the interleaved products; AVX-VNNI
+    /// elsewhere where the CPU has it (Zen 5, Sapphire Rapids), else the
+    /// AVX2 kernels (Zen 4, Ice Lake).
+    Avx512Vnni,
 }
 
 impl Isa {
@@ -64,9 +74,16 @@ impl Isa {
                     && std::is_x86_feature_detected!("f16c")
                 {
                     let vnni = std::is_x86_feature_detected!("avxvnni");
-                    let avx2_only =
-                        std::env::var("DOCENT_ISA").is_ok_and(|v| v.eq_ignore_ascii_case("avx2"));
-                    return if vnni && !avx2_only {
+                    let avx512 = std::is_x86_feature_detected!("avx512f")
+                        && std::is_x86_feature_detected!("avx512bw")
+                        && std::is_x86_feature_detected!("avx512vl")
+                        && std::is_x86_feature_detected!("avx512vnni");
+                    let asked = std::env::var("DOCENT_ISA").unwrap_or_default();
+                    let avx2_only = asked.eq_ignore_ascii_case("avx2");
+                    let no_512 = avx2_only || asked.eq_ignore_ascii_case("avx-vnni");
+                    return if avx512 && !no_512 {
+                        Isa::Avx512Vnni
+                    } else if vnni && !avx2_only {
                         Isa::AvxVnni
                     } else {
                         Isa::Avx2
@@ -79,7 +96,34 @@ impl Isa {
 
     /// Whether the AVX2 (+FMA, F16C) kernels may run.
     pub fn has_avx2(self) -> bool {
-        matches!(self, Isa::Avx2 | Isa::AvxVnni)
+        matches!(self, Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni)
+    }
+
+    /// Whether the interleaved layouts are built (the VNNI instruction
+    /// sets).
+    pub fn has_vnni(self) -> bool {
+        matches!(self, Isa::AvxVnni | Isa::Avx512Vnni)
+    }
+
+    /// Whether the 256-bit AVX-VNNI kernels may run: with
+    /// `Isa::AvxVnni`, and with `Isa::Avx512Vnni` on a CPU that also has
+    /// AVX-VNNI (`DOCENT_NO_AVXVNNI=1` pretends it has not, to test the
+    /// other path).
+    pub fn vex_vnni(self) -> bool {
+        static VEX: OnceLock<bool> = OnceLock::new();
+        match self {
+            Isa::AvxVnni => true,
+            Isa::Avx512Vnni => *VEX.get_or_init(|| {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    std::is_x86_feature_detected!("avxvnni")
+                        && std::env::var_os("DOCENT_NO_AVXVNNI").is_none()
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                false
+            }),
+            _ => false,
+        }
     }
 
     pub fn name(self) -> &'static str {
@@ -87,6 +131,7 @@ impl Isa {
             Isa::Portable => "portable",
             Isa::Avx2 => "avx2",
             Isa::AvxVnni => "avx-vnni",
+            Isa::Avx512Vnni => "avx512-vnni",
         }
     }
 
@@ -94,11 +139,14 @@ impl Isa {
     pub fn available() -> Vec<Isa> {
         let mut v = vec![Isa::Portable];
         let best = Isa::detect();
-        if matches!(best, Isa::Avx2 | Isa::AvxVnni) {
+        if best.has_avx2() {
             v.push(Isa::Avx2);
         }
-        if best == Isa::AvxVnni {
+        if best.vex_vnni() {
             v.push(Isa::AvxVnni);
+        }
+        if best == Isa::Avx512Vnni {
+            v.push(Isa::Avx512Vnni);
         }
         v
     }

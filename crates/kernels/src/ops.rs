@@ -182,7 +182,7 @@ pub fn attention_f32(
 pub fn round_f16(x: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if Isa::detect().has_avx2() {
-        // SAFETY: `Isa::Avx2` and `Isa::AvxVnni` are only chosen when the CPU has AVX2, FMA and F16C.
+        // SAFETY: the AVX2 instruction sets are only chosen when the CPU has AVX2, FMA and F16C.
         unsafe { x86::round_f16(x) };
         return;
     }
@@ -317,8 +317,8 @@ pub fn dot(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx2` and `Isa::AvxVnni` are only chosen when the CPU has AVX2 and FMA.
-        Isa::Avx2 | Isa::AvxVnni => unsafe { x86::dot(a, b) },
+        // SAFETY: the AVX2 instruction sets are only chosen when the CPU has AVX2 and FMA.
+        Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni => unsafe { x86::dot(a, b) },
         _ => {
             let mut acc = [0f32; 8];
             let mut ca = a.chunks_exact(8);
@@ -343,7 +343,7 @@ pub fn axpy(isa: Isa, alpha: f32, x: &[f32], y: &mut [f32]) {
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `dot`.
-        Isa::Avx2 | Isa::AvxVnni => unsafe { x86::axpy(alpha, x, y) },
+        Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni => unsafe { x86::axpy(alpha, x, y) },
         _ => {
             for (y, &x) in y.iter_mut().zip(x) {
                 *y += alpha * x;
@@ -370,8 +370,8 @@ pub fn attend(
     let scores = &mut scores[..n];
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx2` and `Isa::AvxVnni` are only chosen when the CPU has AVX2, FMA and F16C.
-        Isa::Avx2 | Isa::AvxVnni if hd.is_multiple_of(8) => unsafe {
+        // SAFETY: the AVX2 instruction sets are only chosen when the CPU has AVX2, FMA and F16C.
+        Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni if hd.is_multiple_of(8) => unsafe {
             x86::scores_f16(q, keys, scores)
         },
         _ => {
@@ -385,7 +385,7 @@ pub fn attend(
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        Isa::Avx2 | Isa::AvxVnni => unsafe { x86::softmax_f16(scores) },
+        Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni => unsafe { x86::softmax_f16(scores) },
         _ => {
             softmax(scores);
             round_f16(scores);
@@ -395,7 +395,7 @@ pub fn attend(
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        Isa::Avx2 | Isa::AvxVnni if hd.is_multiple_of(8) => unsafe {
+        Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni if hd.is_multiple_of(8) => unsafe {
             x86::weigh_f16(scores, values, out)
         },
         _ => {

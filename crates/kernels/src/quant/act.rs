@@ -122,7 +122,7 @@ impl Activations {
                     let s = if q8_1 { Some(s) } else { None };
                     #[cfg(target_arch = "x86_64")]
                     if isa.has_avx2() {
-                        // SAFETY: `Isa::Avx2` and `Isa::AvxVnni` are only chosen when the CPU
+                        // SAFETY: the AVX2 instruction sets are only chosen when the CPU
                         // has AVX2, FMA and F16C.
                         unsafe { crate::avx2::quantize_q8(x, qs, d, s) };
                         return;

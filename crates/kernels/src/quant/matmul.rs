@@ -83,11 +83,13 @@ impl QMatrix {
     /// Other matrices are returned as they are.
     pub fn repacked(self, isa: Isa) -> QMatrix {
         let mut m = self.widened_to_q8_0();
-        if isa != Isa::AvxVnni || m.interleaved.is_some() || !m.rows.is_multiple_of(8) {
+        if !isa.has_vnni() || m.interleaved.is_some() || !m.rows.is_multiple_of(8) {
             return m;
         }
         m.interleaved = match m.fmt {
             Format::Q4K => Some(Interleaved::Q4K(PackedK4::build(m.rows, m.cols, &m.data))),
+            // Q4_1 groups run on AVX-VNNI alone.
+            Format::Q4_1 if !isa.vex_vnni() => None,
             Format::Q8_0 | Format::Q4_1 => Some(Interleaved::Rows(Packed::build(
                 m.fmt,
                 m.cols,
@@ -171,23 +173,47 @@ impl QMatrix {
         let rows = self.rows;
         #[cfg(target_arch = "x86_64")]
         if let Some(il) = &self.interleaved {
-            // Only built for `Isa::AvxVnni`, and `r0`, `r1` are multiples
-            // of 8 (tasks take whole groups).
-            assert!(isa == Isa::AvxVnni && r0.is_multiple_of(8) && r1.is_multiple_of(8));
+            // Only built for the VNNI instruction sets, and `r0`, `r1` are
+            // multiples of 8 (tasks take whole groups).
+            assert!(isa.has_vnni() && r0.is_multiple_of(8) && r1.is_multiple_of(8));
             for (t, tile) in act_rows.chunks(4).enumerate() {
-                for g in r0 / 8..r1 / 8 {
+                let corr = acts.corr_rows(t * 4, tile.len());
+                let mut g = r0 / 8;
+                while g < r1 / 8 {
+                    // Two groups at a time on 512 bits (an odd last one
+                    // paired with itself), else one on 256.
+                    if isa == Isa::Avx512Vnni {
+                        let g1 = if g + 1 < r1 / 8 { g + 1 } else { g };
+                        let mut o = [[0f32; 16]; 4];
+                        // SAFETY: `Isa::Avx512Vnni` is only chosen when the
+                        // CPU has AVX-512 F, BW, VL and VNNI, AVX2, FMA and
+                        // F16C; `Q4_1` is interleaved only with AVX-VNNI.
+                        unsafe {
+                            match il {
+                                Interleaved::Rows(p) => {
+                                    crate::avx512::packed2(p, g, g1, tile, corr, &mut o)
+                                }
+                                Interleaved::Q4K(p) => {
+                                    crate::avx512::packed2_q4k(p, g, g1, tile, &mut o)
+                                }
+                            }
+                        };
+                        let lanes = if g1 == g { 8 } else { 16 };
+                        for (k, o) in o[..tile.len()].iter().enumerate() {
+                            for (l, &v) in o[..lanes].iter().enumerate() {
+                                // SAFETY: as below.
+                                unsafe { *out.0.add((t * 4 + k) * rows + g * 8 + l) = v };
+                            }
+                        }
+                        g += lanes / 8;
+                        continue;
+                    }
                     let mut o = [[0f32; 8]; 4];
-                    // SAFETY: `Isa::AvxVnni` is only chosen when the CPU
-                    // has AVX2, FMA, F16C and AVX-VNNI.
+                    // SAFETY: the VNNI instruction sets are only chosen when
+                    // the CPU has AVX2, FMA, F16C and AVX-VNNI.
                     unsafe {
                         match il {
-                            Interleaved::Rows(p) => crate::avx2::packed(
-                                p,
-                                g,
-                                tile,
-                                acts.corr_rows(t * 4, tile.len()),
-                                &mut o,
-                            ),
+                            Interleaved::Rows(p) => crate::avx2::packed(p, g, tile, corr, &mut o),
                             Interleaved::Q4K(p) => crate::avx2::packed_q4k(p, g, tile, &mut o),
                         }
                     };
@@ -197,6 +223,7 @@ impl QMatrix {
                             unsafe { *out.0.add((t * 4 + k) * rows + g * 8 + l) = v };
                         }
                     }
+                    g += 1;
                 }
             }
             return;
@@ -211,7 +238,7 @@ impl QMatrix {
                     // SAFETY: the CPU has AVX2, FMA and F16C (and AVX-VNNI
                     // for `Isa::AvxVnni`).
                     unsafe {
-                        if isa == Isa::AvxVnni {
+                        if isa.vex_vnni() {
                             crate::avx2::dot_group_vnni(self.fmt, self.row(r), group, &mut o)
                         } else {
                             crate::avx2::dot_group(self.fmt, self.row(r), group, &mut o)
@@ -244,16 +271,16 @@ impl QMatrix {
     fn dot_rows(&self, isa: Isa, w: &[u8], acts: &[ActRow<'_>], out: &mut [f32; TILE]) {
         match isa {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => {
-                // SAFETY: `Isa::Avx2` is only chosen when the CPU has AVX2,
-                // FMA and F16C.
-                unsafe { crate::avx2::dot_rows(self.fmt, w, acts, out) }
+            Isa::AvxVnni | Isa::Avx512Vnni if isa.vex_vnni() => {
+                // SAFETY: `vex_vnni` holds only when the CPU has AVX2, FMA,
+                // F16C and AVX-VNNI.
+                unsafe { crate::avx2::dot_rows_vnni(self.fmt, w, acts, out) }
             }
             #[cfg(target_arch = "x86_64")]
-            Isa::AvxVnni => {
-                // SAFETY: `Isa::AvxVnni` is only chosen when the CPU has
-                // AVX2, FMA, F16C and AVX-VNNI.
-                unsafe { crate::avx2::dot_rows_vnni(self.fmt, w, acts, out) }
+            Isa::Avx2 | Isa::Avx512Vnni => {
+                // SAFETY: `Isa::Avx2` and `Isa::Avx512Vnni` are only chosen
+                // when the CPU has AVX2, FMA and F16C.
+                unsafe { crate::avx2::dot_rows(self.fmt, w, acts, out) }
             }
             _ => {
                 for (o, &a) in out.iter_mut().zip(acts) {

@@ -128,30 +128,50 @@ fn repacked_q5_0_gives_the_same_products() {
 
 #[test]
 fn interleaved_rows_agree_with_the_reference_and_decode_the_same() {
-    if Isa::detect() != Isa::AvxVnni {
-        return;
+    let isas: Vec<Isa> = Isa::available()
+        .into_iter()
+        .filter(|i| i.has_vnni())
+        .collect();
+    // 544 columns: an odd number of blocks, for the 512-bit kernel's tail;
+    // 768, three Q4_K blocks.
+    for (isa, cols) in isas.iter().flat_map(|&i| [(i, 512), (i, 544), (i, 768)]) {
+        interleaved_rows_agree(isa, cols);
     }
-    let (rows, cols) = (24, 512);
-    for fmt in [Format::Q8_0, Format::Q4_1, Format::Q5_0] {
+}
+
+fn interleaved_rows_agree(isa: Isa, cols: usize) {
+    let rows = 24;
+    let formats = [
+        Format::Q8_0,
+        Format::Q4_1,
+        Format::Q5_0,
+        Format::Q4_0,
+        Format::Q4K,
+    ];
+    for fmt in formats
+        .into_iter()
+        .filter(|f| cols.is_multiple_of(f.block().0))
+    {
         let plain = matrix(fmt, rows, cols, 37).repacked(Isa::Avx2);
-        let packed = matrix(fmt, rows, cols, 37).repacked(Isa::AvxVnni);
-        assert!(
-            packed.interleaved.is_some() && packed.data.is_empty(),
-            "{fmt:?}"
-        );
+        let packed = matrix(fmt, rows, cols, 37).repacked(isa);
+        if fmt == Format::Q4_1 && !isa.vex_vnni() {
+            // Interleaved Q4_1 runs on AVX-VNNI alone.
+            assert!(packed.interleaved.is_none());
+        } else {
+            assert!(
+                packed.interleaved.is_some() && packed.data.is_empty(),
+                "{fmt:?}"
+            );
+        }
         // Same size as the rows it replaces (Q5_0 having become Q8_0).
         let stored = if fmt == Format::Q4_1 {
             Format::Q4_1
         } else {
             Format::Q8_0
         };
-        assert_eq!(
-            match &packed.interleaved {
-                Some(Interleaved::Rows(p)) => p.data.len(),
-                _ => unreachable!(),
-            },
-            rows * stored.row_bytes(cols)
-        );
+        if let Some(Interleaved::Rows(p)) = &packed.interleaved {
+            assert_eq!(p.data.len(), rows * stored.row_bytes(cols));
+        }
         let (mut a, mut b) = (vec![0f32; cols], vec![0f32; cols]);
         for r in 0..rows {
             plain.dequantize_row(r, &mut a);
@@ -162,7 +182,7 @@ fn interleaved_rows_agree_with_the_reference_and_decode_the_same() {
         let x = input(n, cols, 41);
         let mut acts = Activations::new();
         let mut got = vec![0f32; n * rows];
-        packed.matmul(&x, &mut acts, &mut got, Isa::AvxVnni);
+        packed.matmul(&x, &mut acts, &mut got, isa);
         for j in 0..n {
             for r in 0..rows {
                 let want = dot(plain.fmt, plain.row(r), acts.row(j));
@@ -175,12 +195,7 @@ fn interleaved_rows_agree_with_the_reference_and_decode_the_same() {
             }
             let mut one = vec![0f32; rows];
             let mut single = Activations::new();
-            packed.matmul(
-                &x[j * cols..(j + 1) * cols],
-                &mut single,
-                &mut one,
-                Isa::AvxVnni,
-            );
+            packed.matmul(&x[j * cols..(j + 1) * cols], &mut single, &mut one, isa);
             assert!(
                 one.iter()
                     .zip(&got[j * rows..(j + 1) * rows])
@@ -269,6 +284,39 @@ fn dequantised_rows_give_the_same_products_as_float_weights() {
             assert!(
                 (float - want).abs() <= 1e-3 * (1.0 + want.abs()),
                 "{fmt:?}: {float} vs {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_512_bit_kernels_give_the_256_bit_kernels_bits() {
+    if Isa::detect() != Isa::Avx512Vnni || !Isa::AvxVnni.vex_vnni() {
+        return;
+    }
+    // Even and odd block counts, one activation row to a few tiles.
+    for (fmt, cols) in [
+        (Format::Q8_0, 640),
+        (Format::Q8_0, 544),
+        (Format::Q5_0, 640),
+        (Format::Q4K, 768),
+    ] {
+        for n in [1, 3, 9] {
+            let rows = 48;
+            let x = input(n, cols, 41);
+            let mut outs = Vec::new();
+            for isa in [Isa::AvxVnni, Isa::Avx512Vnni] {
+                let m = matrix(fmt, rows, cols, 37).repacked(isa);
+                let mut out = vec![0f32; n * rows];
+                m.matmul(&x, &mut Activations::new(), &mut out, isa);
+                outs.push(out);
+            }
+            assert!(
+                outs[0]
+                    .iter()
+                    .zip(&outs[1])
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{fmt:?} {cols} columns, {n} rows"
             );
         }
     }

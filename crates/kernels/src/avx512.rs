@@ -1,0 +1,247 @@
+//! AVX-512 VNNI products over the interleaved layouts ([`Packed`] `Q8_0`
+//! rows and [`PackedK4`]), for CPUs whose 512-bit units run at full width.
+//!
+//! The layouts are the AVX-VNNI ones (eight rows per group, 32-byte
+//! vectors). A 512-bit register holds the same vector of two neighbouring
+//! groups side by side, sixteen rows, so each `vpdpbusd` does the work of
+//! two while the activation bytes are still broadcast straight from memory,
+//! as in the 256-bit kernels. Every lane then goes through exactly the
+//! operations, in the same order, that its lane of the 256-bit kernel goes
+//! through: the two kernels give the same bits. (That matters: Gemma 3,
+//! whose residual stream runs into the thousands, moved a logit by 1.0 when
+//! an earlier version added the blocks in another order.)
+//!
+//! A task's odd last group runs here too, paired with itself (half the
+//! lanes discarded), so that a CPU with AVX-512 VNNI but without AVX-VNNI
+//! (Zen 4, Ice Lake) needs no 256-bit `vpdpbusd`.
+
+// Lanes and blocks are indexed as the formats lay them out.
+#![allow(clippy::needless_range_loop)]
+
+use std::arch::x86_64::*;
+
+use crate::quant::layout::{ActRow, Packed, PackedK4, PackedKind};
+use crate::quant::{QK, QK_K};
+
+/// Two 256-bit vectors as one 512-bit one.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn join(lo: __m256i, hi: __m256i) -> __m512i {
+    _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1)
+}
+
+/// Two sets of eight f32 as one register.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn join_ps(lo: *const f32, hi: *const f32) -> __m512 {
+    _mm512_castpd_ps(_mm512_insertf64x4(
+        _mm512_castpd256_pd512(_mm256_castps_pd(_mm256_loadu_ps(lo))),
+        _mm256_castps_pd(_mm256_loadu_ps(hi)),
+        1,
+    ))
+}
+
+/// Sixteen weight vectors' worth (eight 512-bit registers) against the
+/// 32 activation bytes at `y`: sixteen lanes of `Σ w·y` (two chains, so
+/// that the dot products overlap).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn dot16(w: &[__m512i; 8], y: *const i8) -> __m512i {
+    let y = y as *const i32;
+    let mut s0 = _mm512_setzero_si512();
+    let mut s1 = _mm512_setzero_si512();
+    for k in (0..8).step_by(2) {
+        s0 = _mm512_dpbusd_epi32(s0, w[k], _mm512_set1_epi32(y.add(k).read_unaligned()));
+        s1 = _mm512_dpbusd_epi32(
+            s1,
+            w[k + 1],
+            _mm512_set1_epi32(y.add(k + 1).read_unaligned()),
+        );
+    }
+    _mm512_add_epi32(s0, s1)
+}
+
+/// Groups `g0` and `g1` of `Q8_0` rows against up to four activation
+/// rows: `out[a][l]` is row `8·g0 + l` (`l` < 8) or `8·g1 + l - 8` times
+/// activation `a`. `Q4_1` groups (interleaved only where the CPU has
+/// AVX-VNNI) go to the 256-bit kernel, one group at a time.
+///
+/// # Safety
+/// The CPU must have AVX-512 (F, BW, VL, VNNI), AVX2, FMA and F16C, and
+/// AVX-VNNI for `Q4_1` groups.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn packed2(
+    p: &Packed,
+    g0: usize,
+    g1: usize,
+    acts: &[ActRow<'_>],
+    corr: &[i32],
+    out: &mut [[f32; 16]; 4],
+) {
+    if p.kind != PackedKind::Q8 {
+        for (half, g) in [g0, g1].into_iter().enumerate() {
+            let mut o = [[0f32; 8]; 4];
+            crate::avx2::packed(p, g, acts, corr, &mut o);
+            for (dst, src) in out.iter_mut().zip(&o) {
+                dst[8 * half..8 * half + 8].copy_from_slice(src);
+            }
+        }
+        return;
+    }
+    let nb = p.nb;
+    assert!(p.data.len() >= (g0.max(g1) + 1) * p.group_bytes());
+    for a in acts {
+        assert!(a.qs.len() >= nb * QK && a.d.len() >= nb);
+    }
+    assert!(corr.len() >= acts.len() * nb);
+    match acts.len() {
+        1 => packed2_q8::<1>(p, g0, g1, acts, corr, out),
+        2 => packed2_q8::<2>(p, g0, g1, acts, corr, out),
+        3 => packed2_q8::<3>(p, g0, g1, acts, corr, out),
+        _ => packed2_q8::<4>(p, g0, g1, acts, corr, out),
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn packed2_q8<const NA: usize>(
+    p: &Packed,
+    g0: usize,
+    g1: usize,
+    acts: &[ActRow<'_>],
+    corr: &[i32],
+    out: &mut [[f32; 16]; 4],
+) {
+    let nb = p.nb;
+    let v0 = p.data.as_ptr().add(g0 * p.group_bytes());
+    let v1 = p.data.as_ptr().add(g1 * p.group_bytes());
+    let at = p.layout().0;
+    let (ds0, ds1) = (v0.add(at) as *const u16, v1.add(at) as *const u16);
+    let mut acc = [_mm512_setzero_ps(); NA];
+    for i in 0..nb {
+        let w: [__m512i; 8] = std::array::from_fn(|k| {
+            join(
+                _mm256_loadu_si256(v0.add(i * 256 + 32 * k) as *const __m256i),
+                _mm256_loadu_si256(v1.add(i * 256 + 32 * k) as *const __m256i),
+            )
+        });
+        // Sixteen scales: group g's eight, then group g + 1's.
+        let dw = _mm512_cvtph_ps(_mm256_set_m128i(
+            _mm_loadu_si128(ds1.add(i * 8) as *const __m128i),
+            _mm_loadu_si128(ds0.add(i * 8) as *const __m128i),
+        ));
+        for a in 0..NA {
+            let r = acts.get_unchecked(a);
+            let isum = _mm512_sub_epi32(
+                dot16(&w, r.qs.as_ptr().add(i * QK)),
+                _mm512_set1_epi32(*corr.get_unchecked(a * nb + i)),
+            );
+            let scale = _mm512_mul_ps(dw, _mm512_set1_ps(*r.d.get_unchecked(i)));
+            acc[a] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(isum), acc[a]);
+        }
+    }
+    for a in 0..NA {
+        _mm512_storeu_ps(out[a].as_mut_ptr(), acc[a]);
+    }
+}
+
+/// As [`packed2`], for [`PackedK4`] groups `g0` and `g1`.
+///
+/// # Safety
+/// The CPU must have AVX-512 (F, BW, VL, VNNI), AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn packed2_q4k(
+    p: &PackedK4,
+    g0: usize,
+    g1: usize,
+    acts: &[ActRow<'_>],
+    out: &mut [[f32; 16]; 4],
+) {
+    let nb = p.nb;
+    let last = g0.max(g1) + 1;
+    assert!(p.vals.len() >= last * nb * 1024 && p.sc.len() >= last * nb * 64);
+    for a in acts {
+        assert!(a.qs.len() >= nb * QK_K && a.d.len() >= nb && a.sums.len() >= nb * 16);
+    }
+    match acts.len() {
+        1 => packed2_q4k_n::<1>(p, g0, g1, acts, out),
+        2 => packed2_q4k_n::<2>(p, g0, g1, acts, out),
+        3 => packed2_q4k_n::<3>(p, g0, g1, acts, out),
+        _ => packed2_q4k_n::<4>(p, g0, g1, acts, out),
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn packed2_q4k_n<const NA: usize>(
+    p: &PackedK4,
+    g0: usize,
+    g1: usize,
+    acts: &[ActRow<'_>],
+    out: &mut [[f32; 16]; 4],
+) {
+    let nb = p.nb;
+    let m4 = _mm512_set1_epi8(0x0F);
+    let mut acc = [_mm512_setzero_ps(); NA];
+    for i in 0..nb {
+        let (g0, g1) = (g0 * nb + i, g1 * nb + i);
+        let (vals0, vals1) = (
+            p.vals.as_ptr().add(g0 * 1024),
+            p.vals.as_ptr().add(g1 * 1024),
+        );
+        let (sc0, sc1) = (p.sc.as_ptr().add(g0 * 64), p.sc.as_ptr().add(g1 * 64));
+        let (mn0, mn1) = (p.mn.as_ptr().add(g0 * 64), p.mn.as_ptr().add(g1 * 64));
+        let mut iacc = [_mm512_setzero_si512(); NA];
+        for j in 0..4 {
+            let x: [__m512i; 8] = std::array::from_fn(|k| {
+                join(
+                    _mm256_loadu_si256(vals0.add(256 * j + 32 * k) as *const __m256i),
+                    _mm256_loadu_si256(vals1.add(256 * j + 32 * k) as *const __m256i),
+                )
+            });
+            for half in 0..2 {
+                let w: [__m512i; 8] = std::array::from_fn(|k| {
+                    if half == 0 {
+                        _mm512_and_si512(x[k], m4)
+                    } else {
+                        _mm512_and_si512(_mm512_srli_epi16(x[k], 4), m4)
+                    }
+                });
+                let sub = 2 * j + half;
+                let scale = join(
+                    _mm256_loadu_si256(sc0.add(8 * sub) as *const __m256i),
+                    _mm256_loadu_si256(sc1.add(8 * sub) as *const __m256i),
+                );
+                for a in 0..NA {
+                    let y = acts
+                        .get_unchecked(a)
+                        .qs
+                        .as_ptr()
+                        .add(i * QK_K + 64 * j + 32 * half);
+                    iacc[a] = _mm512_add_epi32(iacc[a], _mm512_mullo_epi32(dot16(&w, y), scale));
+                }
+            }
+        }
+        let dv = join_ps(p.d.as_ptr().add(g0 * 8), p.d.as_ptr().add(g1 * 8));
+        let dminv = join_ps(p.dmin.as_ptr().add(g0 * 8), p.dmin.as_ptr().add(g1 * 8));
+        for a in 0..NA {
+            let r = acts.get_unchecked(a);
+            let ad = _mm512_set1_ps(*r.d.get_unchecked(i));
+            let sums = r.sums.as_ptr().add(i * 16);
+            let mut mins = _mm512_setzero_ps();
+            for sub in 0..8 {
+                let b = (*sums.add(2 * sub) + *sums.add(2 * sub + 1)) as f32;
+                mins = _mm512_fmadd_ps(
+                    join_ps(mn0.add(8 * sub), mn1.add(8 * sub)),
+                    _mm512_set1_ps(b),
+                    mins,
+                );
+            }
+            acc[a] = _mm512_fmadd_ps(_mm512_mul_ps(dv, ad), _mm512_cvtepi32_ps(iacc[a]), acc[a]);
+            acc[a] = _mm512_fnmadd_ps(_mm512_mul_ps(dminv, ad), mins, acc[a]);
+        }
+    }
+    for a in 0..NA {
+        _mm512_storeu_ps(out[a].as_mut_ptr(), acc[a]);
+    }
+}
