@@ -817,7 +817,8 @@ unsafe fn packed_q4k_n<const NA: usize>(
                     }
                 });
                 let sub = 2 * j + half;
-                let scale = _mm256_loadu_si256(sc.add(8 * sub) as *const __m256i);
+                let scale =
+                    _mm256_cvtepu8_epi32(_mm_loadl_epi64(sc.add(8 * sub) as *const __m128i));
                 for a in 0..NA {
                     let y = acts
                         .get_unchecked(a)
@@ -839,7 +840,10 @@ unsafe fn packed_q4k_n<const NA: usize>(
             let mut mins = _mm256_setzero_ps();
             for sub in 0..8 {
                 let b = (*sums.add(2 * sub) + *sums.add(2 * sub + 1)) as f32;
-                mins = _mm256_fmadd_ps(_mm256_loadu_ps(mn.add(8 * sub)), _mm256_set1_ps(b), mins);
+                let m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                    mn.add(8 * sub) as *const __m128i
+                )));
+                mins = _mm256_fmadd_ps(m, _mm256_set1_ps(b), mins);
             }
             acc[a] = _mm256_fmadd_ps(_mm256_mul_ps(dv, ad), _mm256_cvtepi32_ps(iacc[a]), acc[a]);
             acc[a] = _mm256_fnmadd_ps(_mm256_mul_ps(dminv, ad), mins, acc[a]);

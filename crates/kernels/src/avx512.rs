@@ -30,6 +30,16 @@ unsafe fn join(lo: __m256i, hi: __m256i) -> __m512i {
     _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1)
 }
 
+/// Two sets of eight bytes as sixteen i32.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn widen(lo: *const u8, hi: *const u8) -> __m512i {
+    _mm512_cvtepu8_epi32(_mm_unpacklo_epi64(
+        _mm_loadl_epi64(lo as *const __m128i),
+        _mm_loadl_epi64(hi as *const __m128i),
+    ))
+}
+
 /// Two sets of eight f32 as one register.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
@@ -208,10 +218,7 @@ unsafe fn packed2_q4k_n<const NA: usize>(
                     }
                 });
                 let sub = 2 * j + half;
-                let scale = join(
-                    _mm256_loadu_si256(sc0.add(8 * sub) as *const __m256i),
-                    _mm256_loadu_si256(sc1.add(8 * sub) as *const __m256i),
-                );
+                let scale = widen(sc0.add(8 * sub), sc1.add(8 * sub));
                 for a in 0..NA {
                     let y = acts
                         .get_unchecked(a)
@@ -232,7 +239,7 @@ unsafe fn packed2_q4k_n<const NA: usize>(
             for sub in 0..8 {
                 let b = (*sums.add(2 * sub) + *sums.add(2 * sub + 1)) as f32;
                 mins = _mm512_fmadd_ps(
-                    join_ps(mn0.add(8 * sub), mn1.add(8 * sub)),
+                    _mm512_cvtepi32_ps(widen(mn0.add(8 * sub), mn1.add(8 * sub))),
                     _mm512_set1_ps(b),
                     mins,
                 );
