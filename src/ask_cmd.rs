@@ -7,7 +7,10 @@ use std::time::Instant;
 
 use anyhow::Result;
 use clap::Args;
-use docent_rag::{Abstention, Answer, AnswerTimings, Citation, Event, StopReason, Trace};
+use docent_rag::{
+    Abstention, Answer, AnswerTimings, Citation, Event, GeneratorChoice, GeneratorLoad, StopReason,
+    Trace,
+};
 use serde::Serialize;
 
 use crate::display::{label, location};
@@ -73,11 +76,17 @@ struct Output<'a> {
 pub fn run(index_dir: &Path, args: AskArgs, started: Instant) -> Result<()> {
     let cfg = args.answer.config(args.mode.into())?;
     cfg.validate()?;
+    // One question: load the model while the encoder, the index and the
+    // retrieval run.
+    let generator = GeneratorChoice {
+        load: GeneratorLoad::InBackground,
+        ..args.answer.generator()
+    };
     let engine = open_engine(
         index_dir,
         args.docs.as_deref(),
         args.encoder.name(),
-        args.answer.generator(),
+        generator,
         args.json,
     )?;
     let root = engine.index()?.meta().root.clone();

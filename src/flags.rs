@@ -178,10 +178,12 @@ pub struct AnswerFlags {
 }
 
 impl AnswerFlags {
+    /// The language model, loaded on the first answer that needs it.
     pub fn generator(&self) -> GeneratorChoice {
         GeneratorChoice {
             model: self.model.clone(),
             context: self.ctx,
+            ..GeneratorChoice::default()
         }
     }
 

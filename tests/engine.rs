@@ -30,6 +30,7 @@ fn generator() -> GeneratorChoice {
     GeneratorChoice {
         model: MODEL.into(),
         context: 2048,
+        ..GeneratorChoice::default()
     }
 }
 
@@ -206,6 +207,7 @@ fn earlier_turns_go_into_the_prompt_and_are_dropped_first_to_fit() {
         GeneratorChoice {
             model: MODEL.into(),
             context: p.tokens - 20 + cfg.max_tokens,
+            ..GeneratorChoice::default()
         },
     )
     .unwrap();
@@ -232,6 +234,7 @@ fn a_question_without_relevant_sources_is_declined_without_the_model() {
         GeneratorChoice {
             model: "no-such-model".into(),
             context: 2048,
+            ..GeneratorChoice::default()
         },
     )
     .unwrap();

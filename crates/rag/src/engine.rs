@@ -11,7 +11,10 @@ use docent_index::{live_generation, Index};
 
 use crate::answer::{is_decline, Abstention, Answer, AnswerConfig, Citation, Event, NO_ANSWER};
 use crate::indexer::{build_index, load_encoder_for, IndexConfig, IndexEvent, IndexReport};
-use crate::models::{load_encoder, load_generator, GeneratorChoice, LoadedGenerator, ModelRef};
+use crate::models::{
+    generator_is_local, load_encoder, load_generator, GeneratorChoice, GeneratorLoad,
+    LoadedGenerator, ModelRef,
+};
 use crate::retrieve::{self, Retrieval, RetrieveConfig};
 use crate::trace::{
     new_trace_id, unix_ms, AnswerTimings, IndexRef, PromptTrace, Spans, Stage, Trace, TraceSettings,
@@ -38,8 +41,9 @@ use crate::RagError;
 ///   fail to open (another publish racing it), the request is answered
 ///   from the one held, and the next request tries again; a new generation
 ///   built with another encoder is an error.
-/// * The language model is loaded on the first answer that needs it: a
-///   question declined at retrieval never loads it.
+/// * The language model is loaded on the first answer that needs it (a
+///   question declined at retrieval never loads it), or at open in the
+///   background ([`GeneratorLoad`]).
 pub struct Engine {
     index_dir: PathBuf,
     encoder: Arc<Encoder>,
@@ -47,6 +51,24 @@ pub struct Engine {
     index: RwLock<Arc<Index>>,
     generator_choice: GeneratorChoice,
     generator: Mutex<Option<LoadedGenerator>>,
+    /// The load started at open ([`GeneratorLoad::InBackground`]), until
+    /// the first answer takes it.
+    pending: Mutex<Option<Pending>>,
+}
+
+type Pending = std::thread::JoinHandle<Result<LoadedGenerator, RagError>>;
+
+/// Starts loading the language model on a thread of its own, if `choice`
+/// asks for it.
+fn start_loading(choice: &GeneratorChoice) -> Option<Pending> {
+    if choice.load != GeneratorLoad::InBackground || !generator_is_local(&choice.model) {
+        return None;
+    }
+    let choice = choice.clone();
+    std::thread::Builder::new()
+        .name("docent-model-load".into())
+        .spawn(move || load_generator(&choice))
+        .ok()
 }
 
 impl Engine {
@@ -57,12 +79,13 @@ impl Engine {
         encoder: Option<&str>,
         generator: GeneratorChoice,
     ) -> Result<Engine, RagError> {
+        let pending = start_loading(&generator);
         let index = Index::open(index_dir)?;
         let name = encoder
             .map(str::to_string)
             .unwrap_or_else(|| index.meta().encoder.id.clone());
         let encoder = load_encoder(Some(&name), Default::default())?;
-        Self::from_parts(index_dir, index, Arc::new(encoder), generator)
+        Self::from_parts(index_dir, index, Arc::new(encoder), generator, pending)
     }
 
     /// Indexes `docs` into `index_dir` first (only new and changed files
@@ -74,9 +97,11 @@ impl Engine {
         generator: GeneratorChoice,
         on_event: &mut dyn FnMut(IndexEvent<'_>),
     ) -> Result<(Engine, IndexReport), RagError> {
+        let pending = start_loading(&generator);
         let encoder = load_encoder_for(index_dir, encoder, docs.batch_size)?;
         let report = build_index(index_dir, docs, &encoder, on_event)?;
-        let engine = Self::with_encoder(index_dir, Arc::new(encoder), generator)?;
+        let index = Index::open(index_dir)?;
+        let engine = Self::from_parts(index_dir, index, Arc::new(encoder), generator, pending)?;
         Ok((engine, report))
     }
 
@@ -86,8 +111,9 @@ impl Engine {
         encoder: Arc<Encoder>,
         generator: GeneratorChoice,
     ) -> Result<Engine, RagError> {
+        let pending = start_loading(&generator);
         let index = Index::open(index_dir)?;
-        Self::from_parts(index_dir, index, encoder, generator)
+        Self::from_parts(index_dir, index, encoder, generator, pending)
     }
 
     fn from_parts(
@@ -95,6 +121,7 @@ impl Engine {
         index: Index,
         encoder: Arc<Encoder>,
         generator: GeneratorChoice,
+        pending: Option<Pending>,
     ) -> Result<Engine, RagError> {
         index.check_encoder(encoder.info())?;
         let info = encoder.info();
@@ -108,6 +135,7 @@ impl Engine {
             index: RwLock::new(Arc::new(index)),
             generator_choice: generator,
             generator: Mutex::new(None),
+            pending: Mutex::new(pending),
         })
     }
 
@@ -154,17 +182,27 @@ impl Engine {
     /// milliseconds, 0 when it was already loaded.
     pub fn load_generator(&self) -> Result<f64, RagError> {
         let mut slot = self.generator.lock().unwrap_or_else(|e| e.into_inner());
-        Self::ensure_generator(&mut slot, &self.generator_choice)
+        self.ensure_generator(&mut slot)
     }
 
-    fn ensure_generator(
-        slot: &mut Option<LoadedGenerator>,
-        choice: &GeneratorChoice,
-    ) -> Result<f64, RagError> {
+    fn ensure_generator(&self, slot: &mut Option<LoadedGenerator>) -> Result<f64, RagError> {
         if slot.is_some() {
             return Ok(0.0);
         }
-        let loaded = load_generator(choice)?;
+        let pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let loaded = match pending.map(|p| p.join()) {
+            Some(Ok(loaded)) => loaded?,
+            Some(Err(_)) => {
+                return Err(RagError::Config(
+                    "loading the language model failed unexpectedly (its thread panicked)".into(),
+                ))
+            }
+            None => load_generator(&self.generator_choice)?,
+        };
         let ms = loaded.generator.load_ms();
         *slot = Some(loaded);
         Ok(ms)
@@ -274,7 +312,7 @@ impl Engine {
         // Generation, one at a time.
         let mut slot = self.generator.lock().unwrap_or_else(|e| e.into_inner());
         let load_start = spans.now_ms();
-        let load_ms = Self::ensure_generator(&mut slot, &self.generator_choice)?;
+        let load_ms = self.ensure_generator(&mut slot)?;
         if load_ms > 0.0 {
             spans.push(Stage::ModelLoad, load_start, spans.now_ms() - load_start);
         }

@@ -69,7 +69,7 @@ pub use answer::{is_decline, Abstention, Answer, AnswerConfig, Citation, Event, 
 pub use engine::Engine;
 pub use error::RagError;
 pub use indexer::{build_index, IndexConfig, IndexEvent, IndexReport};
-pub use models::{GeneratorChoice, ModelRef, DEFAULT_GENERATOR};
+pub use models::{GeneratorChoice, GeneratorLoad, ModelRef, DEFAULT_GENERATOR};
 pub use retrieve::{retrieve, Retrieval, RetrieveConfig, SearchMode};
 pub use trace::{AnswerTimings, Span, Stage, Trace};
 pub use watch::{watch, WatchEvent};

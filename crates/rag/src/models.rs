@@ -164,6 +164,27 @@ pub fn resolve_generator(name: &str) -> Result<GeneratorFile, RagError> {
     })
 }
 
+/// Whether the language model `name` names is on disk already (a `.gguf`
+/// path, or a model the Hugging Face cache holds, verified), so that
+/// loading it fetches nothing.
+pub fn generator_is_local(name: &str) -> bool {
+    let path = Path::new(name);
+    if path.extension().is_some_and(|e| e == "gguf") && !name.contains(':') {
+        return path.is_file();
+    }
+    let spec = match Manifest::builtin().get(name) {
+        Some(spec) => spec.clone(),
+        None => match name.split_once(':') {
+            Some((repo, file)) => {
+                let (file, revision) = file.split_once('@').unwrap_or((file, "main"));
+                ModelSpec::adhoc_generator(repo, revision, file)
+            }
+            None => return false,
+        },
+    };
+    matches!(ModelStore::from_env().locate(&spec), Ok(Some(_)))
+}
+
 /// How the language model is loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GeneratorChoice {
@@ -172,6 +193,23 @@ pub struct GeneratorChoice {
     /// Most tokens of prompt and answer together (the model's own trained
     /// context is used if smaller).
     pub context: usize,
+    /// When the engine loads it.
+    pub load: GeneratorLoad,
+}
+
+/// When an [`crate::Engine`] loads its language model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GeneratorLoad {
+    /// On the first answer that needs it: a question declined at
+    /// retrieval never loads it (a server's choice).
+    #[default]
+    OnFirstAnswer,
+    /// At open, on a thread of its own, while the encoder and the index
+    /// load and the question is retrieved (a one-question command's
+    /// choice: it saves the shorter of the two from the time to first
+    /// token). Only a model already on disk: one that must be fetched
+    /// is fetched by the first answer, in the foreground.
+    InBackground,
 }
 
 impl Default for GeneratorChoice {
@@ -179,6 +217,7 @@ impl Default for GeneratorChoice {
         GeneratorChoice {
             model: DEFAULT_GENERATOR.to_string(),
             context: GeneratorConfig::default().max_context,
+            load: GeneratorLoad::OnFirstAnswer,
         }
     }
 }
