@@ -17,16 +17,8 @@ const LOCAL_ROPE_BASE: f32 = 10_000.0;
 
 pub fn config(file: &GgufFile) -> Result<DecoderConfig, GenerateError> {
     let a = "gemma3";
-    let n_layer = file.usize(&format!("{a}.block_count"))?;
-    let n_embd = file.usize(&format!("{a}.embedding_length"))?;
-    let n_head = file.usize(&format!("{a}.attention.head_count"))?;
-    let n_kv_head = file
-        .opt_usize(&format!("{a}.attention.head_count_kv"))?
-        .unwrap_or(n_head);
-    let head_dim = file
-        .opt_usize(&format!("{a}.attention.key_length"))?
-        .unwrap_or(n_embd / n_head.max(1));
-    super::check_shape(file, n_head, n_kv_head, head_dim, head_dim)?;
+    let s = super::shape(file, a)?;
+    let (n_layer, n_embd, head_dim) = (s.n_layer, s.n_embd, s.head_dim);
     let window = file.opt_usize(&format!("{a}.attention.sliding_window"))?;
     let global_base = file
         .opt_f32(&format!("{a}.rope.freq_base"))?
@@ -58,10 +50,10 @@ pub fn config(file: &GgufFile) -> Result<DecoderConfig, GenerateError> {
     Ok(DecoderConfig {
         n_layer,
         n_embd,
-        n_head,
-        n_kv_head,
+        n_head: s.n_head,
+        n_kv_head: s.n_kv_head,
         head_dim,
-        rms_eps: file.f32(&format!("{a}.attention.layer_norm_rms_epsilon"))? as f64,
+        rms_eps: s.rms_eps,
         rope_layout: RopeLayout::Halves,
         activation: Activation::GeluTanh,
         embed_scale: Some((n_embd as f64).sqrt()),
@@ -70,6 +62,6 @@ pub fn config(file: &GgufFile) -> Result<DecoderConfig, GenerateError> {
         qk_norm: true,
         post_norms: true,
         layers,
-        train_context: file.usize(&format!("{a}.context_length"))?,
+        train_context: s.train_context,
     })
 }

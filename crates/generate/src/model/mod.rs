@@ -62,6 +62,64 @@ pub(crate) fn check_shape(
     Ok(())
 }
 
+/// The shape every family reads from the same keys: `{arch}.block_count`,
+/// `embedding_length`, `attention.head_count`, `head_count_kv` (default:
+/// all heads), `attention.key_length` (default: width / heads),
+/// `rope.dimension_count` (default: the head size, the only value
+/// supported), `attention.layer_norm_rms_epsilon` and `context_length`.
+pub(crate) struct Shape {
+    pub n_layer: usize,
+    pub n_embd: usize,
+    pub n_head: usize,
+    pub n_kv_head: usize,
+    pub head_dim: usize,
+    pub rms_eps: f64,
+    pub train_context: usize,
+}
+
+pub(crate) fn shape(file: &GgufFile, a: &str) -> Result<Shape, GenerateError> {
+    let n_layer = file.usize(&format!("{a}.block_count"))?;
+    let n_embd = file.usize(&format!("{a}.embedding_length"))?;
+    let n_head = file.usize(&format!("{a}.attention.head_count"))?;
+    let n_kv_head = file
+        .opt_usize(&format!("{a}.attention.head_count_kv"))?
+        .unwrap_or(n_head);
+    let head_dim = file
+        .opt_usize(&format!("{a}.attention.key_length"))?
+        .unwrap_or(n_embd / n_head.max(1));
+    let rope_dims = file
+        .opt_usize(&format!("{a}.rope.dimension_count"))?
+        .unwrap_or(head_dim);
+    check_shape(file, n_head, n_kv_head, head_dim, rope_dims)?;
+    Ok(Shape {
+        n_layer,
+        n_embd,
+        n_head,
+        n_kv_head,
+        head_dim,
+        rms_eps: file.f32(&format!("{a}.attention.layer_norm_rms_epsilon"))? as f64,
+        train_context: file.usize(&format!("{a}.context_length"))?,
+    })
+}
+
+/// The rotary position scale of a file asking for linear scaling (1.0
+/// otherwise; other scaling types run unscaled, exact within the trained
+/// context).
+pub(crate) fn linear_rope_scale(file: &GgufFile, a: &str) -> Result<f32, GenerateError> {
+    Ok(match file.opt_f32(&format!("{a}.rope.scaling.factor"))? {
+        Some(f)
+            if f > 0.0
+                && file
+                    .opt_string(&format!("{a}.rope.scaling.type"))
+                    .as_deref()
+                    == Some("linear") =>
+        {
+            1.0 / f
+        }
+        _ => 1.0,
+    })
+}
+
 impl Model {
     /// Loads the weights of `file`, with a cache for at most `max_context`
     /// positions (less if the model was trained for less).
