@@ -15,7 +15,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use docent_embed::e5s1::{E5s1, E5s1Type};
@@ -358,5 +357,4 @@ fn the_hub_layout_loads_and_matches_the_reference_engine() {
     // Weights requantised from f32 to Q8_0 at load: still within 0.999.
     let worst = check(&enc, &items, "hub layout", false);
     assert!(worst >= 0.999);
-    let _ = HashMap::<(), ()>::new();
 }

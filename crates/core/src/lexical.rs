@@ -13,9 +13,10 @@
 //! [`fuse`] merges a dense and a lexical result list. Each list's scores are
 //! scaled to [0, 1] by its own best and worst score, and a candidate's fused
 //! score is the weighted sum, a list it is missing from counting 0. The dense
-//! weight comes from the query's script ([`dense_weight`]): the default
-//! encoder is English-only, so for a Korean query its ranking is noise and
-//! must not drag down the lexical one.
+//! weight comes from the query's script and the encoder's settings
+//! ([`crate::RetrievalSettings::dense_weight`]): for an English-only encoder
+//! a Korean query's dense ranking is noise and must not drag down the
+//! lexical one.
 
 fn is_cjk(c: char) -> bool {
     matches!(c as u32,
@@ -60,15 +61,6 @@ pub fn lexical_terms(text: &str) -> Vec<String> {
     }
     flush(&mut run, run_cjk, &mut out);
     out
-}
-
-/// How much the dense ranking counts for `query` with an English-only
-/// encoder: half for a query written in Latin script, nothing for one in
-/// Hangul, Han or kana, in proportion between (the lexical ranking has the
-/// rest). [`crate::RetrievalSettings::dense_weight`] is the same rule with
-/// each encoder's own weights.
-pub fn dense_weight(query: &str) -> f32 {
-    0.5 * (1.0 - cjk_share(query))
 }
 
 /// The share of a query's letters in Hangul, Han or kana (0 with none).
@@ -163,9 +155,15 @@ mod tests {
 
     #[test]
     fn dense_weight_follows_the_script_of_the_query() {
-        assert_eq!(dense_weight("What is RAG?"), 0.5);
-        assert_eq!(dense_weight("양자화란 무엇인가?"), 0.0);
-        let mixed = dense_weight("HNSW 그래프");
+        assert_eq!(
+            crate::RetrievalSettings::default().dense_weight("What is RAG?"),
+            0.5
+        );
+        assert_eq!(
+            crate::RetrievalSettings::default().dense_weight("양자화란 무엇인가?"),
+            0.0
+        );
+        let mixed = crate::RetrievalSettings::default().dense_weight("HNSW 그래프");
         assert!(mixed > 0.0 && mixed < 0.5, "{mixed}");
     }
 
@@ -174,7 +172,12 @@ mod tests {
         // The lexical list is right: 7, 8, 9. The dense list is noise.
         let lexical = [(7, 12.0), (8, 9.0), (9, 8.5), (1, 1.0)];
         let dense = [(1, 0.61), (2, 0.60), (3, 0.60), (4, 0.59), (7, 0.58)];
-        let fused = fuse(&dense, &lexical, dense_weight("서울의 인구는?"), 3);
+        let fused = fuse(
+            &dense,
+            &lexical,
+            crate::RetrievalSettings::default().dense_weight("서울의 인구는?"),
+            3,
+        );
         assert_eq!(fused.iter().map(|x| x.0).collect::<Vec<_>>(), [7, 8, 9]);
         // With equal weights and agreeing lists, the shared best stays best.
         let fused = fuse(&[(7, 0.9), (5, 0.5)], &[(7, 10.0), (6, 2.0)], 0.5, 3);

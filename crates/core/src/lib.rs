@@ -31,4 +31,4 @@ mod encoder;
 pub use encoder::{EncoderInfo, Pooling, RetrievalSettings};
 
 mod lexical;
-pub use lexical::{cjk_share, dense_weight, fuse, lexical_terms};
+pub use lexical::{cjk_share, fuse, lexical_terms};
