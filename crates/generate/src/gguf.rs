@@ -113,11 +113,13 @@ impl GgufFile {
 
     /// Reads one tensor's bytes as stored, with its type and shape (rows
     /// last-but-one, as candle orders them), straight into one buffer.
+    ///
+    /// It reads at the tensor's offset without moving the reader, so
+    /// several threads can read tensors at once.
     pub fn tensor_bytes(
-        &mut self,
+        &self,
         name: &str,
     ) -> Result<(GgmlDType, Vec<usize>, Vec<u8>), GenerateError> {
-        use std::io::{Read, Seek, SeekFrom};
         let bad = |reason: String| GenerateError::BadModelFile {
             path: self.path.clone(),
             reason,
@@ -132,9 +134,7 @@ impl GgufFile {
         let len = info.shape.elem_count() / dtype.block_size() * dtype.type_size();
         let at = self.content.tensor_data_offset + info.offset;
         let mut data = vec![0u8; len];
-        self.reader
-            .seek(SeekFrom::Start(at))
-            .and_then(|_| self.reader.read_exact(&mut data))
+        read_exact_at(self.reader.get_ref(), &mut data, at)
             .map_err(|e| bad(format!("reading tensor {name}: {e}")))?;
         Ok((dtype, dims, data))
     }
@@ -260,4 +260,25 @@ impl GgufFile {
             None => Ok(None),
         }
     }
+}
+
+/// Fills `buf` from `file` at `offset`, leaving the file's cursor alone.
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_read(buf, offset)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+        }
+    }
+    Ok(())
 }

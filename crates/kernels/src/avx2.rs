@@ -302,6 +302,7 @@ unsafe fn q6k<const NR: usize>(w: &[u8], a: [ActRow<'_>; NR], out: &mut [f32; TI
     let mut acc = [_mm256_setzero_ps(); NR];
     for i in 0..nb {
         let b = w.as_ptr().add(i * 210);
+        prefetch_ahead(b, 210);
         let d = f16_at(b.add(208));
         let sc = b.add(192) as *const i8;
         // Values in 0..64 (offset 32 removed in the products below), in
@@ -669,6 +670,23 @@ pub(crate) unsafe fn packed(
     }
 }
 
+/// Asks for the cache lines of the block two blocks past `at` (blocks of
+/// `bytes`). Decoding reads every weight once per token, and the loads of a
+/// block wait on memory unless it is already on its way: measured on the
+/// interleaved `Q4_K` kernels, a 1.5B model decoded 20% faster with it.
+/// A prefetch never faults, so the address may run past the matrix.
+#[inline(always)]
+pub(crate) unsafe fn prefetch_ahead(at: *const u8, bytes: usize) {
+    let next = at.wrapping_add(PREFETCH_BLOCKS * bytes);
+    for line in 0..bytes.div_ceil(64) {
+        _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(64 * line) as *const i8);
+    }
+}
+
+/// How many blocks ahead [`prefetch_ahead`] asks for (1 and 4 measured
+/// slower than 2).
+const PREFETCH_BLOCKS: usize = 2;
+
 /// The eight weight vectors of one block against one activation row's
 /// block: eight lanes, one per weight row, of `Σ w·y` (two chains, so that
 /// the dot products overlap).
@@ -704,6 +722,7 @@ unsafe fn packed_q8<const NA: usize>(
     let mut acc = [_mm256_setzero_ps(); NA];
     for i in 0..nb {
         let v = vals.add(i * 256);
+        prefetch_ahead(v, 256);
         let w: [__m256i; 8] =
             std::array::from_fn(|k| _mm256_loadu_si256(v.add(32 * k) as *const __m256i));
         let dw = _mm256_cvtph_ps(_mm_loadu_si128(ds.add(i * 8) as *const __m128i));
@@ -802,6 +821,7 @@ unsafe fn packed_q4k_n<const NA: usize>(
     for i in 0..nb {
         let gi = g * nb + i;
         let vals = p.vals.as_ptr().add(gi * 1024);
+        prefetch_ahead(vals, 1024);
         let sc = p.sc.as_ptr().add(gi * 64);
         let mn = p.mn.as_ptr().add(gi * 64);
         let mut iacc = [_mm256_setzero_si256(); NA];

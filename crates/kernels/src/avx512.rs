@@ -20,7 +20,8 @@
 
 use std::arch::x86_64::*;
 
-use crate::quant::layout::{ActRow, Packed, PackedK4, PackedKind};
+use crate::avx2::prefetch_ahead;
+use crate::quant::layout::{ActRow, Packed, PackedK4, PackedK6, PackedKind};
 use crate::quant::{QK, QK_K};
 
 /// Two 256-bit vectors as one 512-bit one.
@@ -129,6 +130,8 @@ unsafe fn packed2_q8<const NA: usize>(
     let (ds0, ds1) = (v0.add(at) as *const u16, v1.add(at) as *const u16);
     let mut acc = [_mm512_setzero_ps(); NA];
     for i in 0..nb {
+        prefetch_ahead(v0.add(i * 256), 256);
+        prefetch_ahead(v1.add(i * 256), 256);
         let w: [__m512i; 8] = std::array::from_fn(|k| {
             join(
                 _mm256_loadu_si256(v0.add(i * 256 + 32 * k) as *const __m256i),
@@ -202,6 +205,8 @@ unsafe fn packed2_q4k_n<const NA: usize>(
         let (sc0, sc1) = (p.sc.as_ptr().add(g0 * 64), p.sc.as_ptr().add(g1 * 64));
         let (mn0, mn1) = (p.mn.as_ptr().add(g0 * 64), p.mn.as_ptr().add(g1 * 64));
         let mut iacc = [_mm512_setzero_si512(); NA];
+        prefetch_ahead(vals0, 1024);
+        prefetch_ahead(vals1, 1024);
         for j in 0..4 {
             let x: [__m512i; 8] = std::array::from_fn(|k| {
                 join(
@@ -246,6 +251,151 @@ unsafe fn packed2_q4k_n<const NA: usize>(
             }
             acc[a] = _mm512_fmadd_ps(_mm512_mul_ps(dv, ad), _mm512_cvtepi32_ps(iacc[a]), acc[a]);
             acc[a] = _mm512_fnmadd_ps(_mm512_mul_ps(dminv, ad), mins, acc[a]);
+        }
+    }
+    for a in 0..NA {
+        _mm512_storeu_ps(out[a].as_mut_ptr(), acc[a]);
+    }
+}
+
+/// Two sets of eight signed bytes as sixteen i32.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn widen_i8(lo: *const i8, hi: *const i8) -> __m512i {
+    _mm512_cvtepi8_epi32(_mm_unpacklo_epi64(
+        _mm_loadl_epi64(lo as *const __m128i),
+        _mm_loadl_epi64(hi as *const __m128i),
+    ))
+}
+
+/// As [`dot16`], the first four weight vectors' sums (values `0..16` of
+/// the 32) apart from the last four's (`16..32`).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn dot16_halves(w: &[__m512i; 8], y: *const i8) -> (__m512i, __m512i) {
+    let y = y as *const i32;
+    let mut s = [_mm512_setzero_si512(); 2];
+    for k in 0..8 {
+        s[k / 4] =
+            _mm512_dpbusd_epi32(s[k / 4], w[k], _mm512_set1_epi32(y.add(k).read_unaligned()));
+    }
+    (s[0], s[1])
+}
+
+/// As [`packed2`], for [`PackedK6`] groups `g0` and `g1`. Per 16-value
+/// sub-block, `Σ (u - 32)·y = Σ u·y - 32·Σ y` with the activation's sums,
+/// times the rows' scales, in integers; one conversion per block.
+///
+/// # Safety
+/// The CPU must have AVX-512 (F, BW, VL, VNNI), AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn packed2_q6k(
+    p: &PackedK6,
+    g0: usize,
+    g1: usize,
+    acts: &[ActRow<'_>],
+    out: &mut [[f32; 16]; 4],
+) {
+    let nb = p.nb;
+    let last = g0.max(g1) + 1;
+    assert!(
+        p.ql.len() >= last * nb * 1024
+            && p.qh.len() >= last * nb * 512
+            && p.sc.len() >= last * nb * 128
+            && p.d.len() >= last * nb * 8
+    );
+    for a in acts {
+        assert!(a.qs.len() >= nb * QK_K && a.d.len() >= nb && a.sums.len() >= nb * 16);
+    }
+    match acts.len() {
+        1 => packed2_q6k_n::<1>(p, g0, g1, acts, out),
+        2 => packed2_q6k_n::<2>(p, g0, g1, acts, out),
+        3 => packed2_q6k_n::<3>(p, g0, g1, acts, out),
+        _ => packed2_q6k_n::<4>(p, g0, g1, acts, out),
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn packed2_q6k_n<const NA: usize>(
+    p: &PackedK6,
+    g0: usize,
+    g1: usize,
+    acts: &[ActRow<'_>],
+    out: &mut [[f32; 16]; 4],
+) {
+    let nb = p.nb;
+    let m4 = _mm512_set1_epi8(0x0F);
+    let m30 = _mm512_set1_epi8(0x30);
+    let mut acc = [_mm512_setzero_ps(); NA];
+    for i in 0..nb {
+        let (g0, g1) = (g0 * nb + i, g1 * nb + i);
+        let (ql0, ql1) = (p.ql.as_ptr().add(g0 * 1024), p.ql.as_ptr().add(g1 * 1024));
+        let (qh0, qh1) = (p.qh.as_ptr().add(g0 * 512), p.qh.as_ptr().add(g1 * 512));
+        let (sc0, sc1) = (p.sc.as_ptr().add(g0 * 128), p.sc.as_ptr().add(g1 * 128));
+        prefetch_ahead(ql0, 1024);
+        prefetch_ahead(ql1, 1024);
+        prefetch_ahead(qh0, 512);
+        prefetch_ahead(qh1, 512);
+        let mut iacc = [_mm512_setzero_si512(); NA];
+        for h in 0..2 {
+            let hv: [__m512i; 8] = std::array::from_fn(|k| {
+                join(
+                    _mm256_loadu_si256(qh0.add(256 * h + 32 * k) as *const __m256i),
+                    _mm256_loadu_si256(qh1.add(256 * h + 32 * k) as *const __m256i),
+                )
+            });
+            for c in 0..2 {
+                let j = 2 * h + c;
+                let x: [__m512i; 8] = std::array::from_fn(|k| {
+                    join(
+                        _mm256_loadu_si256(ql0.add(256 * j + 32 * k) as *const __m256i),
+                        _mm256_loadu_si256(ql1.add(256 * j + 32 * k) as *const __m256i),
+                    )
+                });
+                for half in 0..2 {
+                    // Values 32t.. of this 128-value half: low bits from
+                    // the nibbles, bits 2t, 2t + 1 of `hv` moved to 4, 5.
+                    let t = 2 * c + half;
+                    let w: [__m512i; 8] = std::array::from_fn(|k| {
+                        let lo = if half == 0 {
+                            _mm512_and_si512(x[k], m4)
+                        } else {
+                            _mm512_and_si512(_mm512_srli_epi16(x[k], 4), m4)
+                        };
+                        let hi = match t {
+                            0 => _mm512_slli_epi16(hv[k], 4),
+                            1 => _mm512_slli_epi16(hv[k], 2),
+                            2 => hv[k],
+                            _ => _mm512_srli_epi16(hv[k], 2),
+                        };
+                        _mm512_or_si512(lo, _mm512_and_si512(hi, m30))
+                    });
+                    let sub = 4 * j + 2 * half;
+                    let s_lo = widen_i8(sc0.add(8 * sub), sc1.add(8 * sub));
+                    let s_hi = widen_i8(sc0.add(8 * sub + 8), sc1.add(8 * sub + 8));
+                    for a in 0..NA {
+                        let r = acts.get_unchecked(a);
+                        let y = r.qs.as_ptr().add(i * QK_K + 64 * j + 32 * half);
+                        let sums = r.sums.as_ptr().add(i * 16 + sub);
+                        let (d0, d1) = dot16_halves(&w, y);
+                        let d0 = _mm512_sub_epi32(d0, _mm512_set1_epi32(32 * *sums));
+                        let d1 = _mm512_sub_epi32(d1, _mm512_set1_epi32(32 * *sums.add(1)));
+                        iacc[a] = _mm512_add_epi32(
+                            iacc[a],
+                            _mm512_add_epi32(
+                                _mm512_mullo_epi32(d0, s_lo),
+                                _mm512_mullo_epi32(d1, s_hi),
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        let dv = join_ps(p.d.as_ptr().add(g0 * 8), p.d.as_ptr().add(g1 * 8));
+        for a in 0..NA {
+            let ad = _mm512_set1_ps(*acts.get_unchecked(a).d.get_unchecked(i));
+            acc[a] = _mm512_fmadd_ps(_mm512_mul_ps(dv, ad), _mm512_cvtepi32_ps(iacc[a]), acc[a]);
         }
     }
     for a in 0..NA {

@@ -3,7 +3,7 @@
 //! builds and decodes them here; `avx2.rs` reads them and imports nothing
 //! else from the product's dispatch.
 
-use super::blocks::{k_scales, rd_f16};
+use super::blocks::{block_q6k, k_scales, rd_f16};
 use super::format::{Format, QK, QK_K};
 
 /// Four activation rows interleaved block by block: block `i` holds the
@@ -32,6 +32,7 @@ pub struct ActRow<'a> {
 pub(crate) enum Interleaved {
     Rows(Packed),
     Q4K(PackedK4),
+    Q6K(PackedK6),
 }
 
 /// A `Q4_K` matrix with eight rows interleaved for AVX-VNNI, like
@@ -113,6 +114,92 @@ impl PackedK4 {
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// A `Q6_K` matrix with eight rows interleaved, for the AVX-512 VNNI
+/// kernel (6.625 bits per weight against the file's 6.5625).
+///
+/// Per group of eight rows and 256-value block, values are stored unsigned
+/// (`q + 32`, in `0..64`) and split as the file splits them, four low bits
+/// and two high bits:
+///
+/// * `ql`, as [`PackedK4`]'s `vals`: four 64-value chunks of eight 32-byte
+///   vectors; byte `(row l, p)` of vector `k` of chunk `j` holds the low
+///   bits of value `64j + 4k + p` in its low nibble and of value
+///   `64j + 32 + 4k + p` in its high nibble;
+/// * `qh`: two 128-value halves of eight 32-byte vectors; bits `2t, 2t + 1`
+///   of byte `(row l, p)` of vector `k` of half `h` are the high bits of
+///   value `128h + 32t + 4k + p`, so one load serves four nibble vectors;
+/// * `sc`: per 16-value sub-block, the eight rows' signed scales;
+/// * `d`: the eight rows' factors.
+pub(crate) struct PackedK6 {
+    pub(crate) nb: usize,
+    pub(crate) ql: Vec<u8>,
+    pub(crate) qh: Vec<u8>,
+    pub(crate) sc: Vec<i8>,
+    pub(crate) d: Vec<f32>,
+}
+
+impl PackedK6 {
+    pub(crate) fn build(rows: usize, cols: usize, data: &[u8]) -> PackedK6 {
+        let nb = cols / QK_K;
+        let row_bytes = nb * 210;
+        let groups = rows / 8;
+        let mut p = PackedK6 {
+            nb,
+            ql: vec![0u8; groups * nb * 1024],
+            qh: vec![0u8; groups * nb * 512],
+            sc: vec![0; groups * nb * 128],
+            d: vec![0.0; groups * nb * 8],
+        };
+        for g in 0..groups {
+            for i in 0..nb {
+                let gi = g * nb + i;
+                for l in 0..8 {
+                    let blk = &data[(g * 8 + l) * row_bytes + i * 210..][..210];
+                    p.d[gi * 8 + l] = rd_f16(blk, 208);
+                    for sub in 0..16 {
+                        p.sc[gi * 128 + sub * 8 + l] = blk[192 + sub] as i8;
+                    }
+                    let u = block_q6k(blk).map(|q| (q + 32) as u8);
+                    for k in 0..8 {
+                        for q in 0..4 {
+                            let at = l * 4 + q;
+                            for j in 0..4 {
+                                let v = 64 * j + 4 * k + q;
+                                p.ql[gi * 1024 + j * 256 + k * 32 + at] =
+                                    (u[v] & 0x0F) | (u[v + 32] << 4);
+                            }
+                            for h in 0..2 {
+                                let mut bits = 0u8;
+                                for t in 0..4 {
+                                    bits |= (u[128 * h + 32 * t + 4 * k + q] >> 4) << (2 * t);
+                                }
+                                p.qh[gi * 512 + h * 256 + k * 32 + at] = bits;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        p
+    }
+
+    pub(crate) fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        let (g, l) = (r / 8, r % 8);
+        for i in 0..self.nb {
+            let gi = g * self.nb + i;
+            let d = self.d[gi * 8 + l];
+            for v in 0..QK_K {
+                let (j, half, k, q) = (v / 64, (v / 32) % 2, (v % 32) / 4, v % 4);
+                let lo = (self.ql[gi * 1024 + j * 256 + k * 32 + l * 4 + q] >> (4 * half)) & 0x0F;
+                let t = (v % 128) / 32;
+                let hi = (self.qh[gi * 512 + (v / 128) * 256 + k * 32 + l * 4 + q] >> (2 * t)) & 3;
+                let q = (lo | (hi << 4)) as i32 - 32;
+                out[i * QK_K + v] = d * self.sc[gi * 128 + (v / 16) * 8 + l] as f32 * q as f32;
             }
         }
     }

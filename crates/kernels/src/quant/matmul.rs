@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use super::act::Activations;
 use super::blocks::block32;
 use super::format::Format;
-use super::layout::{ActRow, Interleaved, Packed, PackedK4, TILE};
+use super::layout::{ActRow, Interleaved, Packed, PackedK4, PackedK6, TILE};
 use super::reference::dot;
 use crate::{Isa, KernelError};
 
@@ -78,7 +78,8 @@ impl QMatrix {
     ///   which AVX-VNNI then interleaves; the integer sums are unchanged;
     /// * with AVX-VNNI, `Q8_0` and `Q4_1` matrices whose rows come in
     ///   eights are interleaved eight rows at a time (see [`Packed`]; same
-    ///   size).
+    ///   size), and `Q4_K` ones too ([`PackedK4`]);
+    /// * with AVX-512 VNNI, `Q6_K` ones as well ([`PackedK6`]).
     ///
     /// Other matrices are returned as they are.
     pub fn repacked(self, isa: Isa) -> QMatrix {
@@ -88,6 +89,10 @@ impl QMatrix {
         }
         m.interleaved = match m.fmt {
             Format::Q4K => Some(Interleaved::Q4K(PackedK4::build(m.rows, m.cols, &m.data))),
+            // Q6_K groups run on AVX-512 alone.
+            Format::Q6K if isa == Isa::Avx512Vnni => {
+                Some(Interleaved::Q6K(PackedK6::build(m.rows, m.cols, &m.data)))
+            }
             // Q4_1 groups run on AVX-VNNI alone.
             Format::Q4_1 if !isa.vex_vnni() => None,
             Format::Q8_0 | Format::Q4_1 => Some(Interleaved::Rows(Packed::build(
@@ -143,6 +148,7 @@ impl QMatrix {
         match &self.interleaved {
             Some(Interleaved::Rows(p)) => p.dequantize_row(r, out),
             Some(Interleaved::Q4K(p)) => p.dequantize_row(r, out),
+            Some(Interleaved::Q6K(p)) => p.dequantize_row(r, out),
             None => self.fmt.dequantize_row(self.row(r), out),
         }
     }
@@ -196,6 +202,9 @@ impl QMatrix {
                                 Interleaved::Q4K(p) => {
                                     crate::avx512::packed2_q4k(p, g, g1, tile, &mut o)
                                 }
+                                Interleaved::Q6K(p) => {
+                                    crate::avx512::packed2_q6k(p, g, g1, tile, &mut o)
+                                }
                             }
                         };
                         let lanes = if g1 == g { 8 } else { 16 };
@@ -215,6 +224,9 @@ impl QMatrix {
                         match il {
                             Interleaved::Rows(p) => crate::avx2::packed(p, g, tile, corr, &mut o),
                             Interleaved::Q4K(p) => crate::avx2::packed_q4k(p, g, tile, &mut o),
+                            Interleaved::Q6K(_) => {
+                                unreachable!("Q6_K is interleaved for AVX-512 VNNI alone")
+                            }
                         }
                     };
                     for (k, o) in o[..tile.len()].iter().enumerate() {
