@@ -29,6 +29,7 @@ peer that runs. Every figure is printed with llama.cpp's system-info line.
 """
 import argparse
 import json
+import statistics
 import os
 import pathlib
 import resource
@@ -147,31 +148,47 @@ def llama_run(spec_path):
                       "system_info": __import__("llama_cpp").llama_print_system_info().decode().strip()}))
 
 
+def median(values):
+    return statistics.median(values)
+
+
 def bench(args):
+    # Rounds alternate docent and llama.cpp, so that a shared machine's
+    # drift falls on both; each figure is the median over rounds, and the
+    # ratio's range over rounds is printed beside it.
+    ours_all, theirs_all = [], []
     with tempfile.TemporaryDirectory() as tmp:
         spec = pathlib.Path(tmp) / "prompts.json"
         cmd = [args.docent, "bench", "generate", "--model", args.model, "--threads", str(args.threads),
                "--prompt-tokens", args.prompt_tokens, "--decode", str(args.decode), "--ctx", str(args.ctx),
                "--batch", str(args.batch), "--docs", args.docs, "--json", "--export", str(spec)]
-        ours = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-        theirs = json.loads(subprocess.run([sys.executable, __file__, "_llama", str(spec)], check=True,
-                                           capture_output=True, text=True).stdout)
+        for _ in range(args.rounds):
+            ours_all.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout))
+            theirs_all.append(json.loads(subprocess.run([sys.executable, __file__, "_llama", str(spec)],
+                                                        check=True, capture_output=True, text=True).stdout))
+    ours, theirs = ours_all[0], theirs_all[0]
     print(f"{ours['model']} ({ours['architecture']}): {args.threads} threads, ctx {ours['ctx']}, "
-          f"batch {args.batch}, {args.decode} decoded tokens; {ours['cpu']}; docent kernels {ours['isa']}, "
-          f"llama-cpp-python {theirs['llama_cpp']}")
+          f"batch {args.batch}, {args.decode} decoded tokens, {args.rounds} alternating rounds (medians); "
+          f"{ours['cpu']}; docent kernels {ours['isa']}, llama-cpp-python {theirs['llama_cpp']}")
     print(f"llama.cpp system info: {theirs['system_info']}")
-    rows = [("load ms", ours["load_ms"], theirs["load_ms"]),
-            ("memory after load MB", ours["rss_after_load_mb"], theirs["rss_after_load_mb"]),
-            ("  of it for the model MB", ours["rss_after_load_mb"] - ours["rss_before_load_mb"],
-             theirs["rss_after_load_mb"] - theirs["rss_before_load_mb"]),
-            ("peak memory MB", ours["peak_rss_mb"], theirs["peak_rss_mb"])]
-    for a, b in zip(ours["runs"], theirs["runs"]):
-        n = a["prompt_tokens"]
-        rows.append((f"prompt {n}: tokens/s", a["prompt_tokens_per_s"], b["prompt_tokens_per_s"]))
-        rows.append((f"prompt {n}: decode tokens/s", a["decode_tokens_per_s"], b["decode_tokens_per_s"]))
-    print(f"{'':<30}{'docent':>10}{'llama.cpp':>11}{'ratio':>8}")
+
+    def both(get):
+        return [get(o) for o in ours_all], [get(t) for t in theirs_all]
+
+    rows = [("load ms", *both(lambda r: r["load_ms"])),
+            ("memory after load MB", *both(lambda r: r["rss_after_load_mb"])),
+            ("  of it for the model MB", *both(lambda r: r["rss_after_load_mb"] - r["rss_before_load_mb"])),
+            ("peak memory MB", *both(lambda r: r["peak_rss_mb"]))]
+    for k, run in enumerate(ours["runs"]):
+        n = run["prompt_tokens"]
+        rows.append((f"prompt {n}: tokens/s", *both(lambda r: r["runs"][k]["prompt_tokens_per_s"])))
+        rows.append((f"prompt {n}: decode tokens/s", *both(lambda r: r["runs"][k]["decode_tokens_per_s"])))
+    print(f"{'':<30}{'docent':>10}{'llama.cpp':>11}{'ratio':>8}  ratio per round")
     for name, a, b in rows:
-        print(f"{name:<30}{a:>10.1f}{b:>11.1f}{(a / b if b else float('nan')):>8.2f}")
+        per = [x / y for x, y in zip(a, b) if y]
+        spread = f"{min(per):.2f}-{max(per):.2f}" if per else ""
+        ratio = median(a) / median(b) if median(b) else float("nan")
+        print(f"{name:<30}{median(a):>10.1f}{median(b):>11.1f}{ratio:>8.2f}  {spread}")
     if args.json:
         json.dump({"docent": ours, "llama_cpp": theirs}, open(args.json, "w"), indent=1)
 
@@ -223,6 +240,7 @@ def main():
     b.add_argument("--threads", type=int, default=os.cpu_count())
     b.add_argument("--prompt-tokens", default="100,500,2000")
     b.add_argument("--decode", type=int, default=64)
+    b.add_argument("--rounds", type=int, default=3, help="alternating docent / llama.cpp runs")
     b.add_argument("--ctx", type=int, default=4096)
     b.add_argument("--batch", type=int, default=512)
     b.add_argument("--docs", default="corpus")

@@ -130,8 +130,8 @@ unsafe fn packed2_q8<const NA: usize>(
     let (ds0, ds1) = (v0.add(at) as *const u16, v1.add(at) as *const u16);
     let mut acc = [_mm512_setzero_ps(); NA];
     for i in 0..nb {
-        prefetch_ahead(v0.add(i * 256), 256);
-        prefetch_ahead(v1.add(i * 256), 256);
+        prefetch_ahead(v0.add(i * 256), 256, 256);
+        prefetch_ahead(v1.add(i * 256), 256, 256);
         let w: [__m512i; 8] = std::array::from_fn(|k| {
             join(
                 _mm256_loadu_si256(v0.add(i * 256 + 32 * k) as *const __m256i),
@@ -170,9 +170,8 @@ pub(crate) unsafe fn packed2_q4k(
     acts: &[ActRow<'_>],
     out: &mut [[f32; 16]; 4],
 ) {
-    let nb = p.nb;
-    let last = g0.max(g1) + 1;
-    assert!(p.vals.len() >= last * nb * 1024 && p.sc.len() >= last * nb * 64);
+    let nb = p.rec.nb;
+    assert!(p.rec.holds(g0.max(g1)));
     for a in acts {
         assert!(a.qs.len() >= nb * QK_K && a.d.len() >= nb && a.sums.len() >= nb * 16);
     }
@@ -193,20 +192,20 @@ unsafe fn packed2_q4k_n<const NA: usize>(
     acts: &[ActRow<'_>],
     out: &mut [[f32; 16]; 4],
 ) {
-    let nb = p.nb;
+    let nb = p.rec.nb;
     let m4 = _mm512_set1_epi8(0x0F);
     let mut acc = [_mm512_setzero_ps(); NA];
     for i in 0..nb {
-        let (g0, g1) = (g0 * nb + i, g1 * nb + i);
-        let (vals0, vals1) = (
-            p.vals.as_ptr().add(g0 * 1024),
-            p.vals.as_ptr().add(g1 * 1024),
+        let (r0, r1) = (
+            p.rec.data.as_ptr().add(p.rec.at(g0, i)),
+            p.rec.data.as_ptr().add(p.rec.at(g1, i)),
         );
-        let (sc0, sc1) = (p.sc.as_ptr().add(g0 * 64), p.sc.as_ptr().add(g1 * 64));
-        let (mn0, mn1) = (p.mn.as_ptr().add(g0 * 64), p.mn.as_ptr().add(g1 * 64));
+        // A pair's two records are one stream.
+        prefetch_ahead(r0, 2 * p.rec.bytes, 2 * p.rec.bytes);
+        let (vals0, vals1) = (r0.add(PackedK4::VALS), r1.add(PackedK4::VALS));
+        let (sc0, sc1) = (r0.add(PackedK4::SC), r1.add(PackedK4::SC));
+        let (mn0, mn1) = (r0.add(PackedK4::MN), r1.add(PackedK4::MN));
         let mut iacc = [_mm512_setzero_si512(); NA];
-        prefetch_ahead(vals0, 1024);
-        prefetch_ahead(vals1, 1024);
         for j in 0..4 {
             let x: [__m512i; 8] = std::array::from_fn(|k| {
                 join(
@@ -234,8 +233,14 @@ unsafe fn packed2_q4k_n<const NA: usize>(
                 }
             }
         }
-        let dv = join_ps(p.d.as_ptr().add(g0 * 8), p.d.as_ptr().add(g1 * 8));
-        let dminv = join_ps(p.dmin.as_ptr().add(g0 * 8), p.dmin.as_ptr().add(g1 * 8));
+        let dv = join_ps(
+            r0.add(PackedK4::D) as *const f32,
+            r1.add(PackedK4::D) as *const f32,
+        );
+        let dminv = join_ps(
+            r0.add(PackedK4::DMIN) as *const f32,
+            r1.add(PackedK4::DMIN) as *const f32,
+        );
         for a in 0..NA {
             let r = acts.get_unchecked(a);
             let ad = _mm512_set1_ps(*r.d.get_unchecked(i));
@@ -296,14 +301,8 @@ pub(crate) unsafe fn packed2_q6k(
     acts: &[ActRow<'_>],
     out: &mut [[f32; 16]; 4],
 ) {
-    let nb = p.nb;
-    let last = g0.max(g1) + 1;
-    assert!(
-        p.ql.len() >= last * nb * 1024
-            && p.qh.len() >= last * nb * 512
-            && p.sc.len() >= last * nb * 128
-            && p.d.len() >= last * nb * 8
-    );
+    let nb = p.rec.nb;
+    assert!(p.rec.holds(g0.max(g1)));
     for a in acts {
         assert!(a.qs.len() >= nb * QK_K && a.d.len() >= nb && a.sums.len() >= nb * 16);
     }
@@ -324,19 +323,22 @@ unsafe fn packed2_q6k_n<const NA: usize>(
     acts: &[ActRow<'_>],
     out: &mut [[f32; 16]; 4],
 ) {
-    let nb = p.nb;
+    let nb = p.rec.nb;
     let m4 = _mm512_set1_epi8(0x0F);
     let m30 = _mm512_set1_epi8(0x30);
     let mut acc = [_mm512_setzero_ps(); NA];
     for i in 0..nb {
-        let (g0, g1) = (g0 * nb + i, g1 * nb + i);
-        let (ql0, ql1) = (p.ql.as_ptr().add(g0 * 1024), p.ql.as_ptr().add(g1 * 1024));
-        let (qh0, qh1) = (p.qh.as_ptr().add(g0 * 512), p.qh.as_ptr().add(g1 * 512));
-        let (sc0, sc1) = (p.sc.as_ptr().add(g0 * 128), p.sc.as_ptr().add(g1 * 128));
-        prefetch_ahead(ql0, 1024);
-        prefetch_ahead(ql1, 1024);
-        prefetch_ahead(qh0, 512);
-        prefetch_ahead(qh1, 512);
+        let (r0, r1) = (
+            p.rec.data.as_ptr().add(p.rec.at(g0, i)),
+            p.rec.data.as_ptr().add(p.rec.at(g1, i)),
+        );
+        prefetch_ahead(r0, 2 * p.rec.bytes, 2 * p.rec.bytes);
+        let (ql0, ql1) = (r0.add(PackedK6::QL), r1.add(PackedK6::QL));
+        let (qh0, qh1) = (r0.add(PackedK6::QH), r1.add(PackedK6::QH));
+        let (sc0, sc1) = (
+            r0.add(PackedK6::SC) as *const i8,
+            r1.add(PackedK6::SC) as *const i8,
+        );
         let mut iacc = [_mm512_setzero_si512(); NA];
         for h in 0..2 {
             let hv: [__m512i; 8] = std::array::from_fn(|k| {
@@ -392,7 +394,10 @@ unsafe fn packed2_q6k_n<const NA: usize>(
                 }
             }
         }
-        let dv = join_ps(p.d.as_ptr().add(g0 * 8), p.d.as_ptr().add(g1 * 8));
+        let dv = join_ps(
+            r0.add(PackedK6::D) as *const f32,
+            r1.add(PackedK6::D) as *const f32,
+        );
         for a in 0..NA {
             let ad = _mm512_set1_ps(*acts.get_unchecked(a).d.get_unchecked(i));
             acc[a] = _mm512_fmadd_ps(_mm512_mul_ps(dv, ad), _mm512_cvtepi32_ps(iacc[a]), acc[a]);

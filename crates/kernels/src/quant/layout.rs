@@ -35,58 +35,113 @@ pub(crate) enum Interleaved {
     Q6K(PackedK6),
 }
 
-/// A `Q4_K` matrix with eight rows interleaved for AVX-VNNI, like
-/// [`Packed`], with each block's six-bit scales and minimums decoded once at
-/// load (so it takes about 40% more room than the rows it replaces).
+/// Interleaved `K`-quant blocks as records, one per group of eight rows
+/// and 256-value block, stored so that a pair of groups reads as one
+/// stream: record `(g, i)` is at index `((g / 2)·nb + i)·2 + g % 2`, the
+/// two groups' records of block `i` side by side, and an odd last group
+/// gets an empty partner.
 ///
-/// Per group of eight rows and 256-value block: `vals` holds four 64-value
-/// chunks of eight 32-byte vectors; byte `(row l, p)` of vector `k` of chunk
-/// `j` is the row's byte `32j + 4k + p`, whose low nibble is value
-/// `64j + 4k + p` and high nibble value `64j + 32 + 4k + p`. `sc` and `mn`
-/// hold per block, per 32-value sub-block, the eight rows' six-bit scale
-/// and minimum, a byte each (widened by the kernels: kept as i32 and f32
-/// they made the layout 6.25 bits per weight, and decoding, which reads
-/// every weight once per token, a third slower); `d` and `dmin` the eight
-/// rows' factors.
-pub(crate) struct PackedK4 {
+/// Decoding reads every weight once per token straight from memory, and
+/// there one stream is faster than several: with values, scales, minimums
+/// and factors in four arrays and the two groups of a pair apart, the
+/// AVX-512 kernels read eight streams and moved 13 GB/s on one core where
+/// a single stream moved 20 or more.
+pub(crate) struct Records {
     pub(crate) nb: usize,
-    pub(crate) vals: Vec<u8>,
-    pub(crate) sc: Vec<u8>,
-    pub(crate) mn: Vec<u8>,
-    pub(crate) d: Vec<f32>,
-    pub(crate) dmin: Vec<f32>,
+    pub(crate) bytes: usize,
+    pub(crate) data: Vec<u8>,
+}
+
+impl Records {
+    fn new(rows: usize, cols: usize, bytes: usize) -> Records {
+        let nb = cols / QK_K;
+        let pairs = (rows / 8).div_ceil(2);
+        Records {
+            nb,
+            bytes,
+            data: vec![0u8; pairs * 2 * nb * bytes],
+        }
+    }
+
+    /// The offset of record `(g, i)`.
+    #[inline(always)]
+    pub(crate) fn at(&self, g: usize, i: usize) -> usize {
+        (((g / 2) * self.nb + i) * 2 + g % 2) * self.bytes
+    }
+
+    /// Record `(g, i)`.
+    #[inline(always)]
+    pub(crate) fn get(&self, g: usize, i: usize) -> &[u8] {
+        &self.data[self.at(g, i)..][..self.bytes]
+    }
+
+    fn get_mut(&mut self, g: usize, i: usize) -> &mut [u8] {
+        let at = self.at(g, i);
+        &mut self.data[at..at + self.bytes]
+    }
+
+    /// Whether groups `0..=last` are all stored.
+    pub(crate) fn holds(&self, last: usize) -> bool {
+        self.data.len() >= ((last / 2 + 1) * self.nb * 2) * self.bytes
+    }
+}
+
+fn put_f32(rec: &mut [u8], at: usize, v: f32) {
+    rec[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+fn get_f32(rec: &[u8], at: usize) -> f32 {
+    f32::from_le_bytes([rec[at], rec[at + 1], rec[at + 2], rec[at + 3]])
+}
+
+/// A `Q4_K` matrix with eight rows interleaved for the VNNI kernels, like
+/// [`Packed`], with each block's six-bit scales and minimums decoded once
+/// at load (4.75 bits per weight against the file's 4.5).
+///
+/// Each [`Records`] record (group of eight rows, 256-value block) holds:
+/// * at [`PackedK4::VALS`], four 64-value chunks of eight 32-byte vectors;
+///   byte `(row l, p)` of vector `k` of chunk `j` is the row's byte
+///   `32j + 4k + p`, whose low nibble is value `64j + 4k + p` and high
+///   nibble value `64j + 32 + 4k + p`;
+/// * at [`PackedK4::SC`] and [`PackedK4::MN`], per 32-value sub-block, the
+///   eight rows' six-bit scale and minimum, a byte each (widened by the
+///   kernels: kept as i32 and f32 they made the layout 6.25 bits per
+///   weight, and decoding a third slower);
+/// * at [`PackedK4::D`] and [`PackedK4::DMIN`], the eight rows' factors as
+///   f32.
+pub(crate) struct PackedK4 {
+    pub(crate) rec: Records,
 }
 
 impl PackedK4 {
+    pub(crate) const VALS: usize = 0;
+    pub(crate) const SC: usize = 1024;
+    pub(crate) const MN: usize = 1088;
+    pub(crate) const D: usize = 1152;
+    pub(crate) const DMIN: usize = 1184;
+    const BYTES: usize = 1216;
+
     pub(crate) fn build(rows: usize, cols: usize, data: &[u8]) -> PackedK4 {
-        let nb = cols / QK_K;
+        let mut rec = Records::new(rows, cols, Self::BYTES);
+        let nb = rec.nb;
         let row_bytes = nb * 144;
-        let groups = rows / 8;
-        let mut p = PackedK4 {
-            nb,
-            vals: vec![0u8; groups * nb * 1024],
-            sc: vec![0; groups * nb * 64],
-            mn: vec![0; groups * nb * 64],
-            d: vec![0.0; groups * nb * 8],
-            dmin: vec![0.0; groups * nb * 8],
-        };
-        for g in 0..groups {
+        for g in 0..rows / 8 {
             for i in 0..nb {
-                let gi = g * nb + i;
+                let out = rec.get_mut(g, i);
                 for l in 0..8 {
                     let blk = &data[(g * 8 + l) * row_bytes + i * 144..][..144];
-                    p.d[gi * 8 + l] = rd_f16(blk, 0);
-                    p.dmin[gi * 8 + l] = rd_f16(blk, 2);
+                    put_f32(out, Self::D + 4 * l, rd_f16(blk, 0));
+                    put_f32(out, Self::DMIN + 4 * l, rd_f16(blk, 2));
                     let (sc, mn) = k_scales(&blk[4..16]);
                     for j in 0..8 {
-                        p.sc[gi * 64 + j * 8 + l] = sc[j];
-                        p.mn[gi * 64 + j * 8 + l] = mn[j];
+                        out[Self::SC + j * 8 + l] = sc[j];
+                        out[Self::MN + j * 8 + l] = mn[j];
                     }
                     let qs = &blk[16..144];
                     for j in 0..4 {
                         for k in 0..8 {
                             for q in 0..4 {
-                                p.vals[gi * 1024 + j * 256 + k * 32 + l * 4 + q] =
+                                out[Self::VALS + j * 256 + k * 32 + l * 4 + q] =
                                     qs[32 * j + 4 * k + q];
                             }
                         }
@@ -94,23 +149,26 @@ impl PackedK4 {
                 }
             }
         }
-        p
+        PackedK4 { rec }
     }
 
     pub(crate) fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         let (g, l) = (r / 8, r % 8);
-        for i in 0..self.nb {
-            let gi = g * self.nb + i;
-            let (d, dmin) = (self.d[gi * 8 + l], self.dmin[gi * 8 + l]);
+        for i in 0..self.rec.nb {
+            let rec = self.rec.get(g, i);
+            let (d, dmin) = (
+                get_f32(rec, Self::D + 4 * l),
+                get_f32(rec, Self::DMIN + 4 * l),
+            );
             for j in 0..4 {
                 for k in 0..8 {
                     for q in 0..4 {
-                        let b = self.vals[gi * 1024 + j * 256 + k * 32 + l * 4 + q];
+                        let b = rec[Self::VALS + j * 256 + k * 32 + l * 4 + q];
                         for (half, v) in [(0, b & 0x0F), (1, b >> 4)] {
                             let sub = 2 * j + half;
                             let at = i * QK_K + 64 * j + 32 * half + 4 * k + q;
-                            out[at] = d * self.sc[gi * 64 + sub * 8 + l] as f32 * v as f32
-                                - dmin * self.mn[gi * 64 + sub * 8 + l] as f32;
+                            out[at] = d * rec[Self::SC + sub * 8 + l] as f32 * v as f32
+                                - dmin * rec[Self::MN + sub * 8 + l] as f32;
                         }
                     }
                 }
@@ -122,47 +180,43 @@ impl PackedK4 {
 /// A `Q6_K` matrix with eight rows interleaved, for the AVX-512 VNNI
 /// kernel (6.625 bits per weight against the file's 6.5625).
 ///
-/// Per group of eight rows and 256-value block, values are stored unsigned
-/// (`q + 32`, in `0..64`) and split as the file splits them, four low bits
-/// and two high bits:
-///
-/// * `ql`, as [`PackedK4`]'s `vals`: four 64-value chunks of eight 32-byte
-///   vectors; byte `(row l, p)` of vector `k` of chunk `j` holds the low
-///   bits of value `64j + 4k + p` in its low nibble and of value
-///   `64j + 32 + 4k + p` in its high nibble;
-/// * `qh`: two 128-value halves of eight 32-byte vectors; bits `2t, 2t + 1`
-///   of byte `(row l, p)` of vector `k` of half `h` are the high bits of
-///   value `128h + 32t + 4k + p`, so one load serves four nibble vectors;
-/// * `sc`: per 16-value sub-block, the eight rows' signed scales;
-/// * `d`: the eight rows' factors.
+/// Values are stored unsigned (`q + 32`, in `0..64`) and split as the file
+/// splits them, four low bits and two high bits. Each [`Records`] record
+/// holds:
+/// * at [`PackedK6::QL`], as [`PackedK4`]'s values: four 64-value chunks
+///   of eight 32-byte vectors; byte `(row l, p)` of vector `k` of chunk `j`
+///   holds the low bits of value `64j + 4k + p` in its low nibble and of
+///   value `64j + 32 + 4k + p` in its high nibble;
+/// * at [`PackedK6::QH`], two 128-value halves of eight 32-byte vectors;
+///   bits `2t, 2t + 1` of byte `(row l, p)` of vector `k` of half `h` are
+///   the high bits of value `128h + 32t + 4k + p`, so that one load serves
+///   four nibble vectors;
+/// * at [`PackedK6::SC`], per 16-value sub-block, the eight rows' signed
+///   scales;
+/// * at [`PackedK6::D`], the eight rows' factors as f32.
 pub(crate) struct PackedK6 {
-    pub(crate) nb: usize,
-    pub(crate) ql: Vec<u8>,
-    pub(crate) qh: Vec<u8>,
-    pub(crate) sc: Vec<i8>,
-    pub(crate) d: Vec<f32>,
+    pub(crate) rec: Records,
 }
 
 impl PackedK6 {
+    pub(crate) const QL: usize = 0;
+    pub(crate) const QH: usize = 1024;
+    pub(crate) const SC: usize = 1536;
+    pub(crate) const D: usize = 1664;
+    const BYTES: usize = 1696;
+
     pub(crate) fn build(rows: usize, cols: usize, data: &[u8]) -> PackedK6 {
-        let nb = cols / QK_K;
+        let mut rec = Records::new(rows, cols, Self::BYTES);
+        let nb = rec.nb;
         let row_bytes = nb * 210;
-        let groups = rows / 8;
-        let mut p = PackedK6 {
-            nb,
-            ql: vec![0u8; groups * nb * 1024],
-            qh: vec![0u8; groups * nb * 512],
-            sc: vec![0; groups * nb * 128],
-            d: vec![0.0; groups * nb * 8],
-        };
-        for g in 0..groups {
+        for g in 0..rows / 8 {
             for i in 0..nb {
-                let gi = g * nb + i;
+                let out = rec.get_mut(g, i);
                 for l in 0..8 {
                     let blk = &data[(g * 8 + l) * row_bytes + i * 210..][..210];
-                    p.d[gi * 8 + l] = rd_f16(blk, 208);
+                    put_f32(out, Self::D + 4 * l, rd_f16(blk, 208));
                     for sub in 0..16 {
-                        p.sc[gi * 128 + sub * 8 + l] = blk[192 + sub] as i8;
+                        out[Self::SC + sub * 8 + l] = blk[192 + sub];
                     }
                     let u = block_q6k(blk).map(|q| (q + 32) as u8);
                     for k in 0..8 {
@@ -170,7 +224,7 @@ impl PackedK6 {
                             let at = l * 4 + q;
                             for j in 0..4 {
                                 let v = 64 * j + 4 * k + q;
-                                p.ql[gi * 1024 + j * 256 + k * 32 + at] =
+                                out[Self::QL + j * 256 + k * 32 + at] =
                                     (u[v] & 0x0F) | (u[v + 32] << 4);
                             }
                             for h in 0..2 {
@@ -178,28 +232,29 @@ impl PackedK6 {
                                 for t in 0..4 {
                                     bits |= (u[128 * h + 32 * t + 4 * k + q] >> 4) << (2 * t);
                                 }
-                                p.qh[gi * 512 + h * 256 + k * 32 + at] = bits;
+                                out[Self::QH + h * 256 + k * 32 + at] = bits;
                             }
                         }
                     }
                 }
             }
         }
-        p
+        PackedK6 { rec }
     }
 
     pub(crate) fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         let (g, l) = (r / 8, r % 8);
-        for i in 0..self.nb {
-            let gi = g * self.nb + i;
-            let d = self.d[gi * 8 + l];
+        for i in 0..self.rec.nb {
+            let rec = self.rec.get(g, i);
+            let d = get_f32(rec, Self::D + 4 * l);
             for v in 0..QK_K {
                 let (j, half, k, q) = (v / 64, (v / 32) % 2, (v % 32) / 4, v % 4);
-                let lo = (self.ql[gi * 1024 + j * 256 + k * 32 + l * 4 + q] >> (4 * half)) & 0x0F;
+                let lo = (rec[Self::QL + j * 256 + k * 32 + l * 4 + q] >> (4 * half)) & 0x0F;
                 let t = (v % 128) / 32;
-                let hi = (self.qh[gi * 512 + (v / 128) * 256 + k * 32 + l * 4 + q] >> (2 * t)) & 3;
+                let hi = (rec[Self::QH + (v / 128) * 256 + k * 32 + l * 4 + q] >> (2 * t)) & 3;
                 let q = (lo | (hi << 4)) as i32 - 32;
-                out[i * QK_K + v] = d * self.sc[gi * 128 + (v / 16) * 8 + l] as f32 * q as f32;
+                let sc = rec[Self::SC + (v / 16) * 8 + l] as i8;
+                out[i * QK_K + v] = d * sc as f32 * q as f32;
             }
         }
     }
