@@ -8,8 +8,8 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Args;
 use docent_rag::{
-    Abstention, Answer, AnswerTimings, Citation, Event, GeneratorChoice, GeneratorLoad, StopReason,
-    Trace,
+    Abstention, Answer, AnswerTimings, Citation, Event, GeneratorChoice, GeneratorLoad,
+    SentenceSupport, StopReason, Trace,
 };
 use serde::Serialize;
 
@@ -64,6 +64,8 @@ struct Output<'a> {
     /// True when the answer was declined.
     abstained: bool,
     abstention: Option<&'a Abstention>,
+    /// Each sentence's support by the sources.
+    support: &'a [SentenceSupport],
     sources: Vec<SourceOut<'a>>,
     sources_dropped: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -92,6 +94,8 @@ pub fn run(index_dir: &Path, args: AskArgs, started: Instant) -> Result<()> {
     let root = engine.index()?.meta().root.clone();
     let at = |c: &Citation| location(&root, &c.path, c.line, c.page);
     let json = args.json;
+    // Strict answers are printed once checked, not streamed.
+    let stream = !json && !cfg.grounding.strict;
     let show_prompt = args.show_prompt;
     let mut stdout = std::io::stdout().lock();
     let mut first_from_start = None;
@@ -106,7 +110,7 @@ pub fn run(index_dir: &Path, args: AskArgs, started: Instant) -> Result<()> {
             } if !json => {
                 if sources_dropped > 0 {
                     eprintln!(
-                        "note: {sources_dropped} lower-ranked passage(s) left out to fit the {context}-token context"
+                        "note: {sources_dropped} lower-ranked passage(s) left out to keep the prompt within --max-prompt-tokens and the {context}-token context"
                     );
                 }
                 if show_prompt {
@@ -116,7 +120,7 @@ pub fn run(index_dir: &Path, args: AskArgs, started: Instant) -> Result<()> {
             Event::Text(piece) => {
                 first_from_start.get_or_insert_with(|| started.elapsed().as_secs_f64() * 1e3);
                 // A closed pipe stops generation rather than failing it.
-                if !json && write!(stdout, "{piece}").and_then(|_| stdout.flush()).is_err() {
+                if stream && write!(stdout, "{piece}").and_then(|_| stdout.flush()).is_err() {
                     return ControlFlow::Break(());
                 }
             }
@@ -136,6 +140,7 @@ pub fn run(index_dir: &Path, args: AskArgs, started: Instant) -> Result<()> {
             answer: &answer.text,
             abstained: answer.abstained.is_some(),
             abstention: answer.abstained.as_ref(),
+            support: &answer.support,
             sources: answer
                 .citations
                 .iter()
@@ -168,9 +173,27 @@ pub fn run(index_dir: &Path, args: AskArgs, started: Instant) -> Result<()> {
         return Ok(());
     }
     let mut stdout = std::io::stdout().lock();
+    if !stream {
+        write!(stdout, "{}", answer.text)?;
+    }
     writeln!(stdout)?;
     if answer.text.is_empty() {
         writeln!(stdout, "(the model gave no answer)")?;
+    }
+    let unsupported: Vec<&SentenceSupport> =
+        answer.support.iter().filter(|s| !s.supported).collect();
+    if !unsupported.is_empty() {
+        writeln!(stdout, "\nNot supported by the sources:")?;
+        for s in unsupported {
+            match s.best_source {
+                Some(n) if s.best_support >= cfg.grounding.min_support => writeln!(
+                    stdout,
+                    "  ? {} (support {:.2}; source [{n}] holds it)",
+                    s.text, s.support
+                )?,
+                _ => writeln!(stdout, "  ? {} (support {:.2})", s.text, s.support)?,
+            }
+        }
     }
     writeln!(stdout, "\nSources:")?;
     for c in &answer.citations {

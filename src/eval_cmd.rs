@@ -21,8 +21,14 @@ use crate::index_cmd::{print_report, Progress};
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// A SQuAD-format JSON file (SQuAD 1.1/2.0, KorQuAD 1.0).
+    /// A SQuAD-format JSON file (SQuAD 1.1/2.0, KorQuAD 1.0), or a TOML
+    /// question set about a folder (see tests/fixtures/corpus-qa.toml),
+    /// asked with --docs.
     pub dataset: PathBuf,
+    /// The folder a TOML question set is about (indexed first, new and
+    /// changed files only).
+    #[arg(long, value_name = "DIR")]
+    pub docs: Option<PathBuf>,
     /// Where the dataset's paragraphs and their index are kept between runs
     /// (default: .docent-eval/NAME-HASH, reused while the file and the
     /// settings are the same).
@@ -107,6 +113,18 @@ struct QuestionRecord<'a> {
     f1: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     generate_ms: Option<f64>,
+    /// The answer contains a gold answer (answerable questions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correct: Option<bool>,
+    /// The language the answer is written in (`any` for a bare name or
+    /// number).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    language: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time_to_first_token_ms: Option<f64>,
+    /// Each sentence's support by the sources.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    support: Option<Vec<docent_rag::SentenceSupport>>,
 }
 
 #[derive(Serialize, Default)]
@@ -117,14 +135,33 @@ struct AnswerSummary {
     min_score: f32,
     max_tokens: usize,
     answerable: usize,
+    /// Share of answerable questions whose answer contains a gold answer
+    /// after the set's normalisation.
+    accuracy: f64,
+    /// Exact match and F1 of the direct answer: the answer's first
+    /// sentence, citation marks removed (the prompt asks for the answer
+    /// first, then support).
     exact_match: f64,
     f1: f64,
+    /// F1 of the whole answer text.
+    f1_whole: f64,
+    /// Share of answers to Korean questions written in Korean (or a bare
+    /// name or number, the same in any language).
+    korean_answers: Option<f64>,
+    /// Share of answer sentences the grounding check supports.
+    supported_sentences: f64,
+    /// Of the sentences of answers to answerable questions, the share the
+    /// check flags as unsupported among those that contain a gold answer,
+    /// and among those that do not.
+    flagged_with_gold: f64,
+    flagged_without_gold: f64,
     /// Share of answerable questions docent declined.
     wrongly_declined: f64,
     impossible: usize,
     /// Share of impossible questions docent declined.
     correctly_declined: f64,
     generate_ms_p50: f64,
+    time_to_first_token_ms_p50: f64,
 }
 
 #[derive(Serialize)]
@@ -163,6 +200,13 @@ fn paragraph_of(path: &str) -> Option<usize> {
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
+    if args.dataset.extension().is_some_and(|e| e == "toml") {
+        return crate::eval_qa::run(&args, &args.dataset);
+    }
+    anyhow::ensure!(
+        args.docs.is_none(),
+        "--docs is for TOML question sets; a SQuAD-format set brings its own paragraphs"
+    );
     let bytes = std::fs::read(&args.dataset)
         .with_context(|| format!("reading {}", args.dataset.display()))?;
     let dataset =
@@ -271,6 +315,13 @@ pub fn run(args: EvalArgs) -> Result<()> {
     };
     let (mut em_sum, mut f1_sum, mut wrong_declines, mut right_declines) =
         (0.0, 0.0, 0usize, 0usize);
+    let (mut correct_sum, mut f1_whole_sum) = (0usize, 0.0);
+    let (mut korean_questions, mut korean_answers) = (0usize, 0usize);
+    let mut ttft_ms = Vec::new();
+    // Sentences: (all, supported); with gold (all, flagged); without.
+    let (mut sentences, mut supported) = (0usize, 0usize);
+    let (mut with_gold, mut flagged_with) = (0usize, 0usize);
+    let (mut without_gold, mut flagged_without) = (0usize, 0usize);
     for q in &questions {
         let mut rank_by_mode = BTreeMap::new();
         let mut answer_hits = Vec::new();
@@ -331,14 +382,20 @@ pub fn run(args: EvalArgs) -> Result<()> {
             exact_match: None,
             f1: None,
             generate_ms: None,
+            correct: None,
+            language: None,
+            time_to_first_token_ms: None,
+            support: None,
         };
+        let mut first_token = None;
         let answer = if args.generate {
-            Some(engine.answer(
-                &q.text,
-                &[],
-                &answer_cfg,
-                &mut |_| ControlFlow::Continue(()),
-            )?)
+            let started = std::time::Instant::now();
+            Some(engine.answer(&q.text, &[], &answer_cfg, &mut |e| {
+                if let docent_rag::Event::Text(_) = e {
+                    first_token.get_or_insert_with(|| started.elapsed().as_secs_f64() * 1e3);
+                }
+                ControlFlow::Continue(())
+            })?)
         } else {
             None
         };
@@ -346,17 +403,48 @@ pub fn run(args: EvalArgs) -> Result<()> {
             let ms = a.trace.timings.total_ms;
             gen_ms.push(ms);
             let declined = a.abstained.is_some();
+            let language = answer_language(&a.text);
+            if docent_generate::prompt::question_language(&q.text) == "Korean" {
+                korean_questions += 1;
+                korean_answers += matches!(language, "Korean" | "any") as usize;
+            }
+            record.language = Some(language);
+            if let Some(ms) = first_token {
+                ttft_ms.push(ms);
+                record.time_to_first_token_ms = Some(ms);
+            }
+            sentences += a.support.len();
+            supported += a.support.iter().filter(|s| s.supported).count();
+            if !q.impossible {
+                for s in &a.support {
+                    if metric.contains(&without_citations(&s.text), &q.answers) {
+                        with_gold += 1;
+                        flagged_with += !s.supported as usize;
+                    } else {
+                        without_gold += 1;
+                        flagged_without += !s.supported as usize;
+                    }
+                }
+            }
+            record.support = Some(a.support.clone());
             if q.impossible {
                 ans.impossible += 1;
                 right_declines += declined as usize;
             } else {
                 ans.answerable += 1;
                 wrong_declines += declined as usize;
+                let text = without_citations(&a.text);
                 let (em, f1) = if declined {
                     (0.0, 0.0)
                 } else {
-                    metric.score(&a.text, &q.answers)
+                    metric.score(direct_answer(&text), &q.answers)
                 };
+                let correct = !declined && metric.contains(&text, &q.answers);
+                if !declined {
+                    f1_whole_sum += metric.score(&text, &q.answers).1;
+                }
+                correct_sum += correct as usize;
+                record.correct = Some(correct);
                 em_sum += em;
                 f1_sum += f1;
                 record.exact_match = Some(em);
@@ -382,8 +470,16 @@ pub fn run(args: EvalArgs) -> Result<()> {
         let div = |x: f64, n: usize| if n > 0 { x / n as f64 } else { 0.0 };
         AnswerSummary {
             model: engine.generator_model().map(|m| m.id).unwrap_or_default(),
+            accuracy: div(correct_sum as f64, ans.answerable),
             exact_match: div(em_sum, ans.answerable),
             f1: div(f1_sum, ans.answerable),
+            f1_whole: div(f1_whole_sum, ans.answerable),
+            korean_answers: (korean_questions > 0)
+                .then(|| div(korean_answers as f64, korean_questions)),
+            time_to_first_token_ms_p50: Percentiles::of(ttft_ms).p50,
+            supported_sentences: div(supported as f64, sentences),
+            flagged_with_gold: div(flagged_with as f64, with_gold),
+            flagged_without_gold: div(flagged_without as f64, without_gold),
             wrongly_declined: div(wrong_declines as f64, ans.answerable),
             correctly_declined: div(right_declines as f64, ans.impossible),
             generate_ms_p50: Percentiles::of(gen_ms).p50,
@@ -424,9 +520,30 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
     if let Some(a) = &summary.answers {
         println!(
-            "answers ({}, {} metric, k={}, min-score {:.2})  EM {:.3}  F1 {:.3}  wrongly declined {:.3} of {}  correctly declined {:.3} of {} impossible  p50 {:.0} ms",
-            a.model, a.metric, a.k, a.min_score, a.exact_match, a.f1, a.wrongly_declined, a.answerable,
-            a.correctly_declined, a.impossible, a.generate_ms_p50
+            "answers ({}, {} metric, k={}, min-score {:.2})",
+            a.model, a.metric, a.k, a.min_score
+        );
+        println!(
+            "  accuracy {:.3}  direct answer EM {:.3} F1 {:.3}  whole answer F1 {:.3}{}",
+            a.accuracy,
+            a.exact_match,
+            a.f1,
+            a.f1_whole,
+            a.korean_answers
+                .map(|k| format!("  Korean answers to Korean questions {k:.3}"))
+                .unwrap_or_default()
+        );
+        println!(
+            "  wrongly declined {:.3} of {} answerable  correctly declined {:.3} of {} impossible",
+            a.wrongly_declined, a.answerable, a.correctly_declined, a.impossible
+        );
+        println!(
+            "  sentences supported {:.3}  flagged unsupported: {:.3} of those with a gold answer, {:.3} of those without",
+            a.supported_sentences, a.flagged_with_gold, a.flagged_without_gold
+        );
+        println!(
+            "  time to first token p50 {:.0} ms  total p50 {:.0} ms",
+            a.time_to_first_token_ms_p50, a.generate_ms_p50
         );
     }
     Ok(())
@@ -439,5 +556,83 @@ fn source_record(c: &Citation) -> SourceRecord<'_> {
         line: c.line,
         score: c.score,
         similarity: c.similarity,
+    }
+}
+
+/// The answer without its citation marks (`[1]`, `[1, 2]`, `[1][2]`).
+fn without_citations(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('[') {
+        let (before, after) = rest.split_at(open);
+        out.push_str(before);
+        match after.find(']') {
+            Some(close)
+                if after[1..close]
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == ',' || c == ' ')
+                    && close > 1 =>
+            {
+                rest = &after[close + 1..];
+            }
+            _ => {
+                out.push('[');
+                rest = &after[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The language an answer is written in; `any` for an answer of one or
+/// two words without Hangul (a name, a number, an acronym: "SBS",
+/// "55.4%"), which reads the same in any language.
+fn answer_language(answer: &str) -> &'static str {
+    let text = without_citations(answer);
+    let language = docent_generate::prompt::question_language(&text);
+    let words = text.split_whitespace().count();
+    if language != "Korean" && words <= 2 {
+        "any"
+    } else {
+        language
+    }
+}
+
+/// The direct answer: the first sentence (or line) of the answer.
+fn direct_answer(text: &str) -> &str {
+    let text = text.trim();
+    let line = text.lines().next().unwrap_or("");
+    let mut end = line.len();
+    let mut chars = line.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if matches!(c, '.' | '!' | '?' | '。') {
+            match chars.peek() {
+                None => break,
+                Some((_, n)) if n.is_whitespace() => {
+                    end = i + c.len_utf8();
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    &line[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn citations_are_removed_and_the_first_sentence_is_the_direct_answer() {
+        let t = without_citations("Denver Broncos [1]. They beat Carolina [1, 2][3]. See [note]");
+        assert_eq!(t, "Denver Broncos . They beat Carolina . See [note]");
+        assert_eq!(direct_answer(&t), "Denver Broncos .");
+        assert_eq!(
+            direct_answer("3.5 million people\nmore"),
+            "3.5 million people"
+        );
+        assert_eq!(direct_answer("서울입니다. 수도입니다."), "서울입니다.");
     }
 }

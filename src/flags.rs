@@ -8,10 +8,10 @@ use anyhow::{Context, Result};
 use clap::Args;
 use docent_core::ChunkConfig;
 use docent_ingest::{LoadOptions, WalkOptions};
-use docent_rag::answer::{DEFAULT_K, DEFAULT_MAX_TOKENS};
+use docent_rag::answer::{DEFAULT_K, DEFAULT_MAX_PROMPT_TOKENS, DEFAULT_MAX_TOKENS};
 use docent_rag::{
-    AnswerConfig, GeneratorChoice, IndexConfig, PromptTemplate, RetrieveConfig, SamplerConfig,
-    SearchMode, DEFAULT_GENERATOR,
+    AnswerConfig, GeneratorChoice, GroundingConfig, IndexConfig, PromptTemplate, RetrieveConfig,
+    SamplerConfig, SearchMode, DEFAULT_GENERATOR,
 };
 use serde::Serialize;
 
@@ -145,15 +145,20 @@ pub struct AnswerFlags {
     /// How many chunks to retrieve for the model.
     #[arg(short, default_value_t = DEFAULT_K)]
     pub k: usize,
-    /// Chunks whose cosine similarity to the question is below this are not
-    /// used; if none reaches it, docent says the documents do not hold the
-    /// answer. By default, the threshold calibrated for the index's encoder
+    /// If no chunk's cosine similarity to the question reaches this, docent
+    /// says the documents do not hold the answer without running the model.
+    /// By default, the threshold calibrated for the index's encoder
     /// (all-MiniLM-L6-v2 0.40, multilingual-e5-small: see `docent models list`).
     #[arg(long)]
     pub min_score: Option<f32>,
     /// Longest answer, in tokens.
     #[arg(long, default_value_t = DEFAULT_MAX_TOKENS)]
     pub max_tokens: usize,
+    /// Longest prompt, in the model's tokens: lower-ranked chunks are left
+    /// out beyond it (the best one always goes in). Reading the prompt is
+    /// most of the wait for the first word.
+    #[arg(long, default_value_t = DEFAULT_MAX_PROMPT_TOKENS)]
+    pub max_prompt_tokens: usize,
     /// Context for prompt and answer together, in tokens (at most the
     /// model's own).
     #[arg(long, default_value_t = GeneratorChoice::default().context)]
@@ -171,10 +176,19 @@ pub struct AnswerFlags {
     #[arg(long, default_value_t = SamplerConfig::default().seed)]
     pub seed: u64,
     /// A TOML file with `system` and `user` Jinja templates replacing the
-    /// built-in prompt; they see `question`, `language` and `sources`
-    /// (each with `n`, `label`, `text`).
+    /// built-in prompt; they see `question`, `language`, `no_answer` (the
+    /// decline sentence in the question's language) and `sources` (each
+    /// with `n`, `label`, `text`).
     #[arg(long, value_name = "FILE")]
     pub prompt_template: Option<PathBuf>,
+    /// Sentences of the answer whose content its sources hold less than
+    /// this share of (0 to 1) are marked unsupported.
+    #[arg(long, default_value_t = GroundingConfig::default().min_support)]
+    pub min_support: f32,
+    /// Remove unsupported sentences from the answer, and decline when none
+    /// is left.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 impl AnswerFlags {
@@ -201,6 +215,7 @@ impl AnswerFlags {
             },
             min_score: self.min_score,
             max_tokens: self.max_tokens,
+            max_prompt_tokens: self.max_prompt_tokens,
             sampler: SamplerConfig {
                 temperature: self.temperature,
                 top_k: self.top_k,
@@ -210,6 +225,10 @@ impl AnswerFlags {
                 ..SamplerConfig::default()
             },
             template,
+            grounding: GroundingConfig {
+                min_support: self.min_support,
+                strict: self.strict,
+            },
         })
     }
 }

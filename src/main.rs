@@ -17,6 +17,7 @@ mod bench;
 mod display;
 mod errors;
 mod eval_cmd;
+mod eval_qa;
 mod flags;
 mod index_cmd;
 mod models_cmd;

@@ -250,7 +250,7 @@ fn a_question_without_relevant_sources_is_declined_without_the_model() {
         a.abstained,
         Some(docent_rag::Abstention::NoRelevantSource { .. })
     ));
-    assert_eq!(a.text, docent_rag::NO_ANSWER);
+    assert_eq!(a.text, docent_rag::no_answer_text(&a.question));
     assert!(a.citations.is_empty() && a.trace.model.is_none());
     assert!(a.trace.candidates.iter().all(|c| !c.kept));
     // Asking for a real answer with that model names the problem.

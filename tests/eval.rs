@@ -31,11 +31,15 @@ fn dataset() -> Value {
     })
 }
 
+/// The language model these tests answer with (the default model's
+/// answers are tested in tests/answers.rs).
+const SMALL: &str = "smollm2-135m-instruct-q4_1";
+
 /// A folder holding the small set as `tiny.json`, with the models fetched.
 fn workspace(generate: bool) -> tempfile::TempDir {
     common::encoder();
     if generate {
-        common::gguf("smollm2-135m-instruct-q4_1");
+        common::gguf(SMALL);
     }
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -97,6 +101,8 @@ fn eval_generate_scores_answers_and_declines() {
             "eval",
             "tiny.json",
             "--generate",
+            "--model",
+            SMALL,
             "--max-tokens",
             "24",
             "--json",
@@ -146,6 +152,8 @@ fn eval_generate_runs_exactly_what_ask_runs() {
             "eval",
             "tiny.json",
             "--generate",
+            "--model",
+            SMALL,
             "--max-tokens",
             "20",
             "--workdir",
@@ -168,6 +176,8 @@ fn eval_generate_runs_exactly_what_ask_runs() {
                 "work/index",
                 "ask",
                 q,
+                "--model",
+                SMALL,
                 "--max-tokens",
                 "20",
                 "--json",

@@ -205,6 +205,7 @@ fn greedy_continuations_match_llama_cpp() {
             max_tokens: want.len(),
             sampler: SamplerConfig::greedy(),
             stop_strings: Vec::new(),
+            stop_on_repeat: false,
         };
         let out = g.generate(&prompt, &cfg, &mut |_| true).unwrap();
         assert_eq!(

@@ -10,13 +10,17 @@
 //!   strip punctuation and the articles a/an/the, collapse whitespace; exact
 //!   match and token F1) and KorQuAD 1.0's (strip punctuation, lower-case;
 //!   exact match and character F1), each the maximum over the gold answers.
+//! * [`QaSet`] (`qaset.rs`): a hand-written question set about a folder,
+//!   each question with its key fact and source file, or unanswerable.
 //! * [`Percentiles`], [`shuffle`] and [`Rng`] (`stats.rs`): the latency
 //!   summaries and reproducible sampling every measuring command shares.
 //!
 //! The crate computes; it reads and writes nothing itself.
 
+mod qaset;
 mod stats;
 
+pub use qaset::{QaQuestion, QaSet};
 pub use stats::{percentile, shuffle, Percentiles, Rng};
 
 use std::collections::HashMap;
@@ -27,6 +31,8 @@ use serde::{Deserialize, Serialize};
 pub enum EvalError {
     #[error("not a SQuAD-format dataset: {0}")]
     Format(String),
+    #[error("not a readable question set: {0}")]
+    QuestionSet(String),
 }
 
 #[derive(Deserialize)]
@@ -280,6 +286,28 @@ impl AnswerMetric {
         2.0 * precision * recall / (precision + recall)
     }
 
+    /// Whether `prediction` contains a gold answer after normalisation: as
+    /// whole words for SQuAD, as characters (spaces removed) for KorQuAD,
+    /// whose answers take particles (`서울` in `서울에서`). The usual
+    /// measure for generated answers, which exact match punishes for being
+    /// sentences.
+    pub fn contains(self, prediction: &str, golds: &[String]) -> bool {
+        let p = self.normalize(prediction);
+        golds.iter().any(|g| {
+            let g = self.normalize(g);
+            if g.is_empty() {
+                return false;
+            }
+            match self {
+                Self::Squad => format!(" {p} ").contains(&format!(" {g} ")),
+                Self::KorQuad => {
+                    let squash = |s: &str| s.split_whitespace().collect::<String>();
+                    squash(&p).contains(&squash(&g))
+                }
+            }
+        })
+    }
+
     /// (exact match, F1), each the maximum over the gold answers.
     pub fn score(self, prediction: &str, golds: &[String]) -> (f64, f64) {
         let em = golds
@@ -305,6 +333,8 @@ mod tests {
         assert!(m.exact_match("the Denver Broncos", "Denver Broncos."));
         assert_eq!(m.f1("Denver Broncos won", "Denver Broncos"), 0.8);
         assert_eq!(m.f1("Carolina", "Denver Broncos"), 0.0);
+        assert!(m.contains("The Denver Broncos won [1].", &["Denver Broncos".into()]));
+        assert!(!m.contains("Denverite Broncos", &["Denver".into()]));
         assert_eq!(
             m.score(
                 "Santa Clara",
@@ -318,6 +348,8 @@ mod tests {
     fn korquad_scores_characters() {
         let m = AnswerMetric::KorQuad;
         assert!(m.exact_match("서울특별시.", "서울특별시"));
+        assert!(m.contains("수도는 서울특별시입니다 [1].", &["서울 특별시".into()]));
+        assert!(!m.contains("수도는 부산입니다.", &["서울특별시".into()]));
         // 4 of 5 gold characters, 4 of 4 predicted.
         let f = m.f1("서울특별", "서울특별시");
         assert!((f - 2.0 * 1.0 * 0.8 / 1.8).abs() < 1e-9);

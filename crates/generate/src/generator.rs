@@ -38,6 +38,9 @@ pub struct GenerationConfig {
     pub sampler: SamplerConfig,
     /// Text that ends the answer when the model writes it (it is not shown).
     pub stop_strings: Vec<String>,
+    /// End the answer where a line or sentence repeats an earlier one (the
+    /// repeat is not shown; see `repeat.rs`).
+    pub stop_on_repeat: bool,
 }
 
 impl Default for GenerationConfig {
@@ -46,6 +49,7 @@ impl Default for GenerationConfig {
             max_tokens: 256,
             sampler: SamplerConfig::default(),
             stop_strings: Vec::new(),
+            stop_on_repeat: true,
         }
     }
 }
@@ -62,6 +66,8 @@ pub enum StopReason {
     ContextFull,
     /// The caller asked to stop.
     Cancelled,
+    /// A line or sentence repeated an earlier one.
+    Repetition,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -251,8 +257,20 @@ impl Generator {
                 text.truncate(at);
                 break StopReason::StopString;
             }
-            // Hold back a tail that could still become a stop string.
-            let safe = safe_prefix(&text, &cfg.stop_strings, max_stop);
+            if cfg.stop_on_repeat {
+                if let Some(at) = crate::repeat::repeated_segment(&text) {
+                    text.truncate(at.max(emitted));
+                    break StopReason::Repetition;
+                }
+            }
+            // Hold back a tail that could still become a stop string or a
+            // repeat.
+            let mut safe = safe_prefix(&text, &cfg.stop_strings, max_stop);
+            if cfg.stop_on_repeat {
+                if let Some(at) = crate::repeat::held_back_from(&text) {
+                    safe = safe.min(at.max(emitted));
+                }
+            }
             if safe > emitted {
                 let keep_going = on_text(&text[emitted..safe]);
                 emitted = safe;
@@ -265,7 +283,7 @@ impl Generator {
             }
             logits = self.model.forward(&[next])?;
         };
-        if stop != StopReason::StopString {
+        if !matches!(stop, StopReason::StopString | StopReason::Repetition) {
             text.push_str(&stream.finish());
         }
         if text.len() > emitted {

@@ -36,6 +36,7 @@ pub mod generator;
 pub mod gguf;
 pub mod model;
 pub mod prompt;
+pub mod repeat;
 pub mod sampler;
 pub mod template;
 pub mod tokenizer;

@@ -22,21 +22,62 @@ pub struct Source {
 }
 
 /// The two Jinja templates a prompt is made from. Both see `question`,
-/// `language` (e.g. `Korean`) and `sources` (a list of `n`, `label`, `text`).
+/// `language` (e.g. `Korean`), `no_answer` (see [`no_answer`]) and
+/// `sources` (a list of `n`, `label`, `text`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, Serialize)]
 pub struct PromptTemplate {
     pub system: String,
     pub user: String,
 }
 
-/// Short and plain: the small models docent ships follow this better than a
-/// longer instruction.
-pub const DEFAULT_SYSTEM: &str = "Answer the question using only the sources below. \
-Answer in one or two sentences, in {{ language }}, and cite the source number like [1]. \
-If the sources do not contain the answer, say: \"The documents do not contain the answer.\"";
+/// The answer first, in the question's language and as briefly as it
+/// allows, marked with its source; a fixed sentence when the sources do not
+/// hold the answer. Both templates also see `no_answer`, that sentence in
+/// the question's language.
+///
+/// Measured with Qwen2.5-Coder 1.5B on `tests/fixtures/corpus-qa.toml`:
+/// with the decline rule next to the answer instructions, after the
+/// sources, the model declined English questions whose answer its second
+/// source held word for word (0.44 of English questions answered); with
+/// the rule in the system message and the answer instructions after the
+/// sources, 0.69.
+pub const DEFAULT_SYSTEM: &str = "You answer questions from the sources the user gives you. \
+When none of the sources is about the question, you reply only: {{ no_answer }}";
 
 pub const DEFAULT_USER: &str = "{% for s in sources %}[{{ s.n }}] {{ s.text }}\n\n{% endfor %}\
-Question: {{ question }}";
+Question: {{ question }}\n\n\
+Answer in {{ language }} from the sources above, in as few words as possible, \
+and put the number of the source you used after the answer, like [1]. \
+You may add one short sentence of support.";
+
+/// What an answer says when the sources do not hold it, in `language`
+/// (as [`question_language`] names it).
+pub fn no_answer(language: &str) -> &'static str {
+    match language {
+        "Korean" => "제공된 문서에는 이 질문에 대한 답이 없습니다.",
+        _ => "The documents do not contain the answer to this question.",
+    }
+}
+
+/// Whether an answer says that its sources do not hold the answer, in
+/// English or Korean, in the words [`no_answer`] asks for or close to them.
+pub fn is_decline(answer: &str) -> bool {
+    let a = answer.to_lowercase();
+    const SIGNS: &[&str] = &[
+        "do not contain the answer",
+        "does not contain the answer",
+        "don't contain the answer",
+        "doesn't contain the answer",
+        "do not contain information",
+        "does not contain information",
+        "답이 없습니다",
+        "답을 찾을 수 없",
+        "답이 포함되어 있지 않",
+        "정보가 없습니다",
+        "나와 있지 않습니다",
+    ];
+    SIGNS.iter().any(|s| a.contains(s))
+}
 
 impl Default for PromptTemplate {
     fn default() -> Self {
@@ -145,7 +186,12 @@ pub fn build_chat_prompt(
                 text: &s.text,
             })
             .collect();
-        let ctx = context! { question => question, language => language, sources => numbered };
+        let ctx = context! {
+            question => question,
+            language => language,
+            no_answer => no_answer(language),
+            sources => numbered,
+        };
         let part = |name: &str| -> Result<String, GenerateError> {
             env.get_template(name)
                 .and_then(|t| t.render(&ctx))

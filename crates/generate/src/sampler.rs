@@ -29,7 +29,14 @@ impl Default for SamplerConfig {
             temperature: 0.0,
             top_k: 40,
             top_p: 0.95,
-            repeat_penalty: 1.1,
+            // A penalty on recent tokens keeps a model from copying the
+            // words of its sources and question, which a grounded answer
+            // must do: Qwen2.5-Coder 1.5B wrote "98.4" for a source's
+            // "99.4". Answers that start over are stopped instead
+            // (`GenerationConfig::stop_on_repeat`). 1.0 against 1.1 on
+            // 40 SQuAD questions: answer accuracy 0.55 → 0.60, F1 0.38 →
+            // 0.45.
+            repeat_penalty: 1.0,
             repeat_last_n: 64,
             seed: 299_792_458,
         }

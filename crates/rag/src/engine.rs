@@ -9,7 +9,10 @@ use docent_embed::Encoder;
 use docent_generate::{build_chat_prompt, GenerationConfig, StopReason, Turn};
 use docent_index::{live_generation, Index};
 
-use crate::answer::{is_decline, Abstention, Answer, AnswerConfig, Citation, Event, NO_ANSWER};
+use crate::answer::{
+    is_decline, no_answer_text, Abstention, Answer, AnswerConfig, Citation, Event,
+};
+use crate::grounding;
 use crate::indexer::{build_index, load_encoder_for, IndexConfig, IndexEvent, IndexReport};
 use crate::models::{
     generator_is_local, load_encoder, load_generator, GeneratorChoice, GeneratorLoad,
@@ -243,13 +246,21 @@ impl Engine {
                 .iter()
                 .map(|h| h.similarity)
                 .fold(f32::NEG_INFINITY, f32::max);
-            let relevant: Vec<Citation> = retrieval
-                .hits
-                .iter()
-                .filter(|h| h.similarity >= min_score)
-                .enumerate()
-                .map(|(i, h)| Citation::from_hit(i + 1, h))
-                .collect();
+            // The threshold decides whether the documents hold an answer at
+            // all; when the best chunk passes it, the model gets the top k,
+            // since the chunk that holds the answer is often not the one
+            // most similar to the question (on the shared sets, filtering
+            // each chunk by the threshold left the model without it).
+            let relevant: Vec<Citation> = if best >= min_score {
+                retrieval
+                    .hits
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| Citation::from_hit(i + 1, h))
+                    .collect()
+            } else {
+                Vec::new()
+            };
             (relevant, best)
         });
         let mut record = Record {
@@ -278,6 +289,7 @@ impl Engine {
                 candidates: retrieval.candidates.clone(),
                 prompt: None,
                 answer: String::new(),
+                support: Vec::new(),
                 abstained: None,
                 stop: None,
                 timings: AnswerTimings {
@@ -300,7 +312,7 @@ impl Engine {
             });
             return Ok(record.finish(
                 spans,
-                NO_ANSWER.to_string(),
+                no_answer_text(question).to_string(),
                 Some(abstained),
                 Vec::new(),
                 0,
@@ -329,16 +341,28 @@ impl Engine {
             });
         }
         let sources: Vec<_> = relevant.iter().map(Citation::source).collect();
+        let room = context - cfg.max_tokens;
         let prompt = spans.time(Stage::Prompt, || {
-            build_chat_prompt(
-                &cfg.template,
-                g.chat_template(),
-                history,
-                question,
-                &sources,
-                context - cfg.max_tokens,
-                &|text| g.tokenize_prompt(text),
-            )
+            let build = |sources: &[docent_generate::Source], budget: usize| {
+                build_chat_prompt(
+                    &cfg.template,
+                    g.chat_template(),
+                    history,
+                    question,
+                    sources,
+                    budget,
+                    &|text| g.tokenize_prompt(text),
+                )
+            };
+            match build(&sources, room.min(cfg.max_prompt_tokens)) {
+                Ok(p) if p.sources_used > 0 => Ok(p),
+                // Over the prompt limit with even one source: the best one
+                // goes in anyway, as far as the context holds it.
+                _ => build(&sources[..1], room).map(|p| docent_generate::Prompt {
+                    sources_dropped: sources.len() - p.sources_used,
+                    ..p
+                }),
+            }
         })?;
         let mut citations = relevant;
         let dropped: Vec<u64> = citations[prompt.sources_used..]
@@ -383,6 +407,7 @@ impl Engine {
             max_tokens: cfg.max_tokens,
             sampler: cfg.sampler.clone(),
             stop_strings: g.default_stop_strings(),
+            stop_on_repeat: true,
         };
         let gen_start = spans.now_ms();
         let generation = g.generate(&prompt.tokens, &gen_cfg, &mut |piece| {
@@ -398,8 +423,33 @@ impl Engine {
         record.trace.timings.time_to_first_token_ms = t.first_token_ms;
         record.trace.timings.decode_tokens = t.decode_tokens;
         record.trace.timings.decode_tokens_per_s = t.decode_tokens_per_s();
-        let text = generation.text.trim().to_string();
-        let abstained = is_decline(&text).then_some(Abstention::ModelDeclined);
+        let mut text = generation.text.trim().to_string();
+        let mut abstained = is_decline(&text).then_some(Abstention::ModelDeclined);
+        let mut support = Vec::new();
+        if abstained.is_some() {
+            // One sentence, whatever the model went on to say.
+            text = no_answer_text(question).to_string();
+        } else {
+            let sources: Vec<&str> = citations.iter().map(|c| c.text.as_str()).collect();
+            support = grounding::check(&text, &sources, cfg.grounding.min_support);
+            let min = cfg.grounding.min_support;
+            if !support.is_empty() && support.iter().all(|s| s.best_support < min) {
+                // Nothing the model wrote is in its sources: on questions
+                // the documents do not answer, small models invent
+                // ("a LangSmith subscription is $100 per month").
+                abstained = Some(Abstention::Unsupported);
+                text = no_answer_text(question).to_string();
+                support.clear();
+            } else if cfg.grounding.strict && support.iter().any(|s| !s.supported) {
+                text = grounding::supported_text(&text, &support);
+                if text.is_empty() {
+                    abstained = Some(Abstention::Unsupported);
+                    text = no_answer_text(question).to_string();
+                }
+                support = grounding::check(&text, &sources, cfg.grounding.min_support);
+            }
+        }
+        record.trace.support = support.clone();
         let _ = on_event(Event::End {
             stop: Some(generation.stop),
             abstained: abstained.as_ref(),
@@ -453,6 +503,7 @@ impl Record {
             sources_dropped,
             prompt,
             stop,
+            support: self.trace.support.clone(),
             trace: self.trace,
         }
     }

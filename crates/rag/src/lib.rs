@@ -59,15 +59,19 @@
 pub mod answer;
 mod engine;
 mod error;
+pub mod grounding;
 pub mod indexer;
 pub mod models;
 pub mod retrieve;
 pub mod trace;
 pub mod watch;
 
-pub use answer::{is_decline, Abstention, Answer, AnswerConfig, Citation, Event, NO_ANSWER};
+pub use answer::{
+    is_decline, no_answer_text, Abstention, Answer, AnswerConfig, Citation, Event, GroundingConfig,
+};
 pub use engine::Engine;
 pub use error::RagError;
+pub use grounding::SentenceSupport;
 pub use indexer::{build_index, IndexConfig, IndexEvent, IndexReport};
 pub use models::{GeneratorChoice, GeneratorLoad, ModelRef, DEFAULT_GENERATOR};
 pub use retrieve::{retrieve, Retrieval, RetrieveConfig, SearchMode};

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::RagError;
 
 /// The language model answers come from unless another is named.
-pub const DEFAULT_GENERATOR: &str = "smollm2-135m-instruct-q4_1";
+pub const DEFAULT_GENERATOR: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m";
 
 /// A model as a trace records it: enough to know exactly which weights
 /// produced an answer.

@@ -161,6 +161,10 @@ pub struct Trace {
     pub candidates: Vec<Candidate>,
     pub prompt: Option<PromptTrace>,
     pub answer: String,
+    /// Each sentence's support by the sources, and the source that
+    /// supports it best.
+    #[serde(default)]
+    pub support: Vec<crate::grounding::SentenceSupport>,
     pub abstained: Option<Abstention>,
     pub stop: Option<StopReason>,
     /// Durations, token counts and rates.

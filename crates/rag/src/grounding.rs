@@ -1,0 +1,417 @@
+//! The grounding check: how well each sentence of an answer is supported
+//! by the sources it cites (by all the sources when it cites none).
+//!
+//! A sentence's support is the share of its content that its best source
+//! also holds: words of three letters or more outside a short list of
+//! function words, and for Korean, whose words take particles and endings
+//! (`서울에서`, `서울은`), the pairs of neighbouring Hangul syllables
+//! within a word. The check reads text only: no IO, no model.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+/// Sentences whose support is below this are marked unsupported
+/// (calibrated on the shared sets; see docs/benchmarks.md, "Grounding").
+pub const DEFAULT_MIN_SUPPORT: f32 = 0.5;
+
+/// One sentence of an answer and how well the sources support it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SentenceSupport {
+    pub text: String,
+    /// Byte range in the answer.
+    pub start: usize,
+    pub end: usize,
+    /// The sources it cites (`[n]`), in order.
+    pub cites: Vec<usize>,
+    /// Share of its content found in the best of the sources it cites (of
+    /// all sources when it cites none), 0 to 1 (1 when it has no content to
+    /// check, such as "Yes.").
+    pub support: f32,
+    /// `support >= min_support`.
+    pub supported: bool,
+    /// The source (`n`) that supports it best, cited or not, and how well:
+    /// a sentence that cites `[1]` when `[2]` holds it is miscited rather
+    /// than invented.
+    pub best_source: Option<usize>,
+    pub best_support: f32,
+}
+
+/// Scores every sentence of `answer` against `sources` (numbered from 1).
+pub fn check(answer: &str, sources: &[&str], min_support: f32) -> Vec<SentenceSupport> {
+    let source_units: Vec<HashSet<String>> = sources.iter().map(|s| units(s)).collect();
+    sentences(answer)
+        .into_iter()
+        .map(|(start, end)| {
+            let text = &answer[start..end];
+            let cites: Vec<usize> = citations(text)
+                .into_iter()
+                .filter(|&n| n >= 1 && n <= sources.len())
+                .collect();
+            let own = units(&strip_citations(text));
+            let score = |n: usize| {
+                if own.is_empty() {
+                    1.0
+                } else {
+                    own.intersection(&source_units[n - 1]).count() as f32 / own.len() as f32
+                }
+            };
+            let best_of = |ns: &mut dyn Iterator<Item = usize>| {
+                ns.map(|n| (score(n), Some(n)))
+                    .fold((0.0f32, None), |a, b| if b.0 > a.0 { b } else { a })
+            };
+            let (best_support, best_source) = best_of(&mut (1..=sources.len()));
+            let support = if cites.is_empty() {
+                best_support
+            } else {
+                best_of(&mut cites.iter().copied()).0
+            };
+            SentenceSupport {
+                text: text.to_string(),
+                start,
+                end,
+                cites,
+                support,
+                supported: support >= min_support,
+                best_source,
+                best_support,
+            }
+        })
+        .collect()
+}
+
+/// The answer with only its supported sentences.
+pub fn supported_text(answer: &str, support: &[SentenceSupport]) -> String {
+    let kept: Vec<&str> = support
+        .iter()
+        .filter(|s| s.supported)
+        .map(|s| answer[s.start..s.end].trim())
+        .collect();
+    kept.join(" ")
+}
+
+/// Function words that say nothing about the facts of a sentence.
+const STOPWORDS: &[&str] = &[
+    "the",
+    "and",
+    "for",
+    "was",
+    "were",
+    "are",
+    "is",
+    "its",
+    "it's",
+    "that",
+    "this",
+    "these",
+    "those",
+    "with",
+    "from",
+    "into",
+    "onto",
+    "than",
+    "then",
+    "there",
+    "their",
+    "they",
+    "them",
+    "which",
+    "who",
+    "whom",
+    "whose",
+    "what",
+    "when",
+    "where",
+    "why",
+    "how",
+    "has",
+    "have",
+    "had",
+    "been",
+    "being",
+    "but",
+    "not",
+    "can",
+    "could",
+    "would",
+    "should",
+    "will",
+    "shall",
+    "may",
+    "might",
+    "also",
+    "such",
+    "some",
+    "any",
+    "all",
+    "each",
+    "both",
+    "more",
+    "most",
+    "other",
+    "about",
+    "over",
+    "after",
+    "before",
+    "between",
+    "during",
+    "while",
+    "his",
+    "her",
+    "him",
+    "she",
+    "our",
+    "your",
+    "you",
+    "one",
+    "two",
+    "per",
+    "via",
+    "does",
+    "did",
+    "done",
+    "source",
+    "sources",
+    "answer",
+    "question",
+    "document",
+    "documents",
+];
+
+/// Pairs of syllables from the polite endings an answer adds to what its
+/// source says (`…입니다`, `…했습니다`), which say nothing of its facts.
+const ENDING_PAIRS: &[&str] = &[
+    "입니", "니다", "습니", "합니", "됩니", "있습", "었습", "였습", "했습", "됐습", "겠습", "세요",
+    "이에", "에요", "예요", "인가", "는가",
+];
+
+fn is_hangul(c: char) -> bool {
+    ('\u{AC00}'..='\u{D7A3}').contains(&c)
+}
+
+/// The content units of a text (see the module's overview). A word that
+/// mixes scripts (`베이징TV`, `4번`) is taken run by run: pairs of
+/// syllables from its Hangul, whole words from the rest.
+fn units(text: &str) -> HashSet<String> {
+    let mut out = HashSet::new();
+    for word in text.split(|c: char| !c.is_alphanumeric()) {
+        let mut rest = word;
+        while let Some(first) = rest.chars().next() {
+            let hangul = is_hangul(first);
+            let end = rest
+                .char_indices()
+                .find(|&(_, c)| is_hangul(c) != hangul)
+                .map_or(rest.len(), |(i, _)| i);
+            let run = &rest[..end];
+            rest = &rest[end..];
+            if hangul {
+                let syllables: Vec<char> = run.chars().collect();
+                if syllables.len() == 1 {
+                    out.insert(run.to_string());
+                }
+                for pair in syllables.windows(2) {
+                    let pair: String = pair.iter().collect();
+                    if !ENDING_PAIRS.contains(&pair.as_str()) {
+                        out.insert(pair);
+                    }
+                }
+                continue;
+            }
+            let w = run.to_lowercase();
+            let digits = w.chars().all(|c| c.is_ascii_digit());
+            if (w.chars().count() >= 3 || digits) && !STOPWORDS.contains(&w.as_str()) {
+                out.insert(w);
+            }
+        }
+    }
+    out
+}
+
+/// The `n` of every citation mark (`[1]`, `[1, 2]`) in `text`.
+fn citations(text: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('[') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find(']') else { break };
+        let inside = &after[..close];
+        if !inside.is_empty()
+            && inside
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == ',' || c == ' ')
+        {
+            out.extend(
+                inside
+                    .split(',')
+                    .filter_map(|n| n.trim().parse::<usize>().ok()),
+            );
+        }
+        rest = &after[close + 1..];
+    }
+    out.dedup();
+    out
+}
+
+fn strip_citations(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('[') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find(']') {
+            Some(close)
+                if after[..close]
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == ',' || c == ' ') =>
+            {
+                rest = &after[close + 1..];
+            }
+            _ => {
+                out.push('[');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Byte ranges of the sentences of `text`: a sentence ends at a line break,
+/// or after `.`, `!`, `?` or `。` and any citation marks that follow, where
+/// whitespace comes next (so `3.5` and `e.g.x` stay whole).
+fn sentences(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    while i < text.len() {
+        let c = text[i..].chars().next().expect("in bounds");
+        let next = i + c.len_utf8();
+        if c == '\n' {
+            out.push((start, i));
+            start = next;
+        } else if matches!(c, '.' | '!' | '?' | '。') {
+            // Citation marks after the full stop belong to the sentence.
+            let mut end = next;
+            while bytes.get(end) == Some(&b' ') || bytes.get(end) == Some(&b'[') {
+                let rest = &text[end..];
+                let trimmed = rest.trim_start_matches(' ');
+                if !trimmed.starts_with('[') {
+                    break;
+                }
+                match trimmed.find(']') {
+                    Some(close) if !citations(&trimmed[..=close]).is_empty() => {
+                        end = text.len() - trimmed.len() + close + 1;
+                    }
+                    _ => break,
+                }
+            }
+            if end >= text.len() || text[end..].starts_with(char::is_whitespace) {
+                out.push((start, end));
+                start = end;
+                i = end;
+                continue;
+            }
+        }
+        i = next;
+    }
+    out.push((start, text.len()));
+    out.into_iter()
+        .map(|(s, e)| {
+            let t = &text[s..e];
+            let lead = t.len() - t.trim_start().len();
+            (s + lead, s + lead + t.trim().len())
+        })
+        .filter(|(s, e)| e > s)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EN: &str = "LangServe deploys LangChain chains as a REST API. \
+                      LangSmith records every step of a chain run for tracing.";
+    const KO: &str = "양자화는 모델의 가중치를 4비트나 8비트처럼 더 적은 비트로 저장하는 기술이다.";
+
+    #[test]
+    fn sentences_keep_their_citations_and_numbers() {
+        let t = "It costs 3.5 dollars [1]. It is cheap [2][3]! 정말입니다.\nNext line";
+        let s: Vec<&str> = sentences(t).into_iter().map(|(a, b)| &t[a..b]).collect();
+        assert_eq!(
+            s,
+            [
+                "It costs 3.5 dollars [1].",
+                "It is cheap [2][3]!",
+                "정말입니다.",
+                "Next line"
+            ]
+        );
+        assert_eq!(citations("a [1, 2] b [3] [x] [10]"), [1, 2, 3, 10]);
+    }
+
+    #[test]
+    fn a_sentence_the_source_says_is_supported_and_an_invented_one_is_not() {
+        let answer = "LangServe deploys chains as a REST API [1]. \
+                      LangSmith was founded in Paris by Napoleon [1].";
+        let s = check(answer, &[EN], DEFAULT_MIN_SUPPORT);
+        assert_eq!(s.len(), 2);
+        assert!(s[0].supported && s[0].support > 0.9, "{s:?}");
+        assert!(!s[1].supported, "{s:?}");
+        assert_eq!(s[0].best_source, Some(1));
+        assert_eq!(
+            supported_text(answer, &s),
+            "LangServe deploys chains as a REST API [1]."
+        );
+    }
+
+    #[test]
+    fn korean_particles_do_not_hide_support() {
+        // Different endings and particles, same content.
+        let good = "양자화는 가중치를 더 적은 비트로 저장하는 기술입니다 [1].";
+        let bad = "양자화는 서버를 클라우드에 배포하는 방법입니다 [1].";
+        let s = check(&format!("{good} {bad}"), &[KO], DEFAULT_MIN_SUPPORT);
+        assert!(s[0].supported, "{s:?}");
+        assert!(!s[1].supported, "{s:?}");
+    }
+
+    #[test]
+    fn a_miscited_sentence_is_unsupported_but_names_the_source_that_holds_it() {
+        let s = check(
+            "LangSmith records every step for tracing [1].",
+            &[KO, EN],
+            DEFAULT_MIN_SUPPORT,
+        );
+        assert!(!s[0].supported, "{s:?}");
+        assert_eq!(s[0].best_source, Some(2));
+        assert!(s[0].best_support >= DEFAULT_MIN_SUPPORT);
+    }
+
+    #[test]
+    fn words_that_mix_scripts_are_checked_run_by_run() {
+        let source = "2012년 베이징TV(BTV)가 노아의 방주 발견을 보도했다.";
+        let s = check("BTV [1]", &[source], DEFAULT_MIN_SUPPORT);
+        assert!(s[0].supported, "{s:?}");
+        let s = check("2012년 베이징TV입니다 [1].", &[source], DEFAULT_MIN_SUPPORT);
+        assert!(s[0].supported, "{s:?}");
+        let s = check("KBS [1]", &[source], DEFAULT_MIN_SUPPORT);
+        assert!(!s[0].supported, "{s:?}");
+    }
+
+    #[test]
+    fn an_uncited_sentence_is_checked_against_every_source() {
+        let s = check(
+            "LangSmith records every step for tracing.",
+            &[KO, EN],
+            DEFAULT_MIN_SUPPORT,
+        );
+        assert_eq!(s[0].best_source, Some(2));
+        assert!(s[0].supported);
+        // A citation out of range is ignored.
+        let s = check(
+            "LangSmith records every step [7].",
+            &[EN],
+            DEFAULT_MIN_SUPPORT,
+        );
+        assert!(s[0].cites.is_empty() && s[0].supported);
+    }
+}
