@@ -176,7 +176,7 @@ pub struct AnswerFlags {
     #[arg(long, default_value_t = SamplerConfig::default().seed)]
     pub seed: u64,
     /// A TOML file with `system` and `user` Jinja templates replacing the
-    /// built-in prompt; they see `question`, `language`, `no_answer` (the
+    /// built-in prompt (models/prompts/ holds the built-in ones); they see `question`, `language`, `no_answer` (the
     /// decline sentence in the question's language) and `sources` (each
     /// with `n`, `label`, `text`).
     #[arg(long, value_name = "FILE")]
@@ -205,7 +205,7 @@ impl AnswerFlags {
     pub fn config(&self, mode: SearchMode) -> Result<AnswerConfig> {
         let template = match &self.prompt_template {
             Some(p) => read_template(p)?,
-            None => PromptTemplate::default(),
+            None => docent_rag::models::prompt_template(&self.model),
         };
         Ok(AnswerConfig {
             retrieve: RetrieveConfig {
@@ -236,10 +236,5 @@ impl AnswerFlags {
 fn read_template(path: &Path) -> Result<PromptTemplate> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    toml::from_str(&text).with_context(|| {
-        format!(
-            "{}: a prompt template is a TOML file with `system` and `user` strings",
-            path.display()
-        )
-    })
+    PromptTemplate::from_toml(&text).with_context(|| path.display().to_string())
 }

@@ -25,30 +25,26 @@ pub struct Source {
 /// `language` (e.g. `Korean`), `no_answer` (see [`no_answer`]) and
 /// `sources` (a list of `n`, `label`, `text`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct PromptTemplate {
     pub system: String,
     pub user: String,
 }
 
-/// The answer first, in the question's language and as briefly as it
-/// allows, marked with its source; a fixed sentence when the sources do not
-/// hold the answer. Both templates also see `no_answer`, that sentence in
-/// the question's language.
-///
-/// Measured with Qwen2.5-Coder 1.5B on `tests/fixtures/corpus-qa.toml`:
-/// with the decline rule next to the answer instructions, after the
-/// sources, the model declined English questions whose answer its second
-/// source held word for word (0.44 of English questions answered); with
-/// the rule in the system message and the answer instructions after the
-/// sources, 0.69.
-pub const DEFAULT_SYSTEM: &str = "You answer questions from the sources the user gives you. \
-When none of the sources is about the question, you reply only: {{ no_answer }}";
-
-pub const DEFAULT_USER: &str = "{% for s in sources %}[{{ s.n }}] {{ s.text }}\n\n{% endfor %}\
-Question: {{ question }}\n\n\
-Answer in {{ language }} from the sources above, in as few words as possible, \
-and put the number of the source you used after the answer, like [1]. \
-You may add one short sentence of support.";
+/// The prompt templates docent ships, by name, as TOML files users can copy
+/// and change (`models/prompts/`): `answer-first`, the default, and
+/// `instructions-first`, for the smallest instruction models. The files
+/// say what each was measured to do.
+pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
+    (
+        "answer-first",
+        include_str!("../../../models/prompts/answer-first.toml"),
+    ),
+    (
+        "instructions-first",
+        include_str!("../../../models/prompts/instructions-first.toml"),
+    ),
+];
 
 /// What an answer says when the sources do not hold it, in `language`
 /// (as [`question_language`] names it).
@@ -79,12 +75,30 @@ pub fn is_decline(answer: &str) -> bool {
     SIGNS.iter().any(|s| a.contains(s))
 }
 
+impl PromptTemplate {
+    /// Reads a template from the TOML text of a file like those of
+    /// `models/prompts/` (two strings, `system` and `user`).
+    pub fn from_toml(text: &str) -> Result<Self, GenerateError> {
+        toml::from_str(text).map_err(|e| {
+            GenerateError::Template(format!(
+                "a prompt template is a TOML file with `system` and `user` strings: {e}"
+            ))
+        })
+    }
+
+    /// A template docent ships, by name (see [`BUILTIN_TEMPLATES`]).
+    pub fn builtin(name: &str) -> Option<Self> {
+        BUILTIN_TEMPLATES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, text)| Self::from_toml(text).expect("the built-in templates parse"))
+    }
+}
+
 impl Default for PromptTemplate {
+    /// `answer-first`.
     fn default() -> Self {
-        Self {
-            system: DEFAULT_SYSTEM.to_string(),
-            user: DEFAULT_USER.to_string(),
-        }
+        Self::builtin("answer-first").expect("answer-first is built in")
     }
 }
 

@@ -52,6 +52,10 @@ pub struct ModelSpec {
     /// For an encoder: the retrieval settings calibrated for it.
     #[serde(default)]
     pub retrieval: Option<RetrievalSpec>,
+    /// For a language model: the built-in answer prompt it was measured
+    /// best with (`models/prompts/NAME.toml`), if not the default.
+    #[serde(default)]
+    pub prompt: Option<String>,
     #[serde(rename = "file")]
     pub files: Vec<FileSpec>,
 }
@@ -93,6 +97,7 @@ impl ModelSpec {
             description: format!("{repo} (not in the manifest; files are not pinned)"),
             hub: true,
             retrieval: None,
+            prompt: None,
             files: vec![
                 file("config.json", false),
                 file("tokenizer.json", false),
@@ -116,6 +121,7 @@ impl ModelSpec {
             description: format!("{repo}:{file} (not in the manifest; not pinned)"),
             hub: true,
             retrieval: None,
+            prompt: None,
             files: vec![FileSpec {
                 path: file.into(),
                 sha256: None,

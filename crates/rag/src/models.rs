@@ -164,6 +164,16 @@ pub fn resolve_generator(name: &str) -> Result<GeneratorFile, RagError> {
     })
 }
 
+/// The answer prompt for the language model `name`: the built-in one its
+/// manifest entry names, else the default.
+pub fn prompt_template(name: &str) -> docent_generate::PromptTemplate {
+    Manifest::builtin()
+        .get(name)
+        .and_then(|spec| spec.prompt.as_deref())
+        .and_then(docent_generate::PromptTemplate::builtin)
+        .unwrap_or_default()
+}
+
 /// Whether the language model `name` names is on disk already (a `.gguf`
 /// path, or a model the Hugging Face cache holds, verified), so that
 /// loading it fetches nothing.
@@ -255,4 +265,30 @@ pub fn load_generator(choice: &GeneratorChoice) -> Result<LoadedGenerator, RagEr
         model: file.model,
         path: file.path,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_prompt_the_manifest_names_is_built_in() {
+        for spec in &Manifest::builtin().models {
+            if let Some(p) = &spec.prompt {
+                assert!(
+                    docent_generate::PromptTemplate::builtin(p).is_some(),
+                    "{} names the prompt {p}, which is not built in",
+                    spec.name
+                );
+            }
+        }
+        assert_ne!(
+            prompt_template("qwen2.5-coder-0.5b-instruct-q4_k_m"),
+            prompt_template(DEFAULT_GENERATOR)
+        );
+        assert_eq!(
+            prompt_template("not-a-model"),
+            docent_generate::PromptTemplate::default()
+        );
+    }
 }
