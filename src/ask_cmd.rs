@@ -14,7 +14,7 @@ use docent_rag::{
 use serde::Serialize;
 
 use crate::display::{label, location};
-use crate::flags::{AnswerFlags, EncoderFlags, Mode};
+use crate::flags::{AnswerFlags, EncoderFlags, JournalFlags, Mode};
 use crate::search_cmd::open_engine;
 
 #[derive(Debug, Args)]
@@ -28,6 +28,8 @@ pub struct AskArgs {
     pub encoder: EncoderFlags,
     #[command(flatten)]
     pub answer: AnswerFlags,
+    #[command(flatten)]
+    pub journal: JournalFlags,
     /// How chunks are ranked.
     #[arg(long, value_enum, default_value_t = Mode::Hybrid)]
     pub mode: Mode,
@@ -129,6 +131,16 @@ pub fn run(index_dir: &Path, args: AskArgs, started: Instant) -> Result<()> {
         ControlFlow::Continue(())
     })?;
     drop(stdout);
+    // Every answer's trace is kept beside the index (`docent traces`); a
+    // journal that cannot be written costs the record, not the answer.
+    match args.journal.open(index_dir) {
+        Ok(j) => {
+            if let Err(e) = j.record(&answer.trace, None) {
+                eprintln!("warning: the trace was not kept: {e}");
+            }
+        }
+        Err(e) => eprintln!("warning: the trace was not kept: {e:#}"),
+    }
 
     if json {
         let out = Output {

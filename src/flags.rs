@@ -10,8 +10,8 @@ use docent_core::ChunkConfig;
 use docent_ingest::{LoadOptions, WalkOptions};
 use docent_rag::answer::{DEFAULT_K, DEFAULT_MAX_PROMPT_TOKENS, DEFAULT_MAX_TOKENS};
 use docent_rag::{
-    AnswerConfig, GeneratorChoice, GroundingConfig, IndexConfig, PromptTemplate, RetrieveConfig,
-    SamplerConfig, SearchMode, DEFAULT_GENERATOR,
+    AnswerConfig, GeneratorChoice, GroundingConfig, IndexConfig, PromptTemplate, QueryRewrite,
+    RetrieveConfig, SamplerConfig, SearchMode, DEFAULT_GENERATOR,
 };
 use serde::Serialize;
 
@@ -189,6 +189,31 @@ pub struct AnswerFlags {
     /// is left.
     #[arg(long)]
     pub strict: bool,
+    /// In a conversation, how a follow-up question ("why is it faster?")
+    /// is made standalone before retrieval.
+    #[arg(long, value_enum, default_value_t = Rewrite::FollowUp)]
+    pub rewrite: Rewrite,
+}
+
+/// `--rewrite`: history-aware retrieval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Rewrite {
+    /// Retrieve with the question as asked.
+    Off,
+    /// Put the question a follow-up refers back to in front of it.
+    FollowUp,
+    /// Put the previous question in front of every later one.
+    Always,
+}
+
+impl From<Rewrite> for QueryRewrite {
+    fn from(r: Rewrite) -> Self {
+        match r {
+            Rewrite::Off => QueryRewrite::Off,
+            Rewrite::FollowUp => QueryRewrite::FollowUp,
+            Rewrite::Always => QueryRewrite::Always,
+        }
+    }
 }
 
 impl AnswerFlags {
@@ -229,6 +254,7 @@ impl AnswerFlags {
                 min_support: self.min_support,
                 strict: self.strict,
             },
+            rewrite: self.rewrite.into(),
         })
     }
 }
@@ -237,4 +263,29 @@ fn read_template(path: &Path) -> Result<PromptTemplate> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     PromptTemplate::from_toml(&text).with_context(|| path.display().to_string())
+}
+
+/// How much history the journal (traces, ratings, conversations beside the
+/// index) keeps.
+#[derive(Debug, Args, Clone)]
+pub struct JournalFlags {
+    /// The most answer traces kept; the oldest go first.
+    #[arg(long, default_value_t = docent_journal::Retention::default().max_traces)]
+    pub keep_traces: usize,
+    /// Traces older than this many days are removed (0 keeps them until
+    /// --keep-traces removes them).
+    #[arg(long, default_value_t = docent_journal::Retention::default().max_age_days.unwrap_or(0))]
+    pub keep_days: u64,
+}
+
+impl JournalFlags {
+    pub fn open(&self, index_dir: &Path) -> Result<docent_journal::Journal> {
+        Ok(docent_journal::Journal::open_beside(
+            index_dir,
+            docent_journal::Retention {
+                max_traces: self.keep_traces,
+                max_age_days: (self.keep_days > 0).then_some(self.keep_days),
+            },
+        )?)
+    }
 }

@@ -8,12 +8,14 @@
 //! * `flags.rs`: the flag groups several commands share, and their
 //!   conversion into the libraries' configuration;
 //! * one file per command (`index_cmd.rs`, `search_cmd.rs`, `ask_cmd.rs`,
-//!   `eval_cmd.rs`, `models_cmd.rs`) and a folder for `bench`;
+//!   `chat_cmd.rs`, `serve_cmd.rs`, `traces_cmd.rs`, `eval_cmd.rs`,
+//!   `models_cmd.rs`) and a folder for `bench`;
 //! * `display.rs`: locations and snippets on a terminal;
 //! * `errors.rs`: error messages and the hint that goes with each.
 
 mod ask_cmd;
 mod bench;
+mod chat_cmd;
 mod display;
 mod errors;
 mod eval_cmd;
@@ -22,6 +24,8 @@ mod flags;
 mod index_cmd;
 mod models_cmd;
 mod search_cmd;
+mod serve_cmd;
+mod traces_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +47,9 @@ struct Cli {
 enum Command {
     /// Answer a question from the indexed documents, with sources.
     Ask(ask_cmd::AskArgs),
+    /// A conversation in the terminal: follow-up questions understand the
+    /// earlier ones; kept beside the index and resumable.
+    Chat(chat_cmd::ChatArgs),
     /// Benchmarks: retrieval, generation and embedding speed.
     Bench {
         #[command(subcommand)]
@@ -54,6 +61,14 @@ enum Command {
     Index(index_cmd::IndexArgs),
     /// Search the index and print the best-matching chunks.
     Search(search_cmd::SearchArgs),
+    /// Serve the index over HTTP: the OpenAI API, LangServe's ask chain,
+    /// search, traces and a web page.
+    Serve(Box<serve_cmd::ServeArgs>),
+    /// The answers docent has given, how each was made, and their ratings.
+    Traces {
+        #[command(subcommand)]
+        command: traces_cmd::TracesCommand,
+    },
     /// List or fetch the models docent uses.
     Models {
         #[command(subcommand)]
@@ -67,6 +82,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Ask(args) => ask_cmd::run(&cli.index, args, started),
         Command::Bench { command } => bench::run(&cli.index, command),
+        Command::Chat(args) => chat_cmd::run(&cli.index, args),
+        Command::Serve(args) => serve_cmd::run(&cli.index, *args),
+        Command::Traces { command } => traces_cmd::run(&cli.index, command),
         Command::Eval(args) => eval_cmd::run(args),
         Command::Index(args) => index_cmd::run(&cli.index, args),
         Command::Search(args) => search_cmd::run(&cli.index, args),

@@ -6,6 +6,7 @@ mod generate;
 mod plot;
 mod reindex;
 mod retrieval;
+mod serve;
 
 use std::path::Path;
 
@@ -23,6 +24,9 @@ pub enum BenchCommand {
     /// Re-indexing a large generated folder: unchanged, one file changed,
     /// one deleted and one added.
     Reindex(reindex::ReindexArgs),
+    /// A server under load: many concurrent connections over loopback
+    /// mixing search, streamed answers and chat completions.
+    Serve(serve::ServeBenchArgs),
 }
 
 pub fn run(index_dir: &Path, cmd: BenchCommand) -> Result<()> {
@@ -31,6 +35,7 @@ pub fn run(index_dir: &Path, cmd: BenchCommand) -> Result<()> {
         BenchCommand::Generate(args) => generate::run(args),
         BenchCommand::Embed(args) => embed::run(args),
         BenchCommand::Reindex(args) => reindex::run(args),
+        BenchCommand::Serve(args) => serve::run(index_dir, args),
     }
 }
 
@@ -85,7 +90,12 @@ fn rss_mb() -> f64 {
 }
 
 fn status_mb(key: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+    proc_status_mb("self", key)
+}
+
+/// A `/proc/<pid>/status` memory line (`VmRSS:`, `VmHWM:`), in MB.
+fn proc_status_mb(pid: &str, key: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()

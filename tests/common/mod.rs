@@ -148,3 +148,5 @@ pub fn state(index_dir: &Path) -> State {
     texts.sort();
     (files, texts)
 }
+
+pub mod server;

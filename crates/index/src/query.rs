@@ -220,36 +220,43 @@ impl Index {
             .collect()
     }
 
-    /// Chunks by id, in the order asked.
+    /// Chunks by id, in the order asked; an id the store does not hold is
+    /// a damaged index (the ids come from the index's own graph or table).
     pub fn chunks(&self, ids: &[u64]) -> Result<Vec<StoredChunk>, IndexError> {
+        ids.iter()
+            .map(|&id| self.chunk(id)?.ok_or_else(|| self.missing_chunk(id)))
+            .collect()
+    }
+
+    /// The chunk `id`, or `None` when the store holds no such chunk (an id
+    /// from outside, such as a link to a chunk since re-indexed).
+    pub fn chunk(&self, id: u64) -> Result<Option<StoredChunk>, IndexError> {
+        let Ok(key) = i64::try_from(id) else {
+            return Ok(None);
+        };
         let conn = self.pool.get()?;
         let mut stmt = conn.prepare_cached(
             "SELECT f.path, c.ordinal, c.text, c.byte_start, c.byte_end, c.char_start, c.char_end,
                     c.line, c.page, c.heading_path, c.tokens
              FROM chunks c JOIN files f ON f.id = c.file_id WHERE c.id = ?1",
         )?;
-        let mut out = Vec::with_capacity(ids.len());
-        for &id in ids {
-            let chunk = stmt
-                .query_row([id as i64], |r| {
-                    let heading: String = r.get(9)?;
-                    Ok(Chunk {
-                        path: r.get(0)?,
-                        ordinal: r.get(1)?,
-                        text: r.get(2)?,
-                        byte_span: r.get::<_, i64>(3)? as usize..r.get::<_, i64>(4)? as usize,
-                        char_span: r.get::<_, i64>(5)? as usize..r.get::<_, i64>(6)? as usize,
-                        line: r.get(7)?,
-                        page: r.get(8)?,
-                        heading_path: serde_json::from_str(&heading).unwrap_or_default(),
-                        tokens: r.get(10)?,
-                    })
+        let chunk = stmt
+            .query_row([key], |r| {
+                let heading: String = r.get(9)?;
+                Ok(Chunk {
+                    path: r.get(0)?,
+                    ordinal: r.get(1)?,
+                    text: r.get(2)?,
+                    byte_span: r.get::<_, i64>(3)? as usize..r.get::<_, i64>(4)? as usize,
+                    char_span: r.get::<_, i64>(5)? as usize..r.get::<_, i64>(6)? as usize,
+                    line: r.get(7)?,
+                    page: r.get(8)?,
+                    heading_path: serde_json::from_str(&heading).unwrap_or_default(),
+                    tokens: r.get(10)?,
                 })
-                .optional()?
-                .ok_or_else(|| self.missing_chunk(id))?;
-            out.push(StoredChunk { id, chunk });
-        }
-        Ok(out)
+            })
+            .optional()?;
+        Ok(chunk.map(|chunk| StoredChunk { id, chunk }))
     }
 
     /// Every indexed file.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::grounding::SentenceSupport;
 use crate::retrieve::RetrieveConfig;
+use crate::rewrite::QueryRewrite;
 use crate::trace::Trace;
 use crate::RagError;
 
@@ -46,6 +47,8 @@ pub struct AnswerConfig {
     pub sampler: SamplerConfig,
     pub template: PromptTemplate,
     pub grounding: GroundingConfig,
+    /// Whether a follow-up question is made standalone before retrieval.
+    pub rewrite: QueryRewrite,
 }
 
 /// What the grounding check does with an answer's sentences
@@ -81,6 +84,7 @@ impl Default for AnswerConfig {
             sampler: SamplerConfig::default(),
             template: PromptTemplate::default(),
             grounding: GroundingConfig::default(),
+            rewrite: QueryRewrite::default(),
         }
     }
 }

@@ -19,8 +19,10 @@ use crate::models::{
     LoadedGenerator, ModelRef,
 };
 use crate::retrieve::{self, Retrieval, RetrieveConfig};
+use crate::rewrite;
 use crate::trace::{
-    new_trace_id, unix_ms, AnswerTimings, IndexRef, PromptTrace, Spans, Stage, Trace, TraceSettings,
+    new_trace_id, unix_ms, AnswerTimings, IndexRef, PromptTrace, SourceRef, Spans, Stage, Trace,
+    TraceSettings,
 };
 use crate::RagError;
 
@@ -234,8 +236,11 @@ impl Engine {
         let started_at_ms = unix_ms();
         let mut spans = Spans::start();
         let index = self.index()?;
+        // A follow-up names its topic only through the conversation.
+        let retrieval_query = rewrite::standalone_query(question, history, cfg.rewrite);
+        let query = retrieval_query.as_deref().unwrap_or(question);
         let retrieval =
-            retrieve::retrieve(&index, &self.encoder, question, &cfg.retrieve, &mut spans)?;
+            retrieve::retrieve(&index, &self.encoder, query, &cfg.retrieve, &mut spans)?;
         let retrieval_ms = spans.now_ms();
         let min_score = cfg
             .min_score
@@ -269,6 +274,7 @@ impl Engine {
                 started_at_ms,
                 question: question.to_string(),
                 history_turns: history.len(),
+                retrieval_query,
                 encoder: self.encoder_ref.clone(),
                 model: None,
                 index: IndexRef {
@@ -290,6 +296,7 @@ impl Engine {
                 prompt: None,
                 answer: String::new(),
                 support: Vec::new(),
+                sources: Vec::new(),
                 abstained: None,
                 stop: None,
                 timings: AnswerTimings {
@@ -495,6 +502,7 @@ impl Record {
         self.trace.answer = text.clone();
         self.trace.abstained = abstained.clone();
         self.trace.stop = stop;
+        self.trace.sources = citations.iter().map(SourceRef::from).collect();
         Answer {
             question: self.trace.question.clone(),
             text,

@@ -51,6 +51,7 @@
 //! * `engine.rs`: [`Engine`], the loop above;
 //! * `retrieve.rs`: ranking, fusion and fetching; [`SearchMode`];
 //! * `answer.rs`: [`AnswerConfig`], [`Answer`], [`Citation`], [`Event`];
+//! * `rewrite.rs`: follow-up questions made standalone for retrieval;
 //! * `trace.rs`: [`Trace`] and its spans;
 //! * `models.rs`: which models a name means, loading them;
 //! * `indexer.rs`, `watch.rs`: building and updating an index;
@@ -63,6 +64,7 @@ pub mod grounding;
 pub mod indexer;
 pub mod models;
 pub mod retrieve;
+pub mod rewrite;
 pub mod trace;
 pub mod watch;
 
@@ -75,6 +77,7 @@ pub use grounding::SentenceSupport;
 pub use indexer::{build_index, IndexConfig, IndexEvent, IndexReport};
 pub use models::{GeneratorChoice, GeneratorLoad, ModelRef, DEFAULT_GENERATOR};
 pub use retrieve::{retrieve, Retrieval, RetrieveConfig, SearchMode};
+pub use rewrite::QueryRewrite;
 pub use trace::{AnswerTimings, Span, Stage, Trace};
 pub use watch::{watch, WatchEvent};
 

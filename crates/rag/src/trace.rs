@@ -148,6 +148,10 @@ pub struct Trace {
     pub started_at_ms: u64,
     pub question: String,
     pub history_turns: usize,
+    /// The standalone query retrieval ran, when the question was a
+    /// follow-up rewritten with the conversation ([`crate::rewrite`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrieval_query: Option<String>,
     pub encoder: ModelRef,
     /// `None` when the model was not needed (the answer was declined
     /// before generation).
@@ -165,10 +169,57 @@ pub struct Trace {
     /// supports it best.
     #[serde(default)]
     pub support: Vec<crate::grounding::SentenceSupport>,
+    /// The sources the model was given, numbered as the answer cites them.
+    #[serde(default)]
+    pub sources: Vec<SourceRef>,
     pub abstained: Option<Abstention>,
     pub stop: Option<StopReason>,
     /// Durations, token counts and rates.
     pub timings: AnswerTimings,
+}
+
+/// A source as a trace keeps it: where it is, not its text (the index
+/// has that, by chunk id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceRef {
+    pub n: usize,
+    pub chunk_id: u64,
+    pub path: String,
+    pub line: u32,
+}
+
+impl From<&crate::answer::Citation> for SourceRef {
+    fn from(c: &crate::answer::Citation) -> Self {
+        SourceRef {
+            n: c.n,
+            chunk_id: c.chunk_id,
+            path: c.path.clone(),
+            line: c.line,
+        }
+    }
+}
+
+impl Trace {
+    /// The file names (not paths) of the sources the answer cites with
+    /// `[n]`, or of all its sources when it cites none.
+    pub fn cited_files(&self) -> Vec<String> {
+        let cited: Vec<&SourceRef> = self
+            .sources
+            .iter()
+            .filter(|s| self.answer.contains(&format!("[{}]", s.n)))
+            .collect();
+        let pick = if cited.is_empty() {
+            self.sources.iter().collect()
+        } else {
+            cited
+        };
+        let mut files: Vec<String> = pick
+            .into_iter()
+            .map(|s| s.path.rsplit('/').next().unwrap_or(&s.path).to_string())
+            .collect();
+        files.dedup();
+        files
+    }
 }
 
 /// A new trace id (see [`Trace::id`]).
