@@ -127,6 +127,11 @@ pub fn state(
         cfg,
         model_id,
         encoder_id,
+        // Twice the cores: enough to keep them busy while some requests
+        // wait on SQLite.
+        blocking_slots: tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, |n| n.get()) * 2,
+        ),
     })
 }
 

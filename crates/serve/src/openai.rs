@@ -316,13 +316,15 @@ pub async fn embeddings(
     }
     let _ = req.model;
     let st = state.clone();
-    let vectors = tokio::task::spawn_blocking(move || {
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        st.engine.encoder().embed(&refs)
-    })
-    .await
-    .map_err(|_| ApiError::bad_request("the encoder could not embed this input"))?
-    .map_err(|e| ApiError::bad_request(format!("the encoder could not embed this input: {e}")))?;
+    let vectors = state
+        .blocking(move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            st.engine.encoder().embed(&refs)
+        })
+        .await?
+        .map_err(|e| {
+            ApiError::bad_request(format!("the encoder could not embed this input: {e}"))
+        })?;
     let data: Vec<Value> = vectors
         .into_iter()
         .enumerate()

@@ -40,7 +40,7 @@ pub async fn openapi() -> Response {
 
 pub async fn health(State(state): State<Shared>) -> Response {
     let engine = state.engine.clone();
-    let index = tokio::task::spawn_blocking(move || engine.index()).await;
+    let index = state.blocking(move || engine.index()).await;
     match index {
         Ok(Ok(ix)) => Json(json!({
             "status": "ok",
@@ -107,9 +107,9 @@ pub async fn search(
     };
     let engine = state.engine.clone();
     let query = req.query.clone();
-    let r = tokio::task::spawn_blocking(move || engine.retrieve(&query, &cfg))
-        .await
-        .map_err(|_| ApiError::bad_request("this query could not be searched"))?
+    let r = state
+        .blocking(move || engine.retrieve(&query, &cfg))
+        .await?
         .map_err(ApiError::from_rag)?;
     let results: Vec<Value> = r
         .hits
@@ -143,18 +143,18 @@ pub async fn chunk(
 ) -> Result<Json<Value>, ApiError> {
     let Path(id) = id?;
     let engine = state.engine.clone();
-    let found = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-        let ix = engine.index().map_err(ApiError::from_rag)?;
-        ix.chunk(id).map_err(|e| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                e.to_string(),
-            )
+    let found = state
+        .blocking(move || -> Result<_, ApiError> {
+            let ix = engine.index().map_err(ApiError::from_rag)?;
+            ix.chunk(id).map_err(|e| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    e.to_string(),
+                )
+            })
         })
-    })
-    .await
-    .map_err(|_| ApiError::not_found("no such chunk"))??;
+        .await??;
     let Some(c) = found else {
         return Err(ApiError::not_found(format!(
             "no chunk {id} in the index (it may have been re-indexed since)"
@@ -185,9 +185,9 @@ pub async fn traces(
     let Query(q) = q?;
     let limit = q.limit.unwrap_or(50).min(500);
     let j = state.journal.clone();
-    let list = tokio::task::spawn_blocking(move || j.list(limit, q.offset.unwrap_or(0)))
-        .await
-        .map_err(|_| ApiError::not_found("no traces"))?
+    let list = state
+        .blocking(move || j.list(limit, q.offset.unwrap_or(0)))
+        .await?
         .map_err(ApiError::from_journal)?;
     Ok(Json(json!({"traces": list})))
 }
@@ -210,9 +210,9 @@ pub async fn trace(
     check_id(&id)?;
     let j = state.journal.clone();
     let key = id.clone();
-    let found = tokio::task::spawn_blocking(move || j.get(&key))
-        .await
-        .map_err(|_| ApiError::not_found("no such trace"))?
+    let found = state
+        .blocking(move || j.get(&key))
+        .await?
         .map_err(ApiError::from_journal)?;
     match found {
         Some((trace, rating)) => Ok(Json(json!({"trace": trace, "rating": rating}))),
@@ -250,18 +250,18 @@ pub async fn rate(
     let j = state.journal.clone();
     let key = id.clone();
     let r = rating.clone();
-    tokio::task::spawn_blocking(move || j.rate(&key, &r))
-        .await
-        .map_err(|_| ApiError::not_found("no such trace"))?
+    state
+        .blocking(move || j.rate(&key, &r))
+        .await?
         .map_err(ApiError::from_journal)?;
     Ok(Json(json!({"trace_id": id, "rating": rating})))
 }
 
 pub async fn conversations(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
     let j = state.journal.clone();
-    let list = tokio::task::spawn_blocking(move || j.conversations(100))
-        .await
-        .map_err(|_| ApiError::not_found("no conversations"))?
+    let list = state
+        .blocking(move || j.conversations(100))
+        .await?
         .map_err(ApiError::from_journal)?;
     Ok(Json(json!({"conversations": list})))
 }
@@ -274,9 +274,9 @@ pub async fn conversation(
     check_id(&id)?;
     let j = state.journal.clone();
     let key = id.clone();
-    let turns = tokio::task::spawn_blocking(move || j.turns(&key))
-        .await
-        .map_err(|_| ApiError::not_found("no such conversation"))?
+    let turns = state
+        .blocking(move || j.turns(&key))
+        .await?
         .map_err(ApiError::from_journal)?;
     Ok(Json(json!({"id": id, "turns": turns})))
 }
