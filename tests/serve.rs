@@ -608,3 +608,29 @@ fn off_loopback_a_token_is_required_and_checked() {
     // The page itself needs no token (it asks for one).
     assert_eq!(get(&s, "/").0, 200);
 }
+
+#[test]
+fn serve_watch_reindexes_as_files_change() {
+    let docs = tempfile::tempdir().unwrap();
+    common::copy_dir(&common::corpus(), docs.path());
+    let ix = docs.path().join(".docent");
+    let s = server::start(&ix, &["--watch", docs.path().to_str().unwrap()]);
+    let (status, body) = post(&s, "/search", r#"{"query":"Quillfeather marmalade","k":1}"#);
+    assert_eq!(status, 200);
+    assert_ne!(json(&body)["results"][0]["path"], "zebra.md");
+    std::fs::write(
+        docs.path().join("zebra.md"),
+        "# Zebras\n\nThe docent test zebra is named Quillfeather and eats marmalade.\n",
+    )
+    .unwrap();
+    let t = Instant::now();
+    loop {
+        let (status, body) = post(&s, "/search", r#"{"query":"Quillfeather marmalade","k":1}"#);
+        assert_eq!(status, 200, "{body}");
+        if json(&body)["results"][0]["path"] == "zebra.md" {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "the new file was not indexed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
