@@ -630,7 +630,10 @@ fn serve_watch_reindexes_as_files_change() {
         if json(&body)["results"][0]["path"] == "zebra.md" {
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(60), "the new file was not indexed");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the new file was not indexed"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
