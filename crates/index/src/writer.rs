@@ -318,7 +318,7 @@ impl IndexWriter {
                 vectors.len(),
                 16,
                 p.ef_construction,
-                CosineDistance,
+                CosineDistance::default(),
             );
             insert(&hnsw, vectors);
             hnsw

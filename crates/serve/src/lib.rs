@@ -96,6 +96,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            middleware::body_limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             middleware::auth,
         ))
         .layer(axum::middleware::from_fn_with_state(

@@ -53,6 +53,28 @@ pub async fn auth(State(state): State<Shared>, req: Request, next: Next) -> Resp
     r
 }
 
+/// Refuses a body whose declared length is over the limit before reading
+/// any of it, so that a client sending `Expect: 100-continue` learns it at
+/// once and no time is spent receiving what will be refused (bodies
+/// without a length are cut at the limit as they are read).
+pub async fn body_limit(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    let max = state.cfg.limits.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = declared.filter(|&n| n > max as u64) {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body has {n} bytes; the most this server takes is {max} (--max-body-kb)"),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
 pub async fn measure(State(state): State<Shared>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
