@@ -169,5 +169,53 @@ fn the_chat_command_keeps_and_resumes_a_conversation() {
         &["--index", ix.to_str().unwrap(), "traces", "list", "--json"],
     ));
     let traces: serde_json::Value = serde_json::from_str(&traces).unwrap();
-    assert_eq!(traces.as_array().unwrap().len(), 3);
+    let traces = traces.as_array().unwrap();
+    assert_eq!(traces.len(), 3);
+
+    // Rated answers export as a question set `docent eval` reads.
+    let ix_arg = ["--index", ix.to_str().unwrap()];
+    let first = traces[2]["id"].as_str().unwrap();
+    let second = traces[1]["id"].as_str().unwrap();
+    common::ok(&common::docent(
+        tmp.path(),
+        &[&ix_arg[..], &["traces", "rate", first, "--up"]].concat(),
+    ));
+    common::ok(&common::docent(
+        tmp.path(),
+        &[
+            &ix_arg[..],
+            &["traces", "rate", second, "--down", "--note", "vague"],
+        ]
+        .concat(),
+    ));
+    let shown = common::ok(&common::docent(
+        tmp.path(),
+        &[&ix_arg[..], &["traces", "show", second]].concat(),
+    ));
+    assert!(
+        shown.contains("vague") && shown.contains("그건 왜"),
+        "{shown}"
+    );
+    let exported = common::ok(&common::docent(
+        tmp.path(),
+        &[&ix_arg[..], &["traces", "export"]].concat(),
+    ));
+    let set = docent_eval::QaSet::from_toml(&exported).unwrap_or_else(|e| {
+        panic!("the export does not read as a question set ({e}):\n{exported}")
+    });
+    // The good answer is a question; the bad one is left commented out.
+    assert_eq!(set.questions.len(), 1, "{exported}");
+    assert_eq!(set.questions[0].question, "양자화란 무엇인가요?");
+    assert!(exported.contains("rated down (vague)"), "{exported}");
+    // Unknown ids are refused with a message.
+    let o = common::docent(
+        tmp.path(),
+        &[&ix_arg[..], &["traces", "rate", "nope", "--up"]].concat(),
+    );
+    assert!(!o.status.success());
+    assert!(
+        common::stderr(&o).contains("nope"),
+        "{}",
+        common::stderr(&o)
+    );
 }
