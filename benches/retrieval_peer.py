@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
 """hnswlib and faiss on the same vectors and queries as `docent bench retrieval`.
 
+    docent bench retrieval --synthetic 10000,100000 --peers      # runs this script itself
     docent bench retrieval --synthetic 10000,100000 --export /tmp/vecs --json > /tmp/docent-bench.json
     python3 benches/retrieval_peer.py /tmp/vecs /tmp/docent-bench.json
 
 The script makes its own virtual environment (~/.cache/docent/bench-venv, or
 $DOCENT_BENCH_VENV) with hnswlib, faiss-cpu and numpy the first time, then
-re-runs itself inside it. For every exported corpus it builds an HNSW graph
+re-runs itself inside it (pinned: PEERS below). It prints each library's
+version and faiss's compile options, then, for every exported corpus it builds an HNSW graph
 with docent's M and ef_construction in both libraries (inner product over
 unit vectors, i.e. cosine), and for each ef in docent's sweep prints, beside
 docent's own figures: recall@k against exact search, the p50 and p99 latency
-of single queries, and queries per second on one thread and on all threads.
+of single queries, and queries per second on one thread and on all threads;
+and each index's bytes per vector on disk (saved) and in memory (resident
+growth while building, so an upper bound).
 For the sentence encoder, see benches/embed_peer.py.
 """
 import json
@@ -20,7 +24,8 @@ import subprocess
 import sys
 import time
 
-VENV = pathlib.Path(os.environ.get("DOCENT_BENCH_VENV", pathlib.Path.home() / ".cache/docent/bench-venv"))
+VENV = pathlib.Path(os.environ.get("DOCENT_BENCH_VENV", pathlib.Path.home() / ".cache/docent/bench-venv-2"))
+PEERS = ["numpy==2.4.6", "hnswlib==0.8.0", "faiss-cpu==1.15.1"]
 
 
 def ensure_venv():
@@ -29,7 +34,7 @@ def ensure_venv():
     python = VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "numpy", "hnswlib", "faiss-cpu"], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *PEERS], check=True)
     os.execv(str(python), [str(python), *sys.argv])
 
 
@@ -38,11 +43,24 @@ def pct(values, p):
     return s[min(len(s) - 1, max(0, int(-(-p / 100 * len(s) // 1)) - 1))]
 
 
+def rss_bytes():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def main():
     ensure_venv()
+    import tempfile
+    from importlib.metadata import version
+
     import faiss
     import hnswlib
     import numpy as np
+
+    print(f"peers: hnswlib {version('hnswlib')}, faiss-cpu {version('faiss-cpu')} "
+          f"(compile options: {faiss.get_compile_options().strip()}), numpy {version('numpy')}")
 
     vec_dir = pathlib.Path(sys.argv[1])
     docent = json.load(open(sys.argv[2])) if len(sys.argv) > 2 else {"corpora": []}
@@ -56,18 +74,33 @@ def main():
         ours = next((c for c in docent["corpora"] if c["vectors"] == len(xb) and name.endswith(str(len(xb)))), None)
         print(f"\n{name}: {len(xb)} vectors x {dim}, {len(xq)} queries, k={k}, M={m}, ef_construction={efc}, {threads} threads")
 
+        rss0 = rss_bytes()
         t = time.perf_counter()
         h = hnswlib.Index(space="ip", dim=dim)
         h.init_index(max_elements=len(xb), ef_construction=efc, M=m)
         h.set_num_threads(threads)
         h.add_items(xb, np.arange(len(xb)))
         h_build = time.perf_counter() - t
+        h_mem = (rss_bytes() - rss0) / len(xb)
 
+        rss0 = rss_bytes()
         t = time.perf_counter()
         f = faiss.IndexHNSWFlat(dim, m, faiss.METRIC_INNER_PRODUCT)
         f.hnsw.efConstruction = efc
         f.add(xb)
         f_build = time.perf_counter() - t
+        f_mem = (rss_bytes() - rss0) / len(xb)
+        with tempfile.TemporaryDirectory() as tmp:
+            h.save_index(f"{tmp}/h.bin")
+            faiss.write_index(f, f"{tmp}/f.bin")
+            h_disk = os.path.getsize(f"{tmp}/h.bin") / len(xb)
+            f_disk = os.path.getsize(f"{tmp}/f.bin") / len(xb)
+        if ours:
+            mem = ours.get("memory_bytes_per_vector")
+            print(f"bytes per vector: docent {ours.get('disk_bytes_per_vector', float('nan')):.0f} on disk "
+                  f"(store and lexical table included), "
+                  f"{mem if mem is not None else float('nan'):.0f} in memory; "
+                  f"hnswlib {h_disk:.0f} / {h_mem:.0f}; faiss {f_disk:.0f} / {f_mem:.0f}")
         docent_build = ours["build_s"] if ours and ours.get("build_s") else float("nan")
         print(f"build s: docent {docent_build:.1f} (includes the SQLite store)  hnswlib {h_build:.1f}  faiss {f_build:.1f}")
         print(f"{'ef':>5} | {'recall':>7} {'p50 ms':>7} {'p99 ms':>7} {'qps1':>7} {'qpsN':>7} | docent / hnswlib / faiss")

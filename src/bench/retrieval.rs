@@ -46,6 +46,11 @@ pub struct RetrievalArgs {
     /// Draw recall against latency to this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+    /// Then run hnswlib and faiss on the same vectors and queries
+    /// (benches/retrieval_peer.py, in its own venv) and print their figures
+    /// beside docent's.
+    #[arg(long)]
+    pub peers: bool,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
     #[arg(long)]
@@ -80,6 +85,11 @@ pub(super) struct CorpusReport {
     pub(super) load_ms: f64,
     pub(super) disk_mb: f64,
     pub(super) peak_rss_mb: f64,
+    /// Bytes on disk per vector (store, lexical table and graph).
+    pub(super) disk_bytes_per_vector: f64,
+    /// Resident bytes the opened index adds per vector (synthetic corpora,
+    /// measured after freed memory is returned to the system).
+    pub(super) memory_bytes_per_vector: Option<f64>,
     /// Stages at the index's default ef.
     pub(super) default_ef: usize,
     pub(super) embed_ms: Stage,
@@ -210,6 +220,7 @@ fn measure(
     embed_ms: &[f64],
     build_s: Option<f64>,
     load_ms: f64,
+    loaded_mb: Option<f64>,
     args: &RetrievalArgs,
 ) -> Result<CorpusReport> {
     let k = args.k;
@@ -289,6 +300,9 @@ fn measure(
         load_ms,
         disk_mb: dir_size(index.generation_dir()) as f64 / 1e6,
         peak_rss_mb: peak_rss_mb(),
+        disk_bytes_per_vector: dir_size(index.generation_dir()) as f64
+            / vectors.len().max(1) as f64,
+        memory_bytes_per_vector: loaded_mb.map(|mb| mb * 1048576.0 / vectors.len().max(1) as f64),
         default_ef,
         embed_ms: stage(embed_ms.to_vec()),
         hnsw_ms: stage(hnsw_lat),
@@ -311,6 +325,12 @@ pub fn run(index_dir: &Path, args: RetrievalArgs) -> Result<()> {
         args.queries > 0 && args.k > 0,
         "--queries and -k must be at least 1"
     );
+    // --peers without --export: the vectors go to a temporary folder.
+    let peer_dir = tempfile::tempdir()?;
+    let export_dir = args
+        .export
+        .clone()
+        .or_else(|| args.peers.then(|| peer_dir.path().to_path_buf()));
     let t = Instant::now();
     let base = Index::open(index_dir).with_context(|| {
         format!(
@@ -386,9 +406,10 @@ pub fn run(index_dir: &Path, args: RetrievalArgs) -> Result<()> {
             &embed_ms,
             None,
             base_load_ms,
+            None,
             &args,
         )?);
-        if let Some(dir) = &args.export {
+        if let Some(dir) = &export_dir {
             export(dir, "index", &base_vectors, &qs, &base, &args)?;
         }
     }
@@ -411,9 +432,12 @@ pub fn run(index_dir: &Path, args: RetrievalArgs) -> Result<()> {
             std::fs::remove_dir_all(&work)?;
         }
         let build_s = build_synthetic(&work, &base, &vectors, &chunk_texts, args.json)?;
+        release_freed_memory();
+        let before = super::rss_mb();
         let t = Instant::now();
         let index = Index::open(&work)?;
         let load_ms = t.elapsed().as_secs_f64() * 1e3;
+        let loaded_mb = super::rss_mb() - before;
         corpora.push(measure(
             format!("synthetic {n}"),
             &index,
@@ -423,9 +447,10 @@ pub fn run(index_dir: &Path, args: RetrievalArgs) -> Result<()> {
             &embed_ms,
             Some(build_s),
             load_ms,
+            Some(loaded_mb),
             &args,
         )?);
-        if let Some(dir) = &args.export {
+        if let Some(dir) = &export_dir {
             export(
                 dir,
                 &format!("synthetic-{n}"),
@@ -455,6 +480,51 @@ pub fn run(index_dir: &Path, args: RetrievalArgs) -> Result<()> {
     } else {
         print(&report);
     }
+    if args.peers {
+        let dir = export_dir.as_deref().unwrap_or(peer_dir.path());
+        run_peers(dir, &report, args.json)?;
+    }
+    Ok(())
+}
+
+/// Returns the allocator's freed pages to the system, so that resident
+/// memory measures what is in use.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// hnswlib and faiss on the exported vectors (benches/retrieval_peer.py,
+/// in its own venv), printed after docent's figures.
+fn run_peers(dir: &Path, report: &Report, json: bool) -> Result<()> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/retrieval_peer.py");
+    anyhow::ensure!(
+        script.exists(),
+        "--peers runs {} from docent's source tree, which is not here",
+        script.display()
+    );
+    // Beside, not in, the folder: the script reads every .json there as a
+    // corpus.
+    let ours = tempfile::Builder::new()
+        .prefix("docent-bench")
+        .suffix(".json")
+        .tempfile()?;
+    std::fs::write(ours.path(), serde_json::to_vec_pretty(report)?)?;
+    let status = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(dir)
+        .arg(ours.path())
+        .stdout(if json {
+            std::process::Stdio::null()
+        } else {
+            std::process::Stdio::inherit()
+        })
+        .status()
+        .context("running python3 for the peers (hnswlib and faiss)")?;
+    anyhow::ensure!(status.success(), "the peer script failed ({status})");
     Ok(())
 }
 
@@ -500,6 +570,13 @@ fn print(r: &Report) {
         println!(
             "  build {build}, load {:.0} ms, {:.1} MB on disk, peak RSS so far {:.0} MB",
             c.load_ms, c.disk_mb, c.peak_rss_mb
+        );
+        println!(
+            "  per vector: {:.0} bytes on disk, {} in memory once loaded",
+            c.disk_bytes_per_vector,
+            c.memory_bytes_per_vector
+                .map(|b| format!("{b:.0} bytes"))
+                .unwrap_or_else(|| "-".into())
         );
         println!(
             "  {:<10} {:>8} {:>8} {:>8} {:>8}   (ms, ef={})",
