@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::run::check_question;
+use crate::run::{check_k, check_question};
 use crate::state::Shared;
 
 const PAGE: &str = include_str!("../assets/index.html");
@@ -93,13 +93,7 @@ pub async fn search(
 ) -> Result<Json<Value>, ApiError> {
     let Json(req) = payload?;
     check_question(&state, &req.query)?;
-    let k = req.k.unwrap_or(5);
-    if k == 0 || k > state.cfg.limits.max_k {
-        return Err(ApiError::bad_request(format!(
-            "k must be between 1 and {}",
-            state.cfg.limits.max_k
-        )));
-    }
+    let k = check_k(&state, req.k.unwrap_or(5))?;
     let cfg = RetrieveConfig {
         k,
         mode: req.mode.unwrap_or_default(),

@@ -60,6 +60,17 @@ pub fn check_question(state: &Shared, q: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Checks a number of chunks to retrieve against the limits.
+pub fn check_k(state: &Shared, k: usize) -> Result<usize, ApiError> {
+    let max = state.cfg.limits.max_k;
+    if k == 0 || k > max {
+        return Err(ApiError::bad_request(format!(
+            "k must be between 1 and {max}"
+        )));
+    }
+    Ok(k)
+}
+
 /// The answer settings for `req`, within the limits.
 pub fn answer_config(state: &Shared, req: &AskRequest) -> Result<AnswerConfig, ApiError> {
     let limits = &state.cfg.limits;
@@ -82,13 +93,7 @@ pub fn answer_config(state: &Shared, req: &AskRequest) -> Result<AnswerConfig, A
         cfg.max_tokens = m;
     }
     if let Some(k) = req.k {
-        if k == 0 || k > limits.max_k {
-            return Err(ApiError::bad_request(format!(
-                "k must be between 1 and {}",
-                limits.max_k
-            )));
-        }
-        cfg.retrieve.k = k;
+        cfg.retrieve.k = check_k(state, k)?;
     }
     if let Some(t) = req.temperature {
         if !(0.0..=2.0).contains(&t) || !t.is_finite() {
