@@ -11,6 +11,7 @@ use docent_rag::{Answer, AnswerConfig, Citation, Event, Turn};
 use tokio::sync::mpsc;
 
 use crate::error::ApiError;
+use crate::queue::Ticket;
 use crate::state::Shared;
 
 /// A question as a front end hands it over.
@@ -125,11 +126,11 @@ pub fn start(state: &Shared, req: AskRequest) -> Result<mpsc::Receiver<Streamed>
             .queue_waiting
             .set(state.queue.waiting() as i64);
         let st = state.clone();
-        let done = tokio::task::spawn_blocking(move || answer_blocking(&st, req, &cfg, &tx)).await;
+        let done =
+            tokio::task::spawn_blocking(move || answer_blocking(&st, req, &cfg, &tx, ticket)).await;
         if done.is_err() {
             state.metrics.failed();
         }
-        drop(ticket);
         state.metrics.queue_depth.set(state.queue.depth() as i64);
         state
             .metrics
@@ -144,6 +145,7 @@ fn answer_blocking(
     req: AskRequest,
     cfg: &AnswerConfig,
     tx: &mpsc::Sender<Streamed>,
+    ticket: Ticket,
 ) {
     let journal = &state.journal;
     // The conversation, and its turns as the history.
@@ -197,6 +199,9 @@ fn answer_blocking(
                 ControlFlow::Continue(())
             }
         });
+    // The slot is free before anything says the answer ended, so a client
+    // that has its answer (or saw it cancelled) can ask again at once.
+    drop(ticket);
     match result {
         Ok(answer) => {
             state.metrics.answer(&answer);
