@@ -8,7 +8,8 @@ use docent_models::{Manifest, ModelKind, ModelStore};
 pub enum ModelsCommand {
     /// Show every model of the manifest, whether it is here, its size and path.
     List,
-    /// Fetch models (all of the manifest by default) into the Hugging Face cache.
+    /// Fetch models (all of the manifest by default, passing over the
+    /// hub-only ones when the hub is unreachable) into the Hugging Face cache.
     Pull {
         /// Manifest name or Hugging Face id.
         names: Vec<String>,
@@ -76,8 +77,19 @@ pub fn run(cmd: ModelsCommand) -> Result<()> {
                 }
                 v
             };
+            let all = names.is_empty();
             for spec in specs {
-                let local = store.pull(&spec, force)?;
+                let hub_only = spec.files.iter().all(|f| f.mirror.is_empty());
+                let local = match store.pull(&spec, force) {
+                    Ok(local) => local,
+                    // Pulling everything, a form of a model only the hub
+                    // holds is passed over when the hub cannot be reached.
+                    Err(e @ docent_models::ModelError::Unavailable { .. }) if all && hub_only => {
+                        eprintln!("{:<28} skipped (hub only): {e}", spec.name);
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 println!(
                     "{:<28} {:>9}  {}",
                     spec.name,

@@ -8,10 +8,15 @@
 //!   has.
 //! * The hub's layout (`config.json`, `model.safetensors`, `tokenizer.json`,
 //!   sentence-transformers configs): the hub itself is out of reach here, so
-//!   the test writes that layout from the E5S1 file, as the hub holds it
-//!   (XLM-R tensor names, f32 weights, positions numbered from
-//!   `pad_token_id + 1`, a unigram `tokenizer.json`), and loads it through
-//!   the path every sentence-transformers model takes.
+//!   the test writes that layout from the E5S1 file and loads it through the
+//!   path every sentence-transformers model takes. Two shapes:
+//!   - as the hub holds this model at the manifest's commit: a BERT config
+//!     (positions from 0, two token types) with XLM-R's unigram tokenizer,
+//!     f32 weights, and no `config_sentence_transformers.json`, so the
+//!     prefixes come from the manifest entry;
+//!   - as an XLM-RoBERTa model holds it: positions numbered from
+//!     `pad_token_id + 1`, one token type, prompts in
+//!     `config_sentence_transformers.json`.
 
 mod common;
 
@@ -158,8 +163,17 @@ fn a_damaged_mirror_file_is_an_error_not_a_panic() {
     }
 }
 
-/// Writes the hub's layout of multilingual-e5-small from the E5S1 file.
-fn write_hub_layout(file: &E5s1, dir: &Path) {
+/// Which config a hub layout is written with.
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    /// As intfloat/multilingual-e5-small is on the hub: `BertModel`.
+    Bert,
+    /// As an XLM-RoBERTa sentence encoder is.
+    XlmRoberta,
+}
+
+/// Writes a hub layout of multilingual-e5-small from the E5S1 file.
+fn write_hub_layout(file: &E5s1, dir: &Path, layout: Layout) {
     let sh = file.shape;
     let h = sh.hidden;
     let f32s = |name: &str, n: usize| file.vector(name, n).unwrap();
@@ -184,14 +198,17 @@ fn write_hub_layout(file: &E5s1, dir: &Path) {
         q4("emb.word", sh.vocab, h),
     );
     // XLM-R's table has two rows before position 0 (padding index 1).
-    let mut pos = vec![0f32; 2 * h];
+    let pad_rows = if layout == Layout::XlmRoberta { 2 } else { 0 };
+    let mut pos = vec![0f32; pad_rows * h];
     pos.extend(f32s("emb.pos", sh.positions * h));
     put(
         "embeddings.position_embeddings.weight",
-        vec![sh.positions + 2, h],
+        vec![sh.positions + pad_rows, h],
         pos,
     );
-    let typ = f32s("emb.type", file.tensor_values("emb.type").unwrap());
+    let mut typ = f32s("emb.type", file.tensor_values("emb.type").unwrap());
+    let types = if layout == Layout::Bert { 2 } else { 1 };
+    typ.resize(types * h, 0.0);
     put(
         "embeddings.token_type_embeddings.weight",
         vec![typ.len() / h, h],
@@ -257,9 +274,16 @@ fn write_hub_layout(file: &E5s1, dir: &Path) {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, serde_json::to_string_pretty(&v).unwrap()).unwrap();
     };
-    write(
-        "config.json",
-        json!({
+    let config = match layout {
+        Layout::Bert => json!({
+            "architectures": ["BertModel"], "model_type": "bert",
+            "tokenizer_class": "XLMRobertaTokenizer",
+            "vocab_size": sh.vocab, "hidden_size": h, "num_hidden_layers": sh.layers,
+            "num_attention_heads": sh.heads, "intermediate_size": sh.ff, "hidden_act": "gelu",
+            "max_position_embeddings": sh.positions, "type_vocab_size": 2,
+            "layer_norm_eps": sh.eps, "pad_token_id": 0, "position_embedding_type": "absolute"
+        }),
+        Layout::XlmRoberta => json!({
             "architectures": ["XLMRobertaModel"], "model_type": "xlm-roberta",
             "vocab_size": sh.vocab, "hidden_size": h, "num_hidden_layers": sh.layers,
             "num_attention_heads": sh.heads, "intermediate_size": sh.ff, "hidden_act": "gelu",
@@ -267,7 +291,8 @@ fn write_hub_layout(file: &E5s1, dir: &Path) {
             "layer_norm_eps": sh.eps, "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2,
             "position_embedding_type": "absolute"
         }),
-    );
+    };
+    write("config.json", config);
     write(
         "modules.json",
         json!([
@@ -284,10 +309,12 @@ fn write_hub_layout(file: &E5s1, dir: &Path) {
         "sentence_bert_config.json",
         json!({"max_seq_length": 512, "do_lower_case": false}),
     );
-    write(
-        "config_sentence_transformers.json",
-        json!({"prompts": {"query": "query: ", "passage": "passage: "}}),
-    );
+    if layout == Layout::XlmRoberta {
+        write(
+            "config_sentence_transformers.json",
+            json!({"prompts": {"query": "query: ", "passage": "passage: "}}),
+        );
+    }
     // The hub's tokenizer.json normalises with SentencePiece's precompiled
     // NFKC map, which the E5S1 file holds expanded; NFKC and the whitespace
     // rules stand for it here.
@@ -326,17 +353,40 @@ fn write_hub_layout(file: &E5s1, dir: &Path) {
 #[test]
 fn the_hub_layout_loads_and_matches_the_reference_engine() {
     let file = E5s1::parse(std::fs::read(e5s1_path()).unwrap()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    write_hub_layout(&file, dir.path());
+    let hub = tempfile::tempdir().unwrap();
+    write_hub_layout(&file, hub.path(), Layout::Bert);
+    let xlmr = tempfile::tempdir().unwrap();
+    write_hub_layout(&file, xlmr.path(), Layout::XlmRoberta);
     drop(file);
+
+    // As the hub holds it: no prompts in its files, so they come from the
+    // manifest entry pinned to that commit.
     let enc = Encoder::load(
-        dir.path(),
+        hub.path(),
         "intfloat/multilingual-e5-small",
         "test",
         EncoderConfig::default(),
     )
     .unwrap();
+    assert_eq!(enc.info().query_prefix, "");
+    let spec = docent_rag::models::encoder_spec(Some("multilingual-e5-small-f32")).unwrap();
+    let p = docent_rag::models::prefixes(&spec).expect("the manifest gives e5's prefixes");
+    let enc = enc.with_default_prefixes(&p.query, &p.passage).unwrap();
+    check_hub_layout(&enc, "hub layout (BERT config)");
+
+    let enc = Encoder::load(
+        xlmr.path(),
+        "intfloat/multilingual-e5-small",
+        "test",
+        EncoderConfig::default(),
+    )
+    .unwrap();
+    check_hub_layout(&enc, "hub layout (XLM-R config)");
+}
+
+fn check_hub_layout(enc: &Encoder, label: &str) {
     assert_eq!(enc.info().max_seq_len, 512);
+    assert_eq!(enc.info().query_prefix, "query: ");
     assert_eq!(enc.info().passage_prefix, "passage: ");
     let items = fixture();
     // The texts NFKC and e5.c's map treat alike give the same ids.
@@ -355,6 +405,6 @@ fn the_hub_layout_loads_and_matches_the_reference_engine() {
         assert_eq!(ids[0], item.ids, "token ids of {:?}", item.text);
     }
     // Weights requantised from f32 to Q8_0 at load: still within 0.999.
-    let worst = check(&enc, &items, "hub layout", false);
-    assert!(worst >= 0.999);
+    let worst = check(enc, &items, label, false);
+    assert!(worst >= 0.999, "{label}: worst cosine {worst}");
 }

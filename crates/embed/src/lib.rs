@@ -347,6 +347,29 @@ impl Encoder {
         self
     }
 
+    /// Sets the query and passage prefixes of a model whose files do not
+    /// name them (multilingual-e5-small's hub repository has no
+    /// `config_sentence_transformers.json`). Prefixes the files name are
+    /// kept.
+    pub fn with_default_prefixes(
+        mut self,
+        query: &str,
+        passage: &str,
+    ) -> Result<Encoder, EmbedError> {
+        if !self.info.query_prefix.is_empty() || !self.info.passage_prefix.is_empty() {
+            return Ok(self);
+        }
+        self.info.query_prefix = query.into();
+        self.info.passage_prefix = passage.into();
+        let prefix = passage.trim_end();
+        self.passage_prefix_tokens = if prefix.is_empty() {
+            0
+        } else {
+            self.content_ids(prefix)?.len()
+        };
+        Ok(self)
+    }
+
     /// Special tokens around each text.
     fn special_tokens(&self) -> usize {
         match &self.tokenizer {

@@ -32,6 +32,6 @@ mod manifest;
 mod store;
 
 pub use manifest::{
-    FileSpec, Manifest, ManifestError, MirrorPart, ModelKind, ModelSpec, RetrievalSpec,
+    FileSpec, Manifest, ManifestError, MirrorPart, ModelKind, ModelSpec, PrefixSpec, RetrievalSpec,
 };
 pub use store::{LocalModel, ModelError, ModelStore, StoreConfig};

@@ -52,6 +52,11 @@ pub struct ModelSpec {
     /// For an encoder: the retrieval settings calibrated for it.
     #[serde(default)]
     pub retrieval: Option<RetrievalSpec>,
+    /// For an encoder whose files do not name the prefixes it was trained
+    /// with (`config_sentence_transformers.json` `prompts`): the prefixes
+    /// its model card prescribes.
+    #[serde(default)]
+    pub prefixes: Option<PrefixSpec>,
     /// For a language model: the built-in answer prompt it was measured
     /// best with (`models/prompts/NAME.toml`), if not the default.
     #[serde(default)]
@@ -62,6 +67,13 @@ pub struct ModelSpec {
 
 fn yes() -> bool {
     true
+}
+
+/// The text an encoder expects before a question and before a passage.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PrefixSpec {
+    pub query: String,
+    pub passage: String,
 }
 
 /// Retrieval settings that depend on the encoder's similarity scale,
@@ -97,6 +109,7 @@ impl ModelSpec {
             description: format!("{repo} (not in the manifest; files are not pinned)"),
             hub: true,
             retrieval: None,
+            prefixes: None,
             prompt: None,
             files: vec![
                 file("config.json", false),
@@ -121,6 +134,7 @@ impl ModelSpec {
             description: format!("{repo}:{file} (not in the manifest; not pinned)"),
             hub: true,
             retrieval: None,
+            prefixes: None,
             prompt: None,
             files: vec![FileSpec {
                 path: file.into(),
@@ -201,9 +215,20 @@ mod tests {
         assert_eq!(m.default_encoder().repo, "intfloat/multilingual-e5-small");
         for model in &m.models {
             assert!(!model.files.is_empty());
+            // A form of a model only the hub holds is pinned to a commit.
+            let hub_only = model.files.iter().all(|f| f.mirror.is_empty());
+            if hub_only {
+                assert!(model.hub, "{} can be fetched from nowhere", model.name);
+                assert!(
+                    model.revision.len() == 40
+                        && model.revision.bytes().all(|b| b.is_ascii_hexdigit()),
+                    "{} is hub only and not pinned to a commit",
+                    model.name
+                );
+            }
             for f in &model.files {
                 assert!(f.size.is_some(), "{} has no size", f.path);
-                assert!(!f.mirror.is_empty(), "{} has no mirror", f.path);
+                assert!(hub_only || !f.mirror.is_empty(), "{} has no mirror", f.path);
             }
             if model.kind == ModelKind::Encoder {
                 assert!(

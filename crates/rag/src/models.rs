@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use docent_core::RetrievalSettings;
 use docent_embed::{Encoder, EncoderConfig};
 use docent_generate::{Generator, GeneratorConfig};
-use docent_models::{Manifest, ModelKind, ModelSpec, ModelStore};
+use docent_models::{Manifest, ModelKind, ModelSpec, ModelStore, PrefixSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::RagError;
@@ -54,6 +54,14 @@ pub fn encoder_spec(name: Option<&str>) -> Result<ModelSpec, RagError> {
             name: name.to_string(),
         });
     }
+    // A pinned entry of the same repository and commit keeps its hashes.
+    if let Some(spec) = manifest.models.iter().find(|m| {
+        m.kind == ModelKind::Encoder
+            && m.repo.eq_ignore_ascii_case(repo)
+            && m.revision.eq_ignore_ascii_case(revision)
+    }) {
+        return Ok(spec.clone());
+    }
     Ok(ModelSpec::adhoc_encoder(repo, revision))
 }
 
@@ -72,9 +80,27 @@ pub fn load_encoder(name: Option<&str>, config: EncoderConfig) -> Result<Encoder
     }
     let spec = encoder_spec(name)?;
     let local = ModelStore::from_env().ensure(&spec)?;
-    let encoder = Encoder::load(&local.dir, &spec.repo, &spec.revision, config)
+    let mut encoder = Encoder::load(&local.dir, &spec.repo, &spec.revision, config)
         .map_err(|e| loading(&local.dir, e.into()))?;
+    if let Some(p) = prefixes(&spec) {
+        encoder = encoder
+            .with_default_prefixes(&p.query, &p.passage)
+            .map_err(|e| loading(&local.dir, e.into()))?;
+    }
     Ok(encoder.with_retrieval(retrieval_settings(&spec)))
+}
+
+/// The prefixes an encoder was trained with when its files do not say:
+/// its manifest entry's, or for a repository named by hub id, those of a
+/// manifest entry of the same repository.
+pub fn prefixes(spec: &ModelSpec) -> Option<PrefixSpec> {
+    spec.prefixes.clone().or_else(|| {
+        Manifest::builtin()
+            .models
+            .into_iter()
+            .find(|m| m.repo.eq_ignore_ascii_case(&spec.repo) && m.prefixes.is_some())
+            .and_then(|m| m.prefixes)
+    })
 }
 
 /// The retrieval settings calibrated for an encoder: its manifest entry's,
@@ -290,5 +316,27 @@ mod tests {
             prompt_template("not-a-model"),
             docent_generate::PromptTemplate::default()
         );
+    }
+
+    #[test]
+    fn e5_gets_its_prefixes_by_entry_or_by_repository() {
+        let want = Some(PrefixSpec {
+            query: "query: ".into(),
+            passage: "passage: ".into(),
+        });
+        let manifest = Manifest::builtin();
+        let hub = manifest.get("multilingual-e5-small-f32").unwrap();
+        assert_eq!(prefixes(hub), want);
+        let adhoc = encoder_spec(Some("intfloat/multilingual-e5-small@main")).unwrap();
+        assert_eq!(prefixes(&adhoc), want);
+        let minilm = manifest.get("all-minilm-l6-v2").unwrap();
+        assert_eq!(prefixes(minilm), None);
+        // The hub id at the pinned commit is the pinned entry.
+        let pinned = encoder_spec(Some(
+            "intfloat/multilingual-e5-small@614241f622f53c4eeff9890bdc4f31cfecc418b3",
+        ))
+        .unwrap();
+        assert_eq!(pinned.name, "multilingual-e5-small-f32");
+        assert!(pinned.files.iter().all(|f| f.sha256.is_some()));
     }
 }
