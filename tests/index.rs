@@ -358,3 +358,32 @@ fn readers_never_fail_while_writers_publish_and_remove_generations() {
     eprintln!("{opens} opens and {updates} refused upgrades during {publishes} publishes");
     assert!(opens > 0);
 }
+
+#[test]
+fn lexical_search_leaves_out_the_commonest_terms_beyond_its_postings_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &["glossary-en.md", "langchain-ecosystem.html"]);
+    let ix = Index::open_store(dir.path()).unwrap();
+    let q = "the LangSmith of a";
+    // A small index stays within the budget: every term counts.
+    assert_eq!(
+        ix.lexical(q, 5).unwrap(),
+        ix.lexical_within(q, 5, u64::MAX).unwrap()
+    );
+    let all = ix.lexical_within(q, 20, u64::MAX).unwrap();
+    // With a budget of one posting, only the rarest term is searched, so
+    // every chunk found holds it, and fewer chunks are found.
+    let rare = ix.lexical_within(q, 20, 1).unwrap();
+    assert!(
+        !rare.is_empty() && rare.len() < all.len(),
+        "{rare:?} {all:?}"
+    );
+    let ids: Vec<u64> = rare.iter().map(|x| x.0).collect();
+    for c in ix.chunks(&ids).unwrap() {
+        assert!(
+            c.chunk.text.to_lowercase().contains("langsmith"),
+            "{}",
+            c.chunk.text
+        );
+    }
+}

@@ -51,6 +51,12 @@ pub struct RetrievalArgs {
     /// beside docent's.
     #[arg(long)]
     pub peers: bool,
+    /// Give synthetic chunks text recombined from these SQuAD-format sets
+    /// (each chunk 2 to 5 sentences drawn at random from all their
+    /// paragraphs) and search their questions lexically, instead of copies
+    /// of the index's own chunks and their first sentences.
+    #[arg(long, value_delimiter = ',', value_name = "FILE.json")]
+    pub recombine: Vec<PathBuf>,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
     #[arg(long)]
@@ -97,6 +103,10 @@ pub(super) struct CorpusReport {
     pub(super) hnsw_ms: Stage,
     /// Lexical ranking: BM25 over FTS5.
     pub(super) lexical_ms: Stage,
+    /// Lexical search with every term that counts, whatever its postings.
+    pub(super) lexical_unbounded_ms: Stage,
+    /// The share of that search's top k that the bounded search also finds.
+    pub(super) lexical_agreement: f64,
     /// Hybrid ranking: both over a wider pool, then fusion.
     pub(super) hybrid_ms: Stage,
     pub(super) fetch_ms: Stage,
@@ -114,6 +124,73 @@ pub(super) struct Report {
     pub(super) threads: usize,
     pub(super) encoder: String,
     pub(super) corpora: Vec<CorpusReport>,
+}
+
+/// Sentences and questions of SQuAD-format sets, for text that is not
+/// the same few passages over and over.
+struct Recombiner {
+    sentences: Vec<String>,
+    questions: Vec<String>,
+}
+
+impl Recombiner {
+    fn load(files: &[PathBuf]) -> Result<Recombiner> {
+        let (mut sentences, mut questions) = (Vec::new(), Vec::new());
+        for f in files {
+            let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+            let set = docent_eval::Dataset::from_json(&bytes)
+                .with_context(|| format!("reading {}", f.display()))?;
+            for p in &set.paragraphs {
+                sentences.extend(split_sentences(&p.context));
+            }
+            questions.extend(set.questions.into_iter().map(|q| q.text));
+        }
+        anyhow::ensure!(
+            !sentences.is_empty() && !questions.is_empty(),
+            "--recombine found no paragraphs or questions"
+        );
+        Ok(Recombiner {
+            sentences,
+            questions,
+        })
+    }
+
+    /// A chunk of 2 to 5 sentences drawn from anywhere.
+    fn chunk(&self, rng: &mut Rng) -> String {
+        let n = 2 + rng.below(4);
+        let mut text = String::new();
+        for _ in 0..n {
+            if !text.is_empty() {
+                text.push(' ');
+            }
+            text.push_str(&self.sentences[rng.below(self.sentences.len())]);
+        }
+        text
+    }
+}
+
+/// Sentences end at `.`, `?` or `!` before white space (Korean sentences
+/// end in `다.` and the like, so the same rule holds).
+fn split_sentences(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let at_end = matches!(c, '.' | '?' | '!')
+            && chars.peek().is_none_or(|(_, next)| next.is_whitespace());
+        if at_end {
+            let s = text[start..i + c.len_utf8()].trim();
+            if s.chars().count() >= 8 {
+                out.push(s.to_string());
+            }
+            start = i + c.len_utf8();
+        }
+    }
+    let rest = text[start..].trim();
+    if rest.chars().count() >= 8 {
+        out.push(rest.to_string());
+    }
+    out
 }
 
 fn normalize(v: &mut [f32]) {
@@ -162,7 +239,7 @@ fn build_synthetic(
     dir: &Path,
     base: &Index,
     vectors: &[Vec<f32>],
-    texts: &[&str],
+    texts: &[std::borrow::Cow<'_, str>],
     quiet: bool,
 ) -> Result<f64> {
     let t = Instant::now();
@@ -269,10 +346,20 @@ fn measure(
         fetch.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let (mut lexical, mut hybrid) = (Vec::new(), Vec::new());
+    let (mut unbounded, mut kept, mut wanted) = (Vec::new(), 0usize, 0usize);
     for (q, text) in queries.iter().zip(query_texts.iter().cycle()) {
         let t = Instant::now();
-        std::hint::black_box(index.lexical(text, k)?);
+        let found = index.lexical(text, k)?;
         lexical.push(t.elapsed().as_secs_f64() * 1e3);
+        // Every term that counts, to see what the postings budget costs.
+        let t = Instant::now();
+        let all = index.lexical_within(text, k, u64::MAX)?;
+        unbounded.push(t.elapsed().as_secs_f64() * 1e3);
+        wanted += all.len();
+        kept += all
+            .iter()
+            .filter(|(id, _)| found.iter().any(|f| f.0 == *id))
+            .count();
         let t = Instant::now();
         let cfg = RetrieveConfig {
             k,
@@ -307,6 +394,8 @@ fn measure(
         embed_ms: stage(embed_ms.to_vec()),
         hnsw_ms: stage(hnsw_lat),
         lexical_ms: stage(lexical),
+        lexical_unbounded_ms: stage(unbounded),
+        lexical_agreement: kept as f64 / wanted.max(1) as f64,
         hybrid_ms: stage(hybrid),
         fetch_ms: stage(fetch),
         total_ms: stage(total),
@@ -413,6 +502,19 @@ pub fn run(index_dir: &Path, args: RetrievalArgs) -> Result<()> {
             export(dir, "index", &base_vectors, &qs, &base, &args)?;
         }
     }
+    let recombiner = (!args.recombine.is_empty())
+        .then(|| Recombiner::load(&args.recombine))
+        .transpose()?;
+    // With recombined text, lexical search gets the sets' questions.
+    let lexical_texts: Vec<String> = match &recombiner {
+        Some(r) => {
+            let mut rng = Rng::new(args.seed ^ 0x9e37);
+            (0..args.queries)
+                .map(|_| r.questions[rng.below(r.questions.len())].clone())
+                .collect()
+        }
+        None => texts.clone(),
+    };
     let tmp = tempfile::tempdir()?;
     for &n in &args.synthetic {
         anyhow::ensure!(n > 0, "--synthetic sizes must be positive");
@@ -424,7 +526,13 @@ pub fn run(index_dir: &Path, args: RetrievalArgs) -> Result<()> {
         let mut rng = Rng::new(args.seed ^ n as u64);
         let (centres, vectors): (Vec<usize>, Vec<Vec<f32>>) =
             (0..n).map(|_| sample(&base_vectors, &mut rng)).unzip();
-        let chunk_texts: Vec<&str> = centres.iter().map(|&c| base_texts[c].as_str()).collect();
+        let chunk_texts: Vec<std::borrow::Cow<'_, str>> = match &recombiner {
+            Some(r) => (0..n).map(|_| r.chunk(&mut rng).into()).collect(),
+            None => centres
+                .iter()
+                .map(|&c| base_texts[c].as_str().into())
+                .collect(),
+        };
         let queries: Vec<Vec<f32>> = (0..args.queries)
             .map(|_| sample(&base_vectors, &mut rng).1)
             .collect();
@@ -439,11 +547,18 @@ pub fn run(index_dir: &Path, args: RetrievalArgs) -> Result<()> {
         let load_ms = t.elapsed().as_secs_f64() * 1e3;
         let loaded_mb = super::rss_mb() - before;
         corpora.push(measure(
-            format!("synthetic {n}"),
+            format!(
+                "synthetic {n}{}",
+                if recombiner.is_some() {
+                    ", recombined text"
+                } else {
+                    ""
+                }
+            ),
             &index,
             &vectors,
             &queries,
-            &texts,
+            &lexical_texts,
             &embed_ms,
             Some(build_s),
             load_ms,
@@ -586,6 +701,7 @@ fn print(r: &Report) {
             ("embed", &c.embed_ms),
             ("hnsw", &c.hnsw_ms),
             ("lexical", &c.lexical_ms),
+            ("lex-all", &c.lexical_unbounded_ms),
             ("hybrid", &c.hybrid_ms),
             ("fetch", &c.fetch_ms),
             ("search", &c.total_ms),
@@ -596,6 +712,12 @@ fn print(r: &Report) {
                 name, s.p50, s.p95, s.p99, s.max
             );
         }
+        println!(
+            "  lexical within {} postings finds {:.1}% of the top {} of lex-all (every term)",
+            docent_index::POSTINGS_BUDGET,
+            100.0 * c.lexical_agreement,
+            r.k
+        );
         println!(
             "  {:>6} {:>10} {:>9} {:>9} {:>9} {:>11} {:>13}",
             "ef", "recall@k", "p50 ms", "p99 ms", "max ms", "qps 1 thr", "qps all thr"
@@ -612,5 +734,27 @@ fn print(r: &Report) {
                 e.qps_all_threads
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_sentences;
+
+    #[test]
+    fn sentences_split_at_their_ends_in_both_languages() {
+        let s = split_sentences(
+            "The tower was built in 1889 by Eiffel. Is it 330 m tall? 에펠탑은 1889년에 지어졌다. \
+             It is 3.5 km from the Louvre",
+        );
+        assert_eq!(
+            s,
+            [
+                "The tower was built in 1889 by Eiffel.",
+                "Is it 330 m tall?",
+                "에펠탑은 1889년에 지어졌다.",
+                "It is 3.5 km from the Louvre"
+            ]
+        );
     }
 }

@@ -88,6 +88,6 @@ pub use distance::CosineDistance;
 pub use error::IndexError;
 pub use generation::live_generation;
 pub use meta::{FileRecord, HnswParams, IndexMeta, FORMAT_VERSION};
-pub use query::{Hit, StoredChunk};
+pub use query::{Hit, StoredChunk, POSTINGS_BUDGET};
 pub use reader::Index;
 pub use writer::{CommitStats, IndexWriter, COMPACT_RATIO};

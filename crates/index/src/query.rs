@@ -10,6 +10,11 @@ use crate::distance::{dot, normalize, CosineDistance};
 use crate::schema::blob_vector;
 use crate::{FileRecord, Index, IndexError};
 
+/// The postings a lexical query's terms may hold between them (see
+/// [`Index::lexical`]), chosen by measurement at 1,000,000 chunks
+/// (docs/benchmarks.md, "Lexical search at scale").
+pub const POSTINGS_BUDGET: u64 = 50_000;
+
 /// A chunk as stored, with its id in the graph.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StoredChunk {
@@ -151,18 +156,35 @@ impl Index {
     }
 
     /// BM25 over the chunks' lexical terms: the `k` best chunk ids with
-    /// their BM25 score (higher is better).
+    /// their BM25 score (higher is better), within [`POSTINGS_BUDGET`].
     pub fn lexical(&self, query: &str, k: usize) -> Result<Vec<(u64, f32)>, IndexError> {
+        self.lexical_within(query, k, POSTINGS_BUDGET)
+    }
+
+    /// [`Index::lexical`] with the postings of the query's terms bounded by
+    /// `budget` (`u64::MAX`: every term that can count).
+    pub fn lexical_within(
+        &self,
+        query: &str,
+        k: usize,
+        budget: u64,
+    ) -> Result<Vec<(u64, f32)>, IndexError> {
+        let budget = i64::try_from(budget).unwrap_or(i64::MAX);
         let mut terms = docent_core::lexical_terms(query);
         let mut seen = std::collections::HashSet::new();
         terms.retain(|t| seen.insert(t.clone()));
         if terms.is_empty() || k == 0 {
             return Ok(Vec::new());
         }
-        // A term in more than a quarter of the chunks has an IDF of at most
-        // ln 3 (FTS5's BM25: nothing at all past half), against 5 to 12 for
-        // the terms that pick passages out; scanning its long postings would
-        // cost most of the query's time for almost none of its ranking.
+        // FTS5 scores every chunk that holds any term of the query, so a
+        // query's time follows the postings of its terms. The common terms
+        // weigh least in BM25 (IDF ln((N - df + 0.5) / (df + 0.5)): about 2
+        // for a term in a tenth of the chunks, nothing past half, against 5
+        // to 12 for the terms that pick passages out), so they are the ones
+        // left out: terms are taken rarest first while their postings fit
+        // in the budget, and the rarest is always taken. Below the budget
+        // (every index of up to POSTINGS_BUDGET chunks with a short query)
+        // nothing is left out.
         let conn = self.pool.get()?;
         let mut df_stmt = conn.prepare_cached("SELECT doc FROM lexical_vocab WHERE term = ?1")?;
         let mut with_df: Vec<(String, i64)> = Vec::with_capacity(terms.len());
@@ -175,14 +197,18 @@ impl Index {
                 with_df.push((t, df));
             }
         }
-        // (Small indexes keep every term: there is no time to save.)
-        let common = (self.len() / 4).max(64) as i64;
-        let rarest = with_df.iter().map(|x| x.1).min();
-        let mut terms: Vec<String> = with_df
-            .into_iter()
-            .filter(|(_, df)| *df <= common || Some(*df) == rarest)
-            .map(|(t, _)| t)
-            .collect();
+        with_df.sort_by_key(|x| x.1);
+        // A term in more than half of the chunks adds nothing to BM25.
+        let half = (self.len() / 2).max(64) as i64;
+        let mut postings = 0i64;
+        let mut terms: Vec<String> = Vec::with_capacity(with_df.len());
+        for (i, (t, df)) in with_df.into_iter().enumerate() {
+            if i > 0 && (df > half || postings.saturating_add(df) > budget) {
+                break;
+            }
+            postings += df;
+            terms.push(t);
+        }
         terms.truncate(64);
         if terms.is_empty() {
             return Ok(Vec::new());
