@@ -370,14 +370,29 @@ fn lexical_search_leaves_out_the_commonest_terms_beyond_its_postings_budget() {
         ix.lexical(q, 5).unwrap(),
         ix.lexical_within(q, 5, u64::MAX).unwrap()
     );
-    let all = ix.lexical_within(q, 20, u64::MAX).unwrap();
-    // With a budget of one posting, only the rarest term is searched, so
-    // every chunk found holds it, and fewer chunks are found.
+    let all = ix.lexical_within(q, 200, u64::MAX).unwrap();
+    // With a budget of one posting, only the rarest term finds candidates,
+    // so every chunk found holds it and fewer chunks are found; each is
+    // then scored with every term, as FTS5's BM25 scores it.
     let rare = ix.lexical_within(q, 20, 1).unwrap();
     assert!(
         !rare.is_empty() && rare.len() < all.len(),
         "{rare:?} {all:?}"
     );
+    for (id, score) in &rare {
+        let exact = all
+            .iter()
+            .find(|(a, _)| a == id)
+            .expect("found with every term")
+            .1;
+        assert!(
+            (score - exact).abs() <= 1e-4 * exact.abs(),
+            "{id}: {score} against FTS5's {exact}"
+        );
+    }
+    let mut sorted = rare.clone();
+    sorted.sort_by(|a, b| b.1.total_cmp(&a.1));
+    assert_eq!(rare, sorted);
     let ids: Vec<u64> = rare.iter().map(|x| x.0).collect();
     for c in ix.chunks(&ids).unwrap() {
         assert!(

@@ -54,7 +54,8 @@ pub struct RetrievalArgs {
     /// Give synthetic chunks text recombined from these SQuAD-format sets
     /// (each chunk 2 to 5 sentences drawn at random from all their
     /// paragraphs) and search their questions lexically, instead of copies
-    /// of the index's own chunks and their first sentences.
+    /// of the index's own chunks and their first sentences. Without
+    /// --synthetic, only the questions are used.
     #[arg(long, value_delimiter = ',', value_name = "FILE.json")]
     pub recombine: Vec<PathBuf>,
     #[arg(long, default_value_t = 7)]
@@ -482,26 +483,6 @@ pub fn run(index_dir: &Path, args: RetrievalArgs) -> Result<()> {
     }
     bar.finish_and_clear();
 
-    let mut corpora = Vec::new();
-    if args.synthetic.is_empty() {
-        let mut qs = real_queries.clone();
-        qs.iter_mut().for_each(|q| normalize(q));
-        corpora.push(measure(
-            index_dir.display().to_string(),
-            &base,
-            &base_vectors,
-            &qs,
-            &texts,
-            &embed_ms,
-            None,
-            base_load_ms,
-            None,
-            &args,
-        )?);
-        if let Some(dir) = &export_dir {
-            export(dir, "index", &base_vectors, &qs, &base, &args)?;
-        }
-    }
     let recombiner = (!args.recombine.is_empty())
         .then(|| Recombiner::load(&args.recombine))
         .transpose()?;
@@ -515,6 +496,26 @@ pub fn run(index_dir: &Path, args: RetrievalArgs) -> Result<()> {
         }
         None => texts.clone(),
     };
+    let mut corpora = Vec::new();
+    if args.synthetic.is_empty() {
+        let mut qs = real_queries.clone();
+        qs.iter_mut().for_each(|q| normalize(q));
+        corpora.push(measure(
+            index_dir.display().to_string(),
+            &base,
+            &base_vectors,
+            &qs,
+            &lexical_texts,
+            &embed_ms,
+            None,
+            base_load_ms,
+            None,
+            &args,
+        )?);
+        if let Some(dir) = &export_dir {
+            export(dir, "index", &base_vectors, &qs, &base, &args)?;
+        }
+    }
     let tmp = tempfile::tempdir()?;
     for &n in &args.synthetic {
         anyhow::ensure!(n > 0, "--synthetic sizes must be positive");

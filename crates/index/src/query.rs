@@ -13,7 +13,99 @@ use crate::{FileRecord, Index, IndexError};
 /// The postings a lexical query's terms may hold between them (see
 /// [`Index::lexical`]), chosen by measurement at 1,000,000 chunks
 /// (docs/benchmarks.md, "Lexical search at scale").
-pub const POSTINGS_BUDGET: u64 = 50_000;
+pub const POSTINGS_BUDGET: u64 = 20_000;
+
+/// How many candidates of the rarer terms a budgeted lexical search scores
+/// with every term (at least twice the results asked for).
+const RESCORED: usize = 100;
+
+/// FTS5's count of rows and of tokens, from its "averages" record (row 1
+/// of `lexical_data`: SQLite varints, rows first, then tokens per column).
+fn lexical_totals(conn: &rusqlite::Connection) -> Result<Option<(f64, f64)>, IndexError> {
+    let block: Option<Vec<u8>> = conn
+        .query_row("SELECT block FROM lexical_data WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let Some(block) = block else {
+        return Ok(None);
+    };
+    let mut at = 0;
+    let rows = varint(&block, &mut at);
+    let tokens = varint(&block, &mut at);
+    Ok(match (rows, tokens) {
+        (Some(r), Some(t)) if r > 0 => Some((r as f64, t as f64)),
+        _ => None,
+    })
+}
+
+/// A SQLite varint at `*at` (big-endian, seven bits a byte, the ninth byte
+/// whole), or `None` past the end.
+fn varint(b: &[u8], at: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for i in 0..9 {
+        let x = *b.get(*at + i)?;
+        if i == 8 {
+            *at += 9;
+            return Some((v << 8) | x as u64);
+        }
+        v = (v << 7) | (x & 0x7f) as u64;
+        if x < 0x80 {
+            *at += i + 1;
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// FTS5's BM25 (k1 1.2, b 0.75, IDF floored at 1e-6), computed here for a
+/// row's terms: the same score `bm25(lexical)` gives, with the sign turned.
+struct Bm25<'a> {
+    terms: &'a [(String, i64)],
+    idf: Vec<f64>,
+    avgdl: f64,
+}
+
+impl<'a> Bm25<'a> {
+    const K1: f64 = 1.2;
+    const B: f64 = 0.75;
+
+    fn new(rows: f64, tokens: f64, terms: &'a [(String, i64)]) -> Bm25<'a> {
+        let idf = terms
+            .iter()
+            .map(|(_, df)| {
+                let df = *df as f64;
+                let v = ((rows - df + 0.5) / (df + 0.5)).ln();
+                if v <= 0.0 {
+                    1e-6
+                } else {
+                    v
+                }
+            })
+            .collect();
+        Bm25 {
+            terms,
+            idf,
+            avgdl: tokens / rows,
+        }
+    }
+
+    /// The score of a row whose column holds `text` (terms separated by
+    /// spaces, as written by `insert_terms`).
+    fn score(&self, text: &str) -> f32 {
+        let words: Vec<&str> = text.split(' ').filter(|w| !w.is_empty()).collect();
+        let dl = words.len() as f64;
+        let norm = Self::K1 * (1.0 - Self::B + Self::B * dl / self.avgdl);
+        let mut score = 0.0;
+        for ((term, _), idf) in self.terms.iter().zip(&self.idf) {
+            let tf = words.iter().filter(|w| **w == term.as_str()).count() as f64;
+            if tf > 0.0 {
+                score += idf * tf * (Self::K1 + 1.0) / (tf + norm);
+            }
+        }
+        score as f32
+    }
+}
 
 /// A chunk as stored, with its id in the graph.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -180,11 +272,13 @@ impl Index {
         // query's time follows the postings of its terms. The common terms
         // weigh least in BM25 (IDF ln((N - df + 0.5) / (df + 0.5)): about 2
         // for a term in a tenth of the chunks, nothing past half, against 5
-        // to 12 for the terms that pick passages out), so they are the ones
-        // left out: terms are taken rarest first while their postings fit
-        // in the budget, and the rarest is always taken. Below the budget
+        // to 12 for the terms that pick passages out). So the candidates
+        // come from the rarer terms alone, taken rarest first while their
+        // postings fit in the budget (the rarest always), and then only
+        // those candidates are scored with every term ([`Bm25`], computed
+        // as FTS5 computes it, over the whole query). Below the budget
         // (every index of up to POSTINGS_BUDGET chunks with a short query)
-        // nothing is left out.
+        // that is one search.
         let conn = self.pool.get()?;
         let mut df_stmt = conn.prepare_cached("SELECT doc FROM lexical_vocab WHERE term = ?1")?;
         let mut with_df: Vec<(String, i64)> = Vec::with_capacity(terms.len());
@@ -200,32 +294,62 @@ impl Index {
         with_df.sort_by_key(|x| x.1);
         // A term in more than half of the chunks adds nothing to BM25.
         let half = (self.len() / 2).max(64) as i64;
-        let mut postings = 0i64;
-        let mut terms: Vec<String> = Vec::with_capacity(with_df.len());
-        for (i, (t, df)) in with_df.into_iter().enumerate() {
-            if i > 0 && (df > half || postings.saturating_add(df) > budget) {
-                break;
-            }
-            postings += df;
-            terms.push(t);
-        }
-        terms.truncate(64);
-        if terms.is_empty() {
+        let rarest = with_df.first().map_or(0, |t| t.1);
+        with_df.retain(|(_, df)| *df <= half || *df == rarest);
+        with_df.truncate(64);
+        if with_df.is_empty() {
             return Ok(Vec::new());
         }
-        let expr = terms
+        let mut postings = 0i64;
+        let rare = with_df
             .iter()
-            .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
-            .collect::<Vec<_>>()
-            .join(" OR ");
+            .enumerate()
+            .take_while(|(i, (_, df))| {
+                postings = postings.saturating_add(*df);
+                *i == 0 || postings <= budget
+            })
+            .count();
+        let expr = |terms: &[(String, i64)]| {
+            terms
+                .iter()
+                .map(|(t, _)| format!("\"{}\"", t.replace('"', "\"\"")))
+                .collect::<Vec<_>>()
+                .join(" OR ")
+        };
         let mut stmt = conn.prepare_cached(
             "SELECT rowid, bm25(lexical) FROM lexical WHERE lexical MATCH ?1
              ORDER BY bm25(lexical) LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![expr, k as i64], |r| {
-            Ok((r.get::<_, i64>(0)? as u64, -(r.get::<_, f64>(1)? as f32)))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let score = |r: &rusqlite::Row<'_>| -(r.get::<_, f64>(1).unwrap_or(0.0) as f32);
+        if rare == with_df.len() {
+            let rows = stmt.query_map(params![expr(&with_df), k as i64], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, score(r)))
+            })?;
+            return Ok(rows.collect::<Result<_, _>>()?);
+        }
+        let pool = (2 * k).max(RESCORED);
+        let candidates: Vec<u64> = stmt
+            .query_map(params![expr(&with_df[..rare]), pool as i64], |r| {
+                Ok(r.get::<_, i64>(0)? as u64)
+            })?
+            .collect::<Result<_, _>>()?;
+        let Some((rows, tokens)) = lexical_totals(&conn)? else {
+            // No totals to score with: the rarer terms' ranking stands.
+            let rows = stmt.query_map(params![expr(&with_df[..rare]), k as i64], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, score(r)))
+            })?;
+            return Ok(rows.collect::<Result<_, _>>()?);
+        };
+        let bm25 = Bm25::new(rows, tokens, &with_df);
+        let mut text = conn.prepare_cached("SELECT terms FROM lexical WHERE rowid = ?1")?;
+        let mut scored = Vec::with_capacity(candidates.len());
+        for id in candidates {
+            let terms: String = text.query_row([id as i64], |r| r.get(0))?;
+            scored.push((id, bm25.score(&terms)));
+        }
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        scored.truncate(k);
+        Ok(scored)
     }
 
     /// The cosine similarity of `query` with each stored chunk of `ids`, in
