@@ -239,8 +239,14 @@ impl Engine {
         // A follow-up names its topic only through the conversation.
         let retrieval_query = rewrite::standalone_query(question, history, cfg.rewrite);
         let query = retrieval_query.as_deref().unwrap_or(question);
-        let retrieval =
-            retrieve::retrieve(&index, &self.encoder, query, &cfg.retrieve, &mut spans)?;
+        let retrieval = retrieve::retrieve_with(
+            &index,
+            &self.encoder,
+            query,
+            &cfg.retrieve,
+            retrieve::Coverage::BothSidesOfAComparison,
+            &mut spans,
+        )?;
         let retrieval_ms = spans.now_ms();
         let min_score = cfg
             .min_score

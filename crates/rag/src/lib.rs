@@ -58,6 +58,7 @@
 //! * `error.rs`: [`RagError`].
 
 pub mod answer;
+pub mod compare;
 mod engine;
 mod error;
 pub mod grounding;

@@ -240,6 +240,28 @@ pub fn retrieve(
     cfg: &RetrieveConfig,
     spans: &mut Spans,
 ) -> Result<Retrieval, RagError> {
+    retrieve_with(index, encoder, question, cfg, Coverage::TopK, spans)
+}
+
+/// Which chunks an answer is given beyond the best `k`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coverage {
+    /// The best `k` only (searches and evaluations of retrieval).
+    TopK,
+    /// Also, for a question that compares two things, the best match of
+    /// each thing none of the `k` is about ([`crate::compare`]).
+    BothSidesOfAComparison,
+}
+
+/// [`retrieve`], with the chunks `coverage` adds.
+pub fn retrieve_with(
+    index: &Index,
+    encoder: &Encoder,
+    question: &str,
+    cfg: &RetrieveConfig,
+    coverage: Coverage,
+    spans: &mut Spans,
+) -> Result<Retrieval, RagError> {
     cfg.validate()?;
     index.check_encoder(encoder.info())?;
     let first_span = spans.list.len();
@@ -247,7 +269,31 @@ pub fn retrieve(
     let vector = vector.into_iter().next().ok_or_else(|| {
         RagError::Config("the encoder returned no vector for the question".into())
     })?;
-    let ranking = rank(index, question, &vector, cfg, spans)?;
+    let mut ranking = rank(index, question, &vector, cfg, spans)?;
+    let things = match coverage {
+        Coverage::TopK => None,
+        Coverage::BothSidesOfAComparison => crate::compare::compared(question),
+    };
+    if let Some(things) = things {
+        crate::compare::cover(index, &things, &mut ranking.ranked)?;
+        for (i, &(id, _)) in ranking.ranked.iter().enumerate() {
+            let rank = Some(i + 1);
+            match ranking.candidates.iter_mut().find(|c| c.chunk_id == id) {
+                Some(c) => {
+                    c.kept = true;
+                    c.rank = rank;
+                }
+                None => ranking.candidates.push(Candidate {
+                    chunk_id: id,
+                    dense: None,
+                    lexical: None,
+                    fused: None,
+                    rank,
+                    kept: true,
+                }),
+            }
+        }
+    }
     let hits = fetch(index, &vector, &ranking.ranked, spans)?;
     Ok(Retrieval {
         hits,
