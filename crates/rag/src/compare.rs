@@ -19,7 +19,9 @@ pub fn compared(question: &str) -> Option<[String; 2]> {
 }
 
 fn english(question: &str) -> Option<[String; 2]> {
-    let lower = question.to_lowercase();
+    // ASCII lower-casing keeps every byte offset, so that positions found
+    // in `lower` cut `question` at the same places.
+    let lower = question.to_ascii_lowercase();
     // (what comes before the first thing, what joins the two, what may end
     // the second)
     const FORMS: &[(&str, &[&str])] = &[
@@ -199,6 +201,11 @@ mod tests {
         assert_eq!(
             compared("HNSW vs brute force: which is faster?"),
             pair("HNSW", "brute force")
+        );
+        // Letters whose lower case is longer do not shift the cut.
+        assert_eq!(
+            compared("What is the difference between İstanbul and Ankara?"),
+            pair("İstanbul", "Ankara")
         );
         assert_eq!(
             compared("LangServe와 LangSmith의 차이는 무엇인가요?"),
