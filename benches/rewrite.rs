@@ -16,25 +16,13 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use docent_eval::{Conversation, ConversationSet};
 use docent_generate::template::Message;
 use docent_generate::GenerationConfig;
 use docent_rag::indexer::build_index;
 use docent_rag::models::{load_encoder, load_generator};
 use docent_rag::rewrite::{standalone_query, QueryRewrite};
 use docent_rag::{answer::DEFAULT_K, Engine, GeneratorChoice, IndexConfig, RetrieveConfig, Turn};
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-struct Set {
-    conversation: Vec<Conversation>,
-}
-
-#[derive(Deserialize)]
-struct Conversation {
-    first: String,
-    follow_up: String,
-    expect: Vec<String>,
-}
 
 const INSTRUCTION: &str = "Rewrite the last question so that it can be understood without the \
 earlier one: replace words such as \"it\", \"they\", \"그건\" or \"그 …\" with what they refer \
@@ -42,7 +30,7 @@ to in the earlier question. Keep its language. Reply with the rewritten question
 
 fn main() -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let set: Set = toml::from_str(&std::fs::read_to_string(
+    let set = ConversationSet::from_toml(&std::fs::read_to_string(
         root.join("tests/fixtures/conversations.toml"),
     )?)?;
     let tmp = tempfile::tempdir()?;
@@ -59,31 +47,31 @@ fn main() -> anyhow::Result<()> {
         k: DEFAULT_K,
         ..RetrieveConfig::default()
     };
-    let found = |q: &str, expect: &[String]| -> anyhow::Result<bool> {
-        Ok(engine.retrieve(q, &cfg)?.hits.iter().any(|h| {
-            let c = &h.chunk.chunk;
-            let place = format!("{} {}", c.path, c.heading_path.join(" > "));
-            expect.iter().any(|e| place.contains(e.as_str()))
-        }))
+    let found = |q: &str, c: &Conversation| -> anyhow::Result<bool> {
+        Ok(engine
+            .retrieve(q, &cfg)?
+            .hits
+            .iter()
+            .any(|h| c.is_source(&h.chunk.chunk.path, &h.chunk.chunk.heading_path)))
     };
     let mut loaded = load_generator(&GeneratorChoice::default())?;
     let g = &mut loaded.generator;
     let (mut off, mut rule, mut always, mut model) = (0, 0, 0, 0);
     let mut model_ms = Vec::new();
-    for c in &set.conversation {
+    for c in &set.conversations {
         let history = [Turn {
             question: c.first.clone(),
             answer: String::new(),
         }];
-        let o = found(&c.follow_up, &c.expect)?;
+        let o = found(&c.follow_up, c)?;
         off += o as usize;
         let r = standalone_query(&c.follow_up, &history, QueryRewrite::FollowUp)
             .unwrap_or_else(|| c.follow_up.clone());
-        let ru = found(&r, &c.expect)?;
+        let ru = found(&r, c)?;
         rule += ru as usize;
         let a = standalone_query(&c.follow_up, &history, QueryRewrite::Always)
             .unwrap_or_else(|| c.follow_up.clone());
-        always += found(&a, &c.expect)? as usize;
+        always += found(&a, c)? as usize;
         let messages = [
             Message::new("system", INSTRUCTION),
             Message::new(
@@ -108,18 +96,18 @@ fn main() -> anyhow::Result<()> {
         )?;
         model_ms.push(t.elapsed().as_secs_f64() * 1e3);
         let rewritten = out.text.trim().to_string();
-        let m = found(&rewritten, &c.expect)?;
+        let m = found(&rewritten, c)?;
         model += m as usize;
         println!(
             "alone {o:5} rule {ru:5} model {m:5}  {} → {}  (model: {rewritten})",
             c.first, c.follow_up
         );
     }
-    let n = set.conversation.len() as f64;
+    let n = set.conversations.len() as f64;
     model_ms.sort_by(f64::total_cmp);
     println!(
         "\nright source for the second turn (hybrid, k {DEFAULT_K}, {} conversations):",
-        set.conversation.len()
+        set.conversations.len()
     );
     println!("  off (the question alone)  {:.2}", off as f64 / n);
     println!("  follow-up rule (default)  {:.2}", rule as f64 / n);

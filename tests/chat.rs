@@ -6,29 +6,17 @@
 
 mod common;
 
+use docent_eval::{Conversation, ConversationSet};
 use docent_rag::indexer::build_index;
 use docent_rag::rewrite::{standalone_query, QueryRewrite};
 use docent_rag::{answer::DEFAULT_K, Engine, GeneratorChoice, IndexConfig, RetrieveConfig, Turn};
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-struct Set {
-    conversation: Vec<Conversation>,
-}
-
-#[derive(Deserialize)]
-struct Conversation {
-    first: String,
-    follow_up: String,
-    expect: Vec<String>,
-}
 
 #[test]
 fn follow_ups_find_their_source_when_rewritten() {
     let text = std::fs::read_to_string(common::root().join("tests/fixtures/conversations.toml"))
         .expect("the conversation set");
-    let set: Set = toml::from_str(&text).expect("the conversation set parses");
-    assert!(set.conversation.len() >= 16);
+    let set = ConversationSet::from_toml(&text).expect("the conversation set parses");
+    assert!(set.conversations.len() >= 16);
     let tmp = tempfile::tempdir().unwrap();
     let ix = tmp.path().join("ix");
     let enc = std::sync::Arc::new(
@@ -47,33 +35,34 @@ fn follow_ups_find_their_source_when_rewritten() {
         k: DEFAULT_K,
         ..RetrieveConfig::default()
     };
-    let found = |q: &str, expect: &[String]| {
-        engine.retrieve(q, &cfg).unwrap().hits.iter().any(|h| {
-            let c = &h.chunk.chunk;
-            let place = format!("{} {}", c.path, c.heading_path.join(" > "));
-            expect.iter().any(|e| place.contains(e.as_str()))
-        })
+    let found = |q: &str, c: &Conversation| {
+        engine
+            .retrieve(q, &cfg)
+            .unwrap()
+            .hits
+            .iter()
+            .any(|h| c.is_source(&h.chunk.chunk.path, &h.chunk.chunk.heading_path))
     };
     let (mut alone, mut rewritten, mut always) = (0, 0, 0);
-    for c in &set.conversation {
+    for c in &set.conversations {
         let history = [Turn {
             question: c.first.clone(),
             answer: String::new(),
         }];
         let q = standalone_query(&c.follow_up, &history, QueryRewrite::FollowUp)
             .unwrap_or_else(|| panic!("{:?} is not taken for a follow-up", c.follow_up));
-        let a = found(&c.follow_up, &c.expect);
-        let r = found(&q, &c.expect);
+        let a = found(&c.follow_up, c);
+        let r = found(&q, c);
         let w = found(
             &standalone_query(&c.follow_up, &history, QueryRewrite::Always).unwrap(),
-            &c.expect,
+            c,
         );
         eprintln!("alone {a:5} rewritten {r:5}  {} → {}", c.first, c.follow_up);
         alone += a as usize;
         rewritten += r as usize;
         always += w as usize;
     }
-    let n = set.conversation.len() as f64;
+    let n = set.conversations.len() as f64;
     eprintln!(
         "right source for the second turn: rewritten {:.2}, always {:.2}, question alone {:.2} ({} conversations)",
         rewritten as f64 / n,

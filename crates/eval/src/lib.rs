@@ -17,9 +17,11 @@
 //!
 //! The crate computes; it reads and writes nothing itself.
 
+mod conversations;
 mod qaset;
 mod stats;
 
+pub use conversations::{Conversation, ConversationSet};
 pub use qaset::{QaQuestion, QaSet};
 pub use stats::{percentile, shuffle, Percentiles, Rng};
 
