@@ -1,5 +1,6 @@
 //! Lexical and hybrid retrieval: Korean found through character bigrams,
-//! and the lexical table kept in step with the store across re-indexing.
+//! the lexical table kept in step with the store across re-indexing, and a
+//! source for each side of a comparison.
 
 mod common;
 
@@ -159,4 +160,68 @@ fn the_lexical_table_follows_the_store_through_reindexing() {
             "{query:?}"
         );
     }
+}
+
+/// A question that compares two things gets a source for each, in the
+/// answer path only; searches keep the top k.
+#[test]
+fn a_comparison_gets_a_source_for_each_side() {
+    use docent_rag::retrieve::{retrieve_with, Coverage};
+    use docent_rag::trace::Spans;
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    write(
+        &docs,
+        "langserve.txt",
+        "LangServe deploys LangChain chains as a REST API. It is built on FastAPI \
+         and gives each chain invoke, batch and stream endpoints.\n",
+    );
+    write(
+        &docs,
+        "langsmith.txt",
+        "LangSmith is a platform to trace, debug, test and monitor applications \
+         built on language models.\n",
+    );
+    write(
+        &docs,
+        "fastapi.txt",
+        "FastAPI is a Python web framework for building REST APIs quickly.\n",
+    );
+    common::ok(&common::docent(tmp.path(), &["index", "docs"]));
+    let index = Index::open(&tmp.path().join(".docent")).unwrap();
+    let cfg = RetrieveConfig {
+        k: 1,
+        mode: SearchMode::Hybrid,
+        ef: Some(64),
+    };
+    let paths = |question: &str, coverage| -> Vec<String> {
+        retrieve_with(
+            &index,
+            common::encoder(),
+            question,
+            &cfg,
+            coverage,
+            &mut Spans::start(),
+        )
+        .unwrap()
+        .hits
+        .into_iter()
+        .map(|h| h.chunk.chunk.path)
+        .collect()
+    };
+    for q in [
+        "What is the difference between LangServe and LangSmith?",
+        "LangServe와 LangSmith의 차이는 무엇인가요?",
+    ] {
+        assert_eq!(paths(q, Coverage::TopK).len(), 1, "{q}");
+        let mut both = paths(q, Coverage::BothSidesOfAComparison);
+        both.sort();
+        assert_eq!(both, ["langserve.txt", "langsmith.txt"], "{q}");
+    }
+    // Any other question keeps its k.
+    assert_eq!(
+        paths("What does LangSmith do?", Coverage::BothSidesOfAComparison).len(),
+        1
+    );
 }

@@ -320,30 +320,26 @@ impl Index {
             "SELECT rowid, bm25(lexical) FROM lexical WHERE lexical MATCH ?1
              ORDER BY bm25(lexical) LIMIT ?2",
         )?;
-        let score = |r: &rusqlite::Row<'_>| -(r.get::<_, f64>(1).unwrap_or(0.0) as f32);
+        let mut search =
+            |terms: &[(String, i64)], limit: usize| -> Result<Vec<(u64, f32)>, IndexError> {
+                let rows = stmt.query_map(params![expr(terms), limit as i64], |r| {
+                    Ok((r.get::<_, i64>(0)? as u64, -(r.get::<_, f64>(1)? as f32)))
+                })?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            };
         if rare == with_df.len() {
-            let rows = stmt.query_map(params![expr(&with_df), k as i64], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, score(r)))
-            })?;
-            return Ok(rows.collect::<Result<_, _>>()?);
+            return search(&with_df, k);
         }
-        let pool = (2 * k).max(RESCORED);
-        let candidates: Vec<u64> = stmt
-            .query_map(params![expr(&with_df[..rare]), pool as i64], |r| {
-                Ok(r.get::<_, i64>(0)? as u64)
-            })?
-            .collect::<Result<_, _>>()?;
+        let mut candidates = search(&with_df[..rare], (2 * k).max(RESCORED))?;
         let Some((rows, tokens)) = lexical_totals(&conn)? else {
             // No totals to score with: the rarer terms' ranking stands.
-            let rows = stmt.query_map(params![expr(&with_df[..rare]), k as i64], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, score(r)))
-            })?;
-            return Ok(rows.collect::<Result<_, _>>()?);
+            candidates.truncate(k);
+            return Ok(candidates);
         };
         let bm25 = Bm25::new(rows, tokens, &with_df);
         let mut text = conn.prepare_cached("SELECT terms FROM lexical WHERE rowid = ?1")?;
         let mut scored = Vec::with_capacity(candidates.len());
-        for id in candidates {
+        for (id, _) in candidates {
             let terms: String = text.query_row([id as i64], |r| r.get(0))?;
             scored.push((id, bm25.score(&terms)));
         }

@@ -90,32 +90,29 @@ pub fn load_encoder(name: Option<&str>, config: EncoderConfig) -> Result<Encoder
     Ok(encoder.with_retrieval(retrieval_settings(&spec)))
 }
 
-/// The prefixes an encoder was trained with when its files do not say:
-/// its manifest entry's, or for a repository named by hub id, those of a
-/// manifest entry of the same repository.
-pub fn prefixes(spec: &ModelSpec) -> Option<PrefixSpec> {
-    spec.prefixes.clone().or_else(|| {
+/// A setting of an encoder that its files do not carry: its manifest
+/// entry's, or for a repository named by hub id, that of a manifest entry
+/// of the same repository that has it.
+fn encoder_setting<T>(spec: &ModelSpec, get: impl Fn(&ModelSpec) -> Option<T>) -> Option<T> {
+    get(spec).or_else(|| {
         Manifest::builtin()
             .models
-            .into_iter()
-            .find(|m| m.repo.eq_ignore_ascii_case(&spec.repo) && m.prefixes.is_some())
-            .and_then(|m| m.prefixes)
+            .iter()
+            .filter(|m| m.repo.eq_ignore_ascii_case(&spec.repo))
+            .find_map(&get)
     })
 }
 
-/// The retrieval settings calibrated for an encoder: its manifest entry's,
-/// or for a repository named by hub id, those of a manifest entry of the
-/// same repository; else all-MiniLM-L6-v2's.
+/// The prefixes an encoder was trained with when its files do not say
+/// ([`encoder_setting`]).
+pub fn prefixes(spec: &ModelSpec) -> Option<PrefixSpec> {
+    encoder_setting(spec, |m| m.prefixes.clone())
+}
+
+/// The retrieval settings calibrated for an encoder ([`encoder_setting`]);
+/// else all-MiniLM-L6-v2's.
 pub fn retrieval_settings(spec: &ModelSpec) -> RetrievalSettings {
-    let manifest = Manifest::builtin();
-    spec.retrieval
-        .or_else(|| {
-            manifest
-                .models
-                .iter()
-                .find(|m| m.repo.eq_ignore_ascii_case(&spec.repo))
-                .and_then(|m| m.retrieval)
-        })
+    encoder_setting(spec, |m| m.retrieval)
         .map(|r| RetrievalSettings {
             min_score_latin: r.min_score_latin,
             min_score_cjk: r.min_score_cjk,

@@ -120,7 +120,7 @@ pub fn rank(
         rank: None,
         kept: false,
     };
-    let (ranked, mut candidates) = match cfg.mode {
+    let (ranked, candidates) = match cfg.mode {
         SearchMode::Dense => {
             let dense = spans.time(Stage::DenseSearch, || index.dense(vector, k, ef))?;
             let cands: Vec<Candidate> = dense
@@ -173,13 +173,34 @@ pub fn rank(
             (ranked, cands)
         }
     };
-    for (i, (id, _)) in ranked.iter().enumerate() {
-        if let Some(c) = candidates.iter_mut().find(|c| c.chunk_id == *id) {
+    let mut ranking = Ranking { ranked, candidates };
+    ranking.mark_kept();
+    Ok(ranking)
+}
+
+impl Ranking {
+    /// Marks each ranked chunk's candidate kept, with its rank (adding a
+    /// candidate for a chunk that was put in the ranking from elsewhere).
+    fn mark_kept(&mut self) {
+        for (i, &(id, _)) in self.ranked.iter().enumerate() {
+            let c = match self.candidates.iter().position(|c| c.chunk_id == id) {
+                Some(at) => &mut self.candidates[at],
+                None => {
+                    self.candidates.push(Candidate {
+                        chunk_id: id,
+                        dense: None,
+                        lexical: None,
+                        fused: None,
+                        rank: None,
+                        kept: false,
+                    });
+                    self.candidates.last_mut().expect("just pushed")
+                }
+            };
             c.rank = Some(i + 1);
             c.kept = true;
         }
     }
-    Ok(Ranking { ranked, candidates })
 }
 
 /// Reads the ranked chunks back, with each one's cosine similarity to the
@@ -276,23 +297,7 @@ pub fn retrieve_with(
     };
     if let Some(things) = things {
         crate::compare::cover(index, &things, &mut ranking.ranked)?;
-        for (i, &(id, _)) in ranking.ranked.iter().enumerate() {
-            let rank = Some(i + 1);
-            match ranking.candidates.iter_mut().find(|c| c.chunk_id == id) {
-                Some(c) => {
-                    c.kept = true;
-                    c.rank = rank;
-                }
-                None => ranking.candidates.push(Candidate {
-                    chunk_id: id,
-                    dense: None,
-                    lexical: None,
-                    fused: None,
-                    rank,
-                    kept: true,
-                }),
-            }
-        }
+        ranking.mark_kept();
     }
     let hits = fetch(index, &vector, &ranking.ranked, spans)?;
     Ok(Retrieval {
