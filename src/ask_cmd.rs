@@ -192,6 +192,15 @@ pub fn run(index_dir: &Path, args: AskArgs, started: Instant) -> Result<()> {
     if answer.text.is_empty() {
         writeln!(stdout, "(the model gave no answer)")?;
     }
+    if let Some(Abstention::NotAnswerable {
+        answerable,
+        min_answerable,
+    }) = &answer.abstained
+    {
+        eprintln!(
+            "(asked whether the sources below answer the question, the model said yes with probability {answerable:.2}, below --min-answerable {min_answerable:.2})"
+        );
+    }
     let unsupported: Vec<&SentenceSupport> =
         answer.support.iter().filter(|s| !s.supported).collect();
     if !unsupported.is_empty() {

@@ -107,6 +107,9 @@ struct QuestionRecord<'a> {
     prompt: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     stop: Option<StopReason>,
+    /// The model's probability that its sources answer the question.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    answerable: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     exact_match: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -379,6 +382,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             sources: None,
             prompt: None,
             stop: None,
+            answerable: None,
             exact_match: None,
             f1: None,
             generate_ms: None,
@@ -455,6 +459,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             record.sources = Some(a.citations.iter().map(source_record).collect());
             record.prompt = a.prompt.clone();
             record.stop = a.stop;
+            record.answerable = a.trace.answerable;
             record.generate_ms = Some(ms);
         }
         if let Some(f) = out.as_mut() {

@@ -34,6 +34,8 @@ struct Record<'a> {
     right: bool,
     sources: Vec<String>,
     support: &'a [SentenceSupport],
+    /// The model's probability that its sources answer the question.
+    answerable_probability: Option<f32>,
     time_to_first_token_ms: Option<f64>,
     total_ms: f64,
 }
@@ -173,6 +175,7 @@ pub fn run(args: &EvalArgs, set_path: &Path) -> Result<()> {
                 right,
                 sources: paths,
                 support: &a.support,
+                answerable_probability: a.trace.answerable,
                 time_to_first_token_ms: first,
                 total_ms: a.trace.timings.total_ms,
             };

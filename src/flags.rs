@@ -189,6 +189,12 @@ pub struct AnswerFlags {
     /// is left.
     #[arg(long)]
     pub strict: bool,
+    /// Before answering, the model is asked whether the sources answer the
+    /// question; when its probability of yes is below this (0 to 1),
+    /// docent declines. 0 asks nothing. By default, the threshold
+    /// calibrated for the model in models/manifest.toml, or none.
+    #[arg(long)]
+    pub min_answerable: Option<f32>,
     /// In a conversation, how a follow-up question ("why is it faster?")
     /// is made standalone before retrieval.
     #[arg(long, value_enum, default_value_t = Rewrite::FollowUp)]
@@ -254,6 +260,7 @@ impl AnswerFlags {
                 min_support: self.min_support,
                 strict: self.strict,
             },
+            min_answerable: self.min_answerable,
             rewrite: self.rewrite.into(),
         })
     }

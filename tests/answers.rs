@@ -70,6 +70,12 @@ fn the_default_model_answers_the_corpus_questions_and_declines_the_others() {
     let ko = find("양자화란 무엇인가요?");
     assert_eq!(ko["right"], true, "{ko:#}");
     assert_eq!(ko["language"], "Korean", "{ko:#}");
+    // The default model is asked whether its sources answer the question
+    // before each answer it writes (its manifest entry calibrates it).
+    for r in records.iter().filter(|r| r["declined"] == false) {
+        let p = r["answerable_probability"].as_f64();
+        assert!(p.is_some_and(|p| (0.0..=1.0).contains(&p)), "{r:#}");
+    }
     // Every answer comes with each sentence's support, and one of its
     // sentences at least is held by a source (else it is declined).
     let min = docent_rag::grounding::DEFAULT_MIN_SUPPORT as f64;

@@ -267,3 +267,52 @@ fn a_question_without_relevant_sources_is_declined_without_the_model() {
         "{err}"
     );
 }
+
+/// The check "do the sources answer the question?" is asked before the
+/// answer when a threshold is set (the default model's manifest entry sets
+/// one; this model's does not), its probability is in the trace, and an
+/// answer below the threshold is declined without a word decoded.
+#[test]
+fn the_answerability_check_is_asked_recorded_and_declines_below_its_threshold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ix = tmp.path().join("ix");
+    let enc = encoder();
+    index(&ix, &common::corpus(), &enc);
+    let engine = Engine::with_encoder(&ix, enc, generator()).unwrap();
+    let q = "What is retrieval-augmented generation?";
+    let ask = |min_answerable: Option<f32>| {
+        let cfg = AnswerConfig {
+            max_tokens: 16,
+            min_answerable,
+            ..AnswerConfig::default()
+        };
+        engine
+            .answer(q, &[], &cfg, &mut |_| ControlFlow::Continue(()))
+            .unwrap()
+    };
+    assert_eq!(docent_rag::models::min_answerable(MODEL), 0.0);
+    let unasked = ask(None);
+    assert_eq!(unasked.trace.answerable, None, "no threshold: not asked");
+
+    let asked = ask(Some(0.0001));
+    let yes = asked.trace.answerable.expect("asked and recorded");
+    assert!((0.0..=1.0).contains(&yes), "{yes}");
+    assert_eq!(asked.text, unasked.text, "asking changed the answer");
+
+    let declined = ask(Some(1.0));
+    assert_eq!(declined.text, docent_rag::no_answer_text(q));
+    assert_eq!(declined.trace.timings.decode_tokens, 0);
+    assert_eq!(declined.stop, Some(StopReason::Gated));
+    match declined.abstained {
+        Some(docent_rag::Abstention::NotAnswerable {
+            answerable,
+            min_answerable,
+        }) => {
+            assert_eq!(answerable, yes);
+            assert_eq!(min_answerable, 1.0);
+        }
+        other => panic!("declined for another reason: {other:?}"),
+    }
+    // Sources read are still cited: the user sees what the model read.
+    assert!(!declined.citations.is_empty());
+}

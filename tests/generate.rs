@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use docent_generate::gguf::GgufFile;
 use docent_generate::template::{ChatTemplate, Message};
 use docent_generate::tokenizer::GgufTokenizer;
-use docent_generate::{GenerateError, GenerationConfig, Generator, GeneratorConfig, SamplerConfig};
+use docent_generate::{
+    GenerateError, GenerationConfig, Generator, GeneratorConfig, SamplerConfig, StopReason,
+};
 use serde_json::Value;
 
 fn fixture(model: &str) -> Value {
@@ -206,6 +208,7 @@ fn greedy_continuations_match_llama_cpp() {
             sampler: SamplerConfig::greedy(),
             stop_strings: Vec::new(),
             stop_on_repeat: false,
+            gate: None,
         };
         let out = g.generate(&prompt, &cfg, &mut |_| true).unwrap();
         assert_eq!(
@@ -253,7 +256,90 @@ fn logits_do_not_depend_on_how_the_prompt_is_split() {
                 .all(|(a, b)| a.to_bits() == b.to_bits());
             assert!(same, "{model}: pieces {pieces:?} changed the logits");
         }
+        // Going back over tokens read since: as if they had never been.
+        m.reset();
+        m.forward(&ids[..12]).unwrap();
+        m.forward(&ids[3..15]).unwrap();
+        assert!(m.rewind(12), "{model} rewinds");
+        assert_eq!(m.position(), 12);
+        let after = m.forward(&ids[12..]).unwrap();
+        let same = whole
+            .iter()
+            .zip(&after)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "{model}: tokens read and rewound changed the logits");
     }
+}
+
+/// A gate's question is answered from the shared start of both prompts and
+/// leaves the answer as it would have been; its "yes" is the model's.
+#[test]
+fn a_gate_asks_yes_or_no_first_and_leaves_the_answer_alone() {
+    let model = "qwen2.5-coder-1.5b-instruct-q4_k_m";
+    let mut g = generator(model);
+    let render = |g: &Generator, ask: &str| {
+        let messages = [
+            Message::new(
+                "system",
+                "The source: Seoul is the capital of South Korea. \
+                 It has about 9.4 million inhabitants.",
+            ),
+            Message::new("user", ask),
+        ];
+        g.tokenize_prompt(&g.chat_template().render(&messages, true).unwrap())
+    };
+    let prompt = render(
+        &g,
+        "What is the capital of South Korea? Answer in a few words.",
+    );
+    let greedy = GenerationConfig {
+        max_tokens: 12,
+        sampler: SamplerConfig::greedy(),
+        stop_on_repeat: false,
+        ..GenerationConfig::default()
+    };
+    let plain = g.generate(&prompt, &greedy, &mut |_| true).unwrap();
+    assert!(plain.text.contains("Seoul"), "{model}: {:?}", plain.text);
+    assert_eq!(plain.gate_yes, None);
+    let ask = |g: &mut Generator, question: &str, min_yes: f32| {
+        let cfg = GenerationConfig {
+            gate: Some(docent_generate::Gate {
+                prompt: render(g, question),
+                min_yes,
+                fallback: "No answer.".into(),
+            }),
+            ..greedy.clone()
+        };
+        g.generate(&prompt, &cfg, &mut |_| true).unwrap()
+    };
+    let yes = ask(
+        &mut g,
+        "Does the source say how many people live in Seoul? Reply yes or no.",
+        0.5,
+    );
+    assert!(yes.gate_yes.unwrap() > 0.5, "{model}: {:?}", yes.gate_yes);
+    assert_eq!(
+        yes.tokens, plain.tokens,
+        "{model}: the gate changed the answer"
+    );
+    let no = ask(
+        &mut g,
+        "Does the source say when Seoul was founded? Reply yes or no.",
+        0.5,
+    );
+    assert!(no.gate_yes.unwrap() < 0.5, "{model}: {:?}", no.gate_yes);
+    assert_eq!(no.stop, StopReason::Gated);
+    assert_eq!(no.text, "No answer.");
+    // Told to answer whatever the model says, it answers as before.
+    let open = ask(
+        &mut g,
+        "Does the source say when Seoul was founded? Reply yes or no.",
+        0.0,
+    );
+    assert_eq!(
+        open.tokens, plain.tokens,
+        "{model}: the gate changed the answer"
+    );
 }
 
 fn temp_copy(bytes: &[u8]) -> (tempfile::TempDir, PathBuf) {

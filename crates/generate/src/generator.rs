@@ -41,6 +41,27 @@ pub struct GenerationConfig {
     /// End the answer where a line or sentence repeats an earlier one (the
     /// repeat is not shown; see `repeat.rs`).
     pub stop_on_repeat: bool,
+    /// A yes-or-no question the model answers before it writes anything.
+    pub gate: Option<Gate>,
+}
+
+/// A yes-or-no question put to the model before it answers, such as "do
+/// the sources answer the question?".
+///
+/// `prompt` is the question as a whole prompt. It usually shares its start
+/// (system message, sources) with the answer's prompt: that part is read
+/// once, the rest of `prompt` after it, and then, from the shared part
+/// again, the rest of the answer's prompt. So a check after a prompt of
+/// 400 tokens costs the tokens in which the two differ.
+///
+/// The model's probability of "yes" against "no" (any case) as its first
+/// word is [`Generation::gate_yes`]. Below `min_yes`, `fallback` is the
+/// reply and generation stops with [`StopReason::Gated`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gate {
+    pub prompt: Vec<u32>,
+    pub min_yes: f32,
+    pub fallback: String,
 }
 
 impl Default for GenerationConfig {
@@ -50,6 +71,7 @@ impl Default for GenerationConfig {
             sampler: SamplerConfig::default(),
             stop_strings: Vec::new(),
             stop_on_repeat: true,
+            gate: None,
         }
     }
 }
@@ -68,6 +90,9 @@ pub enum StopReason {
     Cancelled,
     /// A line or sentence repeated an earlier one.
     Repetition,
+    /// The model said no to the [`Gate`]'s question: the reply is its
+    /// fallback.
+    Gated,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -104,6 +129,10 @@ pub struct Generation {
     pub tokens: Vec<u32>,
     pub stop: StopReason,
     pub timings: Timings,
+    /// The probability of "yes" to the [`Gate`]'s question, when there
+    /// was one and the model could answer it before the prompt (a model
+    /// whose cache cannot go back cannot).
+    pub gate_yes: Option<f32>,
 }
 
 /// A language model with its tokenizer and chat template.
@@ -215,18 +244,27 @@ impl Generator {
                 budget: self.model.context() - 1,
             });
         }
-        self.model.reset();
         let mut sampler = Sampler::new(cfg.sampler.clone());
         let mut timings = Timings {
             prompt_tokens: prompt.len(),
             ..Timings::default()
         };
         let t0 = Instant::now();
-        let mut logits = Vec::new();
-        for batch in prompt.chunks(self.cfg.prompt_batch.max(1)) {
-            logits = self.model.forward(batch)?;
-        }
+        let (mut logits, gate_yes) = self.read_prompt(prompt, cfg.gate.as_ref())?;
         timings.prompt_ms = ms(t0);
+        if let (Some(gate), Some(yes)) = (&cfg.gate, gate_yes) {
+            if yes < gate.min_yes {
+                timings.first_token_ms = ms(t0);
+                on_text(&gate.fallback);
+                return Ok(Generation {
+                    text: gate.fallback.clone(),
+                    tokens: Vec::new(),
+                    stop: StopReason::Gated,
+                    timings,
+                    gate_yes,
+                });
+            }
+        }
         let mut history: Vec<u32> = prompt.to_vec();
         let mut out_tokens = Vec::new();
         let mut text = String::new();
@@ -296,7 +334,80 @@ impl Generator {
             tokens: out_tokens,
             stop,
             timings,
+            gate_yes,
         })
+    }
+
+    /// Runs `prompt` from an empty cache and returns the logits after it,
+    /// answering `gate`'s question on the way (see [`Gate`]).
+    fn read_prompt(
+        &mut self,
+        prompt: &[u32],
+        gate: Option<&Gate>,
+    ) -> Result<(Vec<f32>, Option<f32>), GenerateError> {
+        self.model.reset();
+        let batch = self.cfg.prompt_batch.max(1);
+        let gate = gate.filter(|g| !g.prompt.is_empty() && g.prompt.len() < self.model.context());
+        let shared = gate.map_or(0, |g| {
+            // Both rests must be non-empty: each needs logits of its own.
+            let n = g
+                .prompt
+                .iter()
+                .zip(prompt)
+                .take_while(|(a, b)| a == b)
+                .count();
+            n.min(prompt.len() - 1).min(g.prompt.len() - 1)
+        });
+        let mut logits = Vec::new();
+        for part in prompt[..shared].chunks(batch) {
+            logits = self.model.forward(part)?;
+        }
+        let mut yes = None;
+        if let Some(g) = gate {
+            for part in g.prompt[shared..].chunks(batch) {
+                logits = self.model.forward(part)?;
+            }
+            if self.model.rewind(shared) {
+                yes = Some(self.yes_share(&logits));
+            } else {
+                // It cannot go back: read the answer's prompt afresh.
+                self.model.reset();
+                for part in prompt[..shared].chunks(batch) {
+                    self.model.forward(part)?;
+                }
+            }
+        }
+        for part in prompt[shared..].chunks(batch) {
+            logits = self.model.forward(part)?;
+        }
+        Ok((logits, yes))
+    }
+
+    /// The probability of "yes" against "no" as the next word.
+    fn yes_share(&self, logits: &[f32]) -> f32 {
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mass = |words: &[&str]| -> f32 {
+            let mut ids: Vec<u32> = words
+                .iter()
+                .filter_map(|w| match self.tokenizer.encode(w, false, false)[..] {
+                    [id] => Some(id),
+                    _ => None,
+                })
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids.iter()
+                .filter_map(|&id| logits.get(id as usize))
+                .map(|&l| (l - max).exp())
+                .sum()
+        };
+        let yes = mass(&["yes", "Yes", "YES", " yes", " Yes"]);
+        let no = mass(&["no", "No", "NO", " no", " No"]);
+        if yes + no > 0.0 {
+            yes / (yes + no)
+        } else {
+            0.5
+        }
     }
 }
 

@@ -42,9 +42,11 @@ pub mod template;
 pub mod tokenizer;
 
 pub use generator::{
-    Generation, GenerationConfig, Generator, GeneratorConfig, StopReason, Timings,
+    Gate, Generation, GenerationConfig, Generator, GeneratorConfig, StopReason, Timings,
 };
-pub use prompt::{build_chat_prompt, build_prompt, Prompt, PromptTemplate, Source, Turn};
+pub use prompt::{
+    build_chat_prompt, build_check_prompt, build_prompt, Prompt, PromptTemplate, Source, Turn,
+};
 pub use sampler::SamplerConfig;
 
 #[derive(Debug, thiserror::Error)]

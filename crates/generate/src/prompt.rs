@@ -21,7 +21,7 @@ pub struct Source {
     pub text: String,
 }
 
-/// The two Jinja templates a prompt is made from. Both see `question`,
+/// The Jinja templates a prompt is made from. Each sees `question`,
 /// `language` (e.g. `Korean`), `no_answer` (see [`no_answer`]) and
 /// `sources` (a list of `n`, `label`, `text`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, Serialize)]
@@ -29,6 +29,11 @@ pub struct Source {
 pub struct PromptTemplate {
     pub system: String,
     pub user: String,
+    /// A user message that asks whether the sources answer the question,
+    /// to be replied yes or no, in place of `user` (see
+    /// [`build_check_prompt`]). Without it, no such question is asked.
+    #[serde(default)]
+    pub check: Option<String>,
 }
 
 /// The prompt templates docent ships, by name, as TOML files users can copy
@@ -81,7 +86,7 @@ impl PromptTemplate {
     pub fn from_toml(text: &str) -> Result<Self, GenerateError> {
         toml::from_str(text).map_err(|e| {
             GenerateError::Template(format!(
-                "a prompt template is a TOML file with `system` and `user` strings: {e}"
+                "a prompt template is a TOML file with `system` and `user` strings (and optionally `check`): {e}"
             ))
         })
     }
@@ -183,11 +188,62 @@ pub fn build_chat_prompt(
     budget: usize,
     tokenize: &dyn Fn(&str) -> Vec<u32>,
 ) -> Result<Prompt, GenerateError> {
+    render_prompt(
+        template,
+        &template.user,
+        chat,
+        history,
+        question,
+        sources,
+        budget,
+        tokenize,
+    )
+}
+
+/// The prompt of `template.check`, which asks whether `sources` answer the
+/// question, with the same system message, earlier turns and sources as
+/// the answer's prompt (pass those it used), so that the two share their
+/// start; `None` if the template has no such question.
+pub fn build_check_prompt(
+    template: &PromptTemplate,
+    chat: &ChatTemplate,
+    history: &[Turn],
+    question: &str,
+    sources: &[Source],
+    tokenize: &dyn Fn(&str) -> Vec<u32>,
+) -> Option<Result<Vec<u32>, GenerateError>> {
+    let check = template.check.as_deref()?;
+    Some(
+        render_prompt(
+            template,
+            check,
+            chat,
+            history,
+            question,
+            sources,
+            usize::MAX,
+            tokenize,
+        )
+        .map(|p| p.tokens),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn render_prompt(
+    template: &PromptTemplate,
+    user_template: &str,
+    chat: &ChatTemplate,
+    history: &[Turn],
+    question: &str,
+    sources: &[Source],
+    budget: usize,
+    tokenize: &dyn Fn(&str) -> Vec<u32>,
+) -> Result<Prompt, GenerateError> {
     let mut env = Environment::new();
     env.set_trim_blocks(true);
     env.add_template("system", &template.system)
         .map_err(|e| GenerateError::Template(format!("the system prompt template: {e}")))?;
-    env.add_template("user", &template.user)
+    env.add_template("user", user_template)
         .map_err(|e| GenerateError::Template(format!("the user prompt template: {e}")))?;
     let language = question_language(question);
     let render = |turns: usize, n: usize| -> Result<(String, Vec<u32>), GenerateError> {

@@ -61,6 +61,12 @@ pub struct ModelSpec {
     /// best with (`models/prompts/NAME.toml`), if not the default.
     #[serde(default)]
     pub prompt: Option<String>,
+    /// For a language model: below this probability of "yes" to its
+    /// prompt's `check` ("do the sources answer the question?"), an answer
+    /// is declined. Calibrated per model (`scripts/calibrate_answerable.py`);
+    /// without it, the question is not asked.
+    #[serde(default)]
+    pub min_answerable: Option<f32>,
     #[serde(rename = "file")]
     pub files: Vec<FileSpec>,
 }
@@ -111,6 +117,7 @@ impl ModelSpec {
             retrieval: None,
             prefixes: None,
             prompt: None,
+            min_answerable: None,
             files: vec![
                 file("config.json", false),
                 file("tokenizer.json", false),
@@ -136,6 +143,7 @@ impl ModelSpec {
             retrieval: None,
             prefixes: None,
             prompt: None,
+            min_answerable: None,
             files: vec![FileSpec {
                 path: file.into(),
                 sha256: None,

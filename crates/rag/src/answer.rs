@@ -47,6 +47,12 @@ pub struct AnswerConfig {
     pub sampler: SamplerConfig,
     pub template: PromptTemplate,
     pub grounding: GroundingConfig,
+    /// Before it answers, the model is asked whether its sources answer
+    /// the question (the template's `check`); when its probability of
+    /// "yes" is below this, the answer is declined. 0 asks nothing; `None`
+    /// is the threshold calibrated for the model
+    /// ([`crate::models::min_answerable`]).
+    pub min_answerable: Option<f32>,
     /// Whether a follow-up question is made standalone before retrieval.
     pub rewrite: QueryRewrite,
 }
@@ -84,6 +90,7 @@ impl Default for AnswerConfig {
             sampler: SamplerConfig::default(),
             template: PromptTemplate::default(),
             grounding: GroundingConfig::default(),
+            min_answerable: None,
             rewrite: QueryRewrite::default(),
         }
     }
@@ -108,6 +115,11 @@ impl AnswerConfig {
                 self.grounding.min_support
             )));
         }
+        if let Some(m) = self.min_answerable.filter(|m| !(0.0..=1.0).contains(m)) {
+            return Err(RagError::Config(format!(
+                "the minimum probability that the sources answer, {m}, is not between 0 and 1"
+            )));
+        }
         self.sampler.validate()?;
         Ok(())
     }
@@ -125,6 +137,13 @@ pub enum Abstention {
     },
     /// The model said that its sources do not hold the answer.
     ModelDeclined,
+    /// Asked whether its sources answer the question, the model said no
+    /// ([`AnswerConfig::min_answerable`]); it wrote no answer.
+    NotAnswerable {
+        /// Its probability of "yes".
+        answerable: f32,
+        min_answerable: f32,
+    },
     /// No sentence of the answer is supported by its sources (see
     /// [`crate::grounding`]).
     Unsupported,

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use docent_embed::Encoder;
-use docent_generate::{build_chat_prompt, GenerationConfig, StopReason, Turn};
+use docent_generate::{
+    build_chat_prompt, build_check_prompt, Gate, GenerationConfig, StopReason, Turn,
+};
 use docent_index::{live_generation, Index};
 
 use crate::answer::{
@@ -304,6 +306,7 @@ impl Engine {
                 support: Vec::new(),
                 sources: Vec::new(),
                 abstained: None,
+                answerable: None,
                 stop: None,
                 timings: AnswerTimings {
                     retrieval_ms,
@@ -416,11 +419,34 @@ impl Engine {
                 Some(StopReason::Cancelled),
             ));
         }
+        let min_answerable = cfg
+            .min_answerable
+            .unwrap_or_else(|| crate::models::min_answerable(&self.generator_choice.model));
+        let gate = if min_answerable > 0.0 {
+            let used: Vec<_> = citations.iter().map(Citation::source).collect();
+            build_check_prompt(
+                &cfg.template,
+                g.chat_template(),
+                &history[history.len() - prompt.turns_used..],
+                question,
+                &used,
+                &|text| g.tokenize_prompt(text),
+            )
+            .transpose()?
+            .map(|prompt| Gate {
+                prompt,
+                min_yes: min_answerable,
+                fallback: no_answer_text(question).to_string(),
+            })
+        } else {
+            None
+        };
         let gen_cfg = GenerationConfig {
             max_tokens: cfg.max_tokens,
             sampler: cfg.sampler.clone(),
             stop_strings: g.default_stop_strings(),
             stop_on_repeat: true,
+            gate,
         };
         let gen_start = spans.now_ms();
         let generation = g.generate(&prompt.tokens, &gen_cfg, &mut |piece| {
@@ -436,8 +462,20 @@ impl Engine {
         record.trace.timings.time_to_first_token_ms = t.first_token_ms;
         record.trace.timings.decode_tokens = t.decode_tokens;
         record.trace.timings.decode_tokens_per_s = t.decode_tokens_per_s();
+        record.trace.answerable = generation.gate_yes;
         let mut text = generation.text.trim().to_string();
-        let mut abstained = is_decline(&text).then_some(Abstention::ModelDeclined);
+        let mut abstained = match (generation.stop, generation.gate_yes) {
+            (StopReason::Gated, Some(answerable)) => Some(Abstention::NotAnswerable {
+                answerable,
+                min_answerable,
+            }),
+            _ if is_decline(&text) => Some(Abstention::ModelDeclined),
+            // Citation marks and nothing else ("[1] [2]").
+            _ if grounding::says_nothing(&text) && !text.is_empty() => {
+                Some(Abstention::Unsupported)
+            }
+            _ => None,
+        };
         let mut support = Vec::new();
         if abstained.is_some() {
             // One sentence, whatever the model went on to say.

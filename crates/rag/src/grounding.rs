@@ -79,6 +79,12 @@ pub fn check(answer: &str, sources: &[&str], min_support: f32) -> Vec<SentenceSu
         .collect()
 }
 
+/// Whether `answer` says nothing but citation marks and punctuation
+/// ("[1] [2]"), which a small model sometimes writes instead of an answer.
+pub fn says_nothing(answer: &str) -> bool {
+    !strip_citations(answer).chars().any(char::is_alphanumeric)
+}
+
 /// The answer with only its supported sentences.
 pub fn supported_text(answer: &str, support: &[SentenceSupport]) -> String {
     let kept: Vec<&str> = support
@@ -332,6 +338,15 @@ mod tests {
     const EN: &str = "LangServe deploys LangChain chains as a REST API. \
                       LangSmith records every step of a chain run for tracing.";
     const KO: &str = "양자화는 모델의 가중치를 4비트나 8비트처럼 더 적은 비트로 저장하는 기술이다.";
+
+    #[test]
+    fn citation_marks_alone_say_nothing() {
+        assert!(says_nothing("[1] [2]"));
+        assert!(says_nothing(" [1]. "));
+        assert!(!says_nothing("1685 [2]"));
+        assert!(!says_nothing("서울 [1]"));
+        assert!(!says_nothing("[1] Sky [1]"));
+    }
 
     #[test]
     fn sentences_keep_their_citations_and_numbers() {

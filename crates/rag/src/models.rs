@@ -197,6 +197,16 @@ pub fn prompt_template(name: &str) -> docent_generate::PromptTemplate {
         .unwrap_or_default()
 }
 
+/// The probability of "yes" to the answer prompt's check below which the
+/// language model `name` declines, as its manifest entry calibrates it; 0
+/// (the check is not asked) for a model without one.
+pub fn min_answerable(name: &str) -> f32 {
+    Manifest::builtin()
+        .get(name)
+        .and_then(|spec| spec.min_answerable)
+        .unwrap_or(0.0)
+}
+
 /// Whether the language model `name` names is on disk already (a `.gguf`
 /// path, or a model the Hugging Face cache holds, verified), so that
 /// loading it fetches nothing.

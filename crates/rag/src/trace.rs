@@ -173,6 +173,10 @@ pub struct Trace {
     #[serde(default)]
     pub sources: Vec<SourceRef>,
     pub abstained: Option<Abstention>,
+    /// The model's probability that its sources answer the question, when
+    /// it was asked ([`crate::AnswerConfig::min_answerable`]).
+    #[serde(default)]
+    pub answerable: Option<f32>,
     pub stop: Option<StopReason>,
     /// Durations, token counts and rates.
     pub timings: AnswerTimings,

@@ -385,6 +385,12 @@ impl Decoder {
         self.pos = 0;
     }
 
+    /// Forgets the positions from `pos` on (the cache keeps the earlier
+    /// ones; later steps overwrite the rest).
+    pub fn rewind(&mut self, pos: usize) {
+        self.pos = self.pos.min(pos);
+    }
+
     /// Runs `ids` (the next tokens after those already seen) and returns the
     /// logits that predict the token after the last one.
     ///

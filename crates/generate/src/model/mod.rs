@@ -226,4 +226,18 @@ impl Model {
         self.pos += ids.len();
         Ok(logits)
     }
+
+    /// Forgets the tokens from position `pos` on, keeping those before, so
+    /// that the model can go on from `pos` as if it had seen nothing else.
+    /// `false` for a model whose cache cannot go back (nothing changes).
+    pub fn rewind(&mut self, pos: usize) -> bool {
+        match &mut self.inner {
+            Inner::Decoder(d) => {
+                d.rewind(pos);
+                self.pos = self.pos.min(pos);
+                true
+            }
+            Inner::Phi3(_) => false,
+        }
+    }
 }
