@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Calibrates `docent ask --min-score` for one encoder: the cosine similarity
-below which a retrieved chunk is not given to the model, and with none left,
-docent says the documents do not contain the answer without running it.
+below which no chunk of the index is close enough to the question, and
+docent says the documents do not contain the answer without running the
+model.
 
 For a SQuAD-format file, the articles are split in two by position (even and
 odd). The even articles are indexed; their questions are *answerable* (their
 paragraph is in the index), while the odd articles' questions are
 *unanswerable* (their topic is not in the index at all). Each question's best
-question's best similarity among the chunks `ask` retrieves (hybrid search,
-k 3) is recorded with `docent search --queries --hits`, and the script
+similarity to any chunk (what `ask` compares: the best
+cosine of the dense search, whichever chunks the fusion then keeps) is
+recorded with `docent search --mode dense -k 1 --queries --hits`, and the script
 prints, for a range of thresholds, the share of answerable questions kept and
 of unanswerable ones declined.
 
@@ -37,7 +39,7 @@ DOCENT = pathlib.Path(__file__).resolve().parent.parent / "target" / "debug" / "
 PER_SIDE = 400
 
 
-K = 3
+K = 1
 
 
 def best_scores(ix, questions, work, tag):
@@ -45,7 +47,8 @@ def best_scores(ix, questions, work, tag):
     hits = work / f"{tag}.jsonl"
     qfile.write_text("\n".join(questions) + "\n")
     subprocess.run(
-        [DOCENT, "--index", ix, "search", "--queries", qfile, "--hits", hits, "-k", str(K)],
+        [DOCENT, "--index", ix, "search", "--mode", "dense", "--queries", qfile, "--hits", hits,
+         "-k", str(K)],
         check=True,
         stdout=subprocess.DEVNULL,
     )

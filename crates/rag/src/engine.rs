@@ -254,10 +254,14 @@ impl Engine {
             .min_score
             .unwrap_or_else(|| index.meta().encoder.retrieval.min_score(question));
         let (relevant, best) = spans.time(Stage::Filter, || {
+            // The closest chunk of the whole index, whether or not the
+            // fusion ranks it among the k: whether the documents hold an
+            // answer does not depend on the lexical side's ranking.
             let best = retrieval
                 .hits
                 .iter()
                 .map(|h| h.similarity)
+                .chain(retrieval.candidates.iter().filter_map(|c| c.dense))
                 .fold(f32::NEG_INFINITY, f32::max);
             // The threshold decides whether the documents hold an answer at
             // all; when the best chunk passes it, the model gets the top k,
