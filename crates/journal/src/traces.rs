@@ -241,6 +241,7 @@ mod tests {
             support: vec![],
             sources: vec![],
             abstained: None,
+            answerable: None,
             stop: None,
             timings: AnswerTimings::default(),
         }
