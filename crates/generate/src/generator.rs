@@ -130,8 +130,8 @@ pub struct Generation {
     pub stop: StopReason,
     pub timings: Timings,
     /// The probability of "yes" to the [`Gate`]'s question, when there
-    /// was one and the model could answer it before the prompt (a model
-    /// whose cache cannot go back cannot).
+    /// was one and the model could be asked it (one whose cache cannot
+    /// rewind is not asked).
     pub gate_yes: Option<f32>,
 }
 
@@ -347,7 +347,9 @@ impl Generator {
     ) -> Result<(Vec<f32>, Option<f32>), GenerateError> {
         self.model.reset();
         let batch = self.cfg.prompt_batch.max(1);
-        let gate = gate.filter(|g| !g.prompt.is_empty() && g.prompt.len() < self.model.context());
+        let gate = gate.filter(|g| {
+            self.model.can_rewind() && !g.prompt.is_empty() && g.prompt.len() < self.model.context()
+        });
         let shared = gate.map_or(0, |g| {
             // Both rests must be non-empty: each needs logits of its own.
             let n = g
@@ -367,15 +369,9 @@ impl Generator {
             for part in g.prompt[shared..].chunks(batch) {
                 logits = self.model.forward(part)?;
             }
-            if self.model.rewind(shared) {
-                yes = Some(self.yes_share(&logits));
-            } else {
-                // It cannot go back: read the answer's prompt afresh.
-                self.model.reset();
-                for part in prompt[..shared].chunks(batch) {
-                    self.model.forward(part)?;
-                }
-            }
+            let rewound = self.model.rewind(shared);
+            debug_assert!(rewound, "checked by can_rewind");
+            yes = Some(self.yes_share(&logits));
         }
         for part in prompt[shared..].chunks(batch) {
             logits = self.model.forward(part)?;

@@ -427,13 +427,12 @@ impl Engine {
             .min_answerable
             .unwrap_or_else(|| crate::models::min_answerable(&self.generator_choice.model));
         let gate = if min_answerable > 0.0 {
-            let used: Vec<_> = citations.iter().map(Citation::source).collect();
             build_check_prompt(
                 &cfg.template,
                 g.chat_template(),
                 &history[history.len() - prompt.turns_used..],
                 question,
-                &used,
+                &sources[..prompt.sources_used],
                 &|text| g.tokenize_prompt(text),
             )
             .transpose()?

@@ -227,6 +227,12 @@ impl Model {
         Ok(logits)
     }
 
+    /// Whether [`Model::rewind`] can go back (docent's own decoder can;
+    /// candle-transformers' phi3 cannot).
+    pub fn can_rewind(&self) -> bool {
+        matches!(self.inner, Inner::Decoder(_))
+    }
+
     /// Forgets the tokens from position `pos` on, keeping those before, so
     /// that the model can go on from `pos` as if it had seen nothing else.
     /// `false` for a model whose cache cannot go back (nothing changes).
