@@ -18,6 +18,11 @@ declined, of answerable ones declined (by any cause: the retrieval gate,
 the model, the grounding check, or this one), and the answer accuracy that
 is left. Answers the check would newly decline count as declined; the rest
 stay as they were, since the check does not change them.
+
+`--gates` does the same for the retrieval gate (`--min-score`): run the
+evaluations with a low gate (say `--min-score 0.78`), and each record's
+`closest` (the cosine of the closest chunk, what the gate compares)
+tells which higher gates would have declined it before the model ran.
 """
 import argparse
 import json
@@ -28,13 +33,15 @@ def load(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def rates(records, threshold):
+def rates(records, threshold, gate=None):
     un = [r for r in records if r.get("impossible")]
     an = [r for r in records if not r.get("impossible")]
 
     def declined(r):
         p = r.get("answerable")
-        return bool(r.get("declined")) or (p is not None and p < threshold)
+        c = r.get("closest")
+        gated = gate is not None and c is not None and c < gate
+        return bool(r.get("declined")) or gated or (p is not None and p < threshold)
 
     def right(r):
         return bool(r.get("correct")) and not declined(r)
@@ -47,19 +54,23 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("files", nargs="+")
     ap.add_argument("--thresholds", default="0,0.3,0.4,0.45,0.5,0.55,0.6,0.65,0.7")
+    ap.add_argument("--gates", default="", help="retrieval gates to apply, e.g. 0.78,0.80,0.82")
     args = ap.parse_args()
     sets = [(f, load(f)) for f in args.files]
     for f, rs in sets:
         measured = sum(r.get("answerable") is not None for r in rs)
         print(f"{f}: {len(rs)} questions, the check asked on {measured}")
     print()
-    print("threshold | " + " | ".join(f"{f.split('/')[-1]}: unanswerable declined / answerable declined / accuracy" for f, _ in sets))
-    for t in map(float, args.thresholds.split(",")):
-        cells = []
-        for _, rs in sets:
-            u, a, acc, nu, na = rates(rs, t)
-            cells.append(f"{u:.3f} / {a:.3f} / {acc:.3f}" if nu else f"- / {a:.3f} / {acc:.3f}")
-        print(f"{t:.2f} | " + " | ".join(cells))
+    gates = [float(g) for g in args.gates.split(",") if g] or [None]
+    print("gate | threshold | " + " | ".join(f"{f.split('/')[-1]}: unanswerable declined / answerable declined / accuracy" for f, _ in sets))
+    for g in gates:
+        for t in map(float, args.thresholds.split(",")):
+            cells = []
+            for _, rs in sets:
+                u, a, acc, nu, na = rates(rs, t, g)
+                cells.append(f"{u:.3f} / {a:.3f} / {acc:.3f}" if nu else f"- / {a:.3f} / {acc:.3f}")
+            gate = "as run" if g is None else f"{g:.2f}"
+            print(f"{gate} | {t:.2f} | " + " | ".join(cells))
 
 
 if __name__ == "__main__":

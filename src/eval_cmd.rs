@@ -110,6 +110,10 @@ struct QuestionRecord<'a> {
     /// The model's probability that its sources answer the question.
     #[serde(skip_serializing_if = "Option::is_none")]
     answerable: Option<f32>,
+    /// Cosine similarity of the closest chunk to the question: what the
+    /// retrieval gate (`--min-score`) compares.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    closest: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     exact_match: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -383,6 +387,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             prompt: None,
             stop: None,
             answerable: None,
+            closest: None,
             exact_match: None,
             f1: None,
             generate_ms: None,
@@ -460,6 +465,13 @@ pub fn run(args: EvalArgs) -> Result<()> {
             record.prompt = a.prompt.clone();
             record.stop = a.stop;
             record.answerable = a.trace.answerable;
+            record.closest = a
+                .trace
+                .candidates
+                .iter()
+                .filter_map(|c| c.dense)
+                .chain(a.citations.iter().map(|c| c.similarity))
+                .reduce(f32::max);
             record.generate_ms = Some(ms);
         }
         if let Some(f) = out.as_mut() {

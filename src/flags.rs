@@ -11,7 +11,7 @@ use docent_ingest::{LoadOptions, WalkOptions};
 use docent_rag::answer::{DEFAULT_K, DEFAULT_MAX_PROMPT_TOKENS, DEFAULT_MAX_TOKENS};
 use docent_rag::{
     AnswerConfig, GeneratorChoice, GroundingConfig, IndexConfig, PromptTemplate, QueryRewrite,
-    RetrieveConfig, SamplerConfig, SearchMode, DEFAULT_GENERATOR,
+    RetrieveConfig, SamplerConfig, SearchMode, SourceFit, DEFAULT_GENERATOR,
 };
 use serde::Serialize;
 
@@ -154,11 +154,16 @@ pub struct AnswerFlags {
     /// Longest answer, in tokens.
     #[arg(long, default_value_t = DEFAULT_MAX_TOKENS)]
     pub max_tokens: usize,
-    /// Longest prompt, in the model's tokens: lower-ranked chunks are left
-    /// out beyond it (the best one always goes in). Reading the prompt is
-    /// most of the wait for the first word.
+    /// Longest prompt, in the model's tokens (see `--source-fit`; the best
+    /// chunk always goes in). Reading the prompt is most of the wait for
+    /// the first word.
     #[arg(long, default_value_t = DEFAULT_MAX_PROMPT_TOKENS)]
     pub max_prompt_tokens: usize,
+    /// When the chunks do not all fit the prompt whole: `excerpt` gives each
+    /// an equal share and cuts a longer one to its sentences most about
+    /// the question; `whole` leaves the lowest-ranked out instead.
+    #[arg(long, value_enum, default_value_t = Fit::Excerpt)]
+    pub source_fit: Fit,
     /// Context for prompt and answer together, in tokens (at most the
     /// model's own).
     #[arg(long, default_value_t = GeneratorChoice::default().context)]
@@ -199,6 +204,24 @@ pub struct AnswerFlags {
     /// is made standalone before retrieval.
     #[arg(long, value_enum, default_value_t = Rewrite::FollowUp)]
     pub rewrite: Rewrite,
+}
+
+/// `--source-fit`: what is done with chunks too long for the prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fit {
+    /// Cut each to its share, keeping the sentences most about the question.
+    Excerpt,
+    /// Leave the lowest-ranked out.
+    Whole,
+}
+
+impl From<Fit> for SourceFit {
+    fn from(f: Fit) -> Self {
+        match f {
+            Fit::Excerpt => SourceFit::Excerpt,
+            Fit::Whole => SourceFit::Whole,
+        }
+    }
 }
 
 /// `--rewrite`: history-aware retrieval.
@@ -247,6 +270,7 @@ impl AnswerFlags {
             min_score: self.min_score,
             max_tokens: self.max_tokens,
             max_prompt_tokens: self.max_prompt_tokens,
+            source_fit: self.source_fit.into(),
             sampler: SamplerConfig {
                 temperature: self.temperature,
                 top_k: self.top_k,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use docent_rag::indexer::build_index;
 use docent_rag::{
     AnswerConfig, Engine, Event, GeneratorChoice, IndexConfig, RetrieveConfig, SearchMode,
-    StopReason, Turn,
+    SourceFit, StopReason, Turn,
 };
 
 const MODEL: &str = "smollm2-135m-instruct-q4_1";
@@ -315,4 +315,100 @@ fn the_answerability_check_is_asked_recorded_and_declines_below_its_threshold() 
     }
     // Sources read are still cited: the user sees what the model read.
     assert!(!declined.citations.is_empty());
+}
+
+#[test]
+fn sources_too_long_for_the_prompt_are_cut_to_the_sentences_about_the_question() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    let tides = "# Tides\n\n\
+        Tides rise and fall twice a day along most coasts.\n\
+        The pull of the moon on the oceans causes the tides.\n\
+        Spring tides come when the sun and the moon line up.\n\
+        Neap tides come when they pull at right angles.\n\
+        Harbour pilots plan every passage around the tide tables.\n\
+        Some bays have tides of more than ten metres.\n";
+    let lighthouse = "# Lighthouses\n\n\
+        Lighthouses guide ships past rocks and into harbours at night.\n\
+        Each one shows its own pattern of flashes so that sailors know it.\n\
+        Early lights burned wood or coal on open fires.\n\
+        The Skerryvore keeper polished the brass lens every Tuesday morning.\n\
+        Later lights used oil lamps behind large glass lenses.\n\
+        Today most lighthouses run on their own without a keeper.\n";
+    std::fs::write(docs.join("tides.md"), tides).unwrap();
+    std::fs::write(docs.join("lighthouses.md"), lighthouse).unwrap();
+    let ix = tmp.path().join("ix");
+    let enc = encoder();
+    index(&ix, &docs, &enc);
+    let engine = Engine::with_encoder(&ix, enc, generator()).unwrap();
+    let q = "When did the Skerryvore keeper polish the brass lens?";
+    let stop_at_prompt = &mut |e: Event<'_>| match e {
+        Event::Prompt { .. } => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    };
+    let cfg = |fit| AnswerConfig {
+        retrieve: RetrieveConfig {
+            k: 2,
+            ..AnswerConfig::default().retrieve
+        },
+        min_score: Some(0.0),
+        max_tokens: 8,
+        max_prompt_tokens: 190,
+        source_fit: fit,
+        ..AnswerConfig::default()
+    };
+
+    // Whole, the two do not fit: the lower one is left out.
+    let whole = engine
+        .answer(q, &[], &cfg(SourceFit::Whole), stop_at_prompt)
+        .unwrap();
+    assert_eq!((whole.citations.len(), whole.sources_dropped), (1, 1));
+
+    // Cut to their shares, both go in, the one about the question with the
+    // sentence that answers it, and each citation points at the line its
+    // text starts on.
+    let cut = engine
+        .answer(q, &[], &cfg(SourceFit::Excerpt), stop_at_prompt)
+        .unwrap();
+    assert_eq!((cut.citations.len(), cut.sources_dropped), (2, 0));
+    assert!(cut.trace.prompt.as_ref().unwrap().tokens <= 190);
+    let light = cut
+        .citations
+        .iter()
+        .find(|c| c.path == "lighthouses.md")
+        .expect("the lighthouse note is a source");
+    assert!(
+        light
+            .text
+            .contains("The Skerryvore keeper polished the brass lens"),
+        "{}",
+        light.text
+    );
+    assert!(
+        light.text.contains(docent_rag::excerpt::ELLIPSIS),
+        "{}",
+        light.text
+    );
+    assert!(cut.prompt.as_ref().unwrap().contains(&light.text));
+    for c in &cut.citations {
+        let file = if c.path == "tides.md" {
+            tides
+        } else {
+            lighthouse
+        };
+        let first_sentence = c
+            .text
+            .lines()
+            .map(|l| l.trim_start_matches(docent_rag::excerpt::ELLIPSIS).trim())
+            .find(|l| !l.is_empty() && !l.starts_with('#') && *l != "Tides" && *l != "Lighthouses")
+            .unwrap();
+        let first_sentence = first_sentence.split(". ").next().unwrap();
+        let line = file
+            .lines()
+            .position(|l| l.contains(first_sentence))
+            .unwrap_or_else(|| panic!("{first_sentence:?} is in {}", c.path))
+            + 1;
+        assert_eq!(c.line as usize, line, "{}: {:?}", c.path, c.text);
+    }
 }

@@ -41,9 +41,11 @@ pub struct AnswerConfig {
     pub min_score: Option<f32>,
     /// The longest answer, in tokens.
     pub max_tokens: usize,
-    /// The longest prompt: lower-ranked sources are left out beyond it,
+    /// The longest prompt: sources are fitted to it as `source_fit` says,
     /// though the best source always goes in if the context holds it.
     pub max_prompt_tokens: usize,
+    /// What is done with sources too long for their share of the prompt.
+    pub source_fit: SourceFit,
     pub sampler: SamplerConfig,
     pub template: PromptTemplate,
     pub grounding: GroundingConfig,
@@ -55,6 +57,20 @@ pub struct AnswerConfig {
     pub min_answerable: Option<f32>,
     /// Whether a follow-up question is made standalone before retrieval.
     pub rewrite: QueryRewrite,
+}
+
+/// How the sources are fitted to [`AnswerConfig::max_prompt_tokens`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceFit {
+    /// Each source gets an equal share of the room; a longer one is cut to
+    /// the run of its sentences most about the question
+    /// ([`crate::excerpt`]).
+    #[default]
+    Excerpt,
+    /// Sources go in whole; the lowest-ranked are left out until the rest
+    /// fit (the best one always goes in).
+    Whole,
 }
 
 /// What the grounding check does with an answer's sentences
@@ -87,6 +103,7 @@ impl Default for AnswerConfig {
             min_score: None,
             max_tokens: DEFAULT_MAX_TOKENS,
             max_prompt_tokens: DEFAULT_MAX_PROMPT_TOKENS,
+            source_fit: SourceFit::default(),
             sampler: SamplerConfig::default(),
             template: PromptTemplate::default(),
             grounding: GroundingConfig::default(),
@@ -157,6 +174,8 @@ pub struct Citation {
     /// Relative to the indexed folder.
     pub path: String,
     /// 1-based line where the chunk starts (within its page for PDFs).
+    /// When the source was cut to fit the prompt, the line its first kept
+    /// sentence starts on.
     pub line: u32,
     pub page: Option<u32>,
     /// Titles of the enclosing headings, outermost first.
@@ -165,6 +184,8 @@ pub struct Citation {
     pub score: f32,
     /// Cosine similarity of question and chunk (what the threshold compares).
     pub similarity: f32,
+    /// What the model read: the chunk, or the part of it about the question
+    /// ([`crate::excerpt`]).
     pub text: String,
 }
 

@@ -12,8 +12,9 @@ use docent_generate::{
 use docent_index::{live_generation, Index};
 
 use crate::answer::{
-    is_decline, no_answer_text, Abstention, Answer, AnswerConfig, Citation, Event,
+    is_decline, no_answer_text, Abstention, Answer, AnswerConfig, Citation, Event, SourceFit,
 };
+use crate::excerpt;
 use crate::grounding;
 use crate::indexer::{build_index, load_encoder_for, IndexConfig, IndexEvent, IndexReport};
 use crate::models::{
@@ -67,6 +68,57 @@ type Pending = std::thread::JoinHandle<Result<LoadedGenerator, RagError>>;
 
 /// Starts loading the language model on a thread of its own, if `choice`
 /// asks for it.
+/// Renders the answer's prompt with these turns and sources, within a
+/// budget of tokens.
+type BuildPrompt<'a> = dyn Fn(
+        &[Turn],
+        &[docent_generate::Source],
+        usize,
+    ) -> Result<docent_generate::Prompt, docent_generate::GenerateError>
+    + 'a;
+
+/// Cuts the sources that are too long for their share of the prompt's
+/// `budget` to their sentences most about the question ([`excerpt`]), when
+/// they do not all fit whole. The share is of what the prompt leaves
+/// without earlier turns: those are dropped before sources are cut. A
+/// citation then holds the text the model read and the line that text
+/// starts on.
+fn fit_excerpts(
+    citations: &mut [Citation],
+    question: &str,
+    budget: usize,
+    build: &BuildPrompt,
+    count: &dyn Fn(&str) -> usize,
+) {
+    let sources: Vec<_> = citations.iter().map(Citation::source).collect();
+    if matches!(build(&[], &sources, budget), Ok(p) if p.sources_used == sources.len()) {
+        return;
+    }
+    // What the prompt takes besides the sources' text.
+    let bare: Vec<_> = sources
+        .iter()
+        .map(|s| docent_generate::Source {
+            label: s.label.clone(),
+            text: String::new(),
+        })
+        .collect();
+    let Ok(frame) = build(&[], &bare, usize::MAX) else {
+        return;
+    };
+    // Token counts are not additive at the seams: keep a little slack.
+    let slack = 2 * sources.len();
+    let Some(room) = budget.checked_sub(frame.tokens.len() + slack) else {
+        return;
+    };
+    let sizes: Vec<usize> = sources.iter().map(|s| count(&s.text)).collect();
+    for (c, share) in citations.iter_mut().zip(excerpt::shares(&sizes, room)) {
+        if let Some(e) = excerpt::excerpt(&c.text, question, share, count) {
+            c.text = e.text;
+            c.line += e.lines_skipped;
+        }
+    }
+}
+
 fn start_loading(choice: &GeneratorChoice) -> Option<Pending> {
     if choice.load != GeneratorLoad::InBackground || !generator_is_local(&choice.model) {
         return None;
@@ -360,10 +412,11 @@ impl Engine {
                 context,
             });
         }
-        let sources: Vec<_> = relevant.iter().map(Citation::source).collect();
+        let mut relevant = relevant;
         let room = context - cfg.max_tokens;
-        let prompt = spans.time(Stage::Prompt, || {
-            let build = |sources: &[docent_generate::Source], budget: usize| {
+        let budget = room.min(cfg.max_prompt_tokens);
+        let (prompt, sources) = spans.time(Stage::Prompt, || {
+            let build = |history: &[Turn], sources: &[docent_generate::Source], budget: usize| {
                 build_chat_prompt(
                     &cfg.template,
                     g.chat_template(),
@@ -374,15 +427,22 @@ impl Engine {
                     &|text| g.tokenize_prompt(text),
                 )
             };
-            match build(&sources, room.min(cfg.max_prompt_tokens)) {
+            if cfg.source_fit == SourceFit::Excerpt {
+                fit_excerpts(&mut relevant, question, budget, &build, &|text| {
+                    g.tokenize_prompt(text).len()
+                });
+            }
+            let sources: Vec<_> = relevant.iter().map(Citation::source).collect();
+            let prompt = match build(history, &sources, budget) {
                 Ok(p) if p.sources_used > 0 => Ok(p),
                 // Over the prompt limit with even one source: the best one
                 // goes in anyway, as far as the context holds it.
-                _ => build(&sources[..1], room).map(|p| docent_generate::Prompt {
+                _ => build(history, &sources[..1], room).map(|p| docent_generate::Prompt {
                     sources_dropped: sources.len() - p.sources_used,
                     ..p
                 }),
-            }
+            };
+            prompt.map(|p| (p, sources))
         })?;
         let mut citations = relevant;
         let dropped: Vec<u64> = citations[prompt.sources_used..]

@@ -197,7 +197,7 @@ fn is_hangul(c: char) -> bool {
 /// The content units of a text (see the module's overview). A word that
 /// mixes scripts (`베이징TV`, `4번`) is taken run by run: pairs of
 /// syllables from its Hangul, whole words from the rest.
-fn units(text: &str) -> HashSet<String> {
+pub(crate) fn units(text: &str) -> HashSet<String> {
     let mut out = HashSet::new();
     for word in text.split(|c: char| !c.is_alphanumeric()) {
         let mut rest = word;
@@ -284,7 +284,7 @@ fn strip_citations(text: &str) -> String {
 /// Byte ranges of the sentences of `text`: a sentence ends at a line break,
 /// or after `.`, `!`, `?` or `。` and any citation marks that follow, where
 /// whitespace comes next (so `3.5` and `e.g.x` stay whole).
-fn sentences(text: &str) -> Vec<(usize, usize)> {
+pub(crate) fn sentences(text: &str) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let bytes = text.as_bytes();
     let mut start = 0;

@@ -17,8 +17,10 @@
 //!    ([`Abstention::NoRelevantSource`]) and the model is never run.
 //! 3. **Prompt**: the model's chat template around the instruction, the
 //!    earlier turns of the conversation, the numbered sources and the
-//!    question, fitted to the context in the model's own tokens (oldest
-//!    turns dropped first, then the lowest-ranked sources; never cut).
+//!    question, fitted to the prompt's budget in the model's own tokens:
+//!    oldest turns dropped first; then each source gets an equal share of
+//!    what is left, a longer one cut to its sentences most about the
+//!    question ([`excerpt`]); then the lowest-ranked sources are dropped.
 //! 4. **Generate** ([`Engine::answer`]): decode, streaming each piece of
 //!    text to the caller's callback, which may cancel; an answer that says
 //!    the documents do not hold it counts as declined
@@ -51,6 +53,9 @@
 //! * `engine.rs`: [`Engine`], the loop above;
 //! * `retrieve.rs`: ranking, fusion and fetching; [`SearchMode`];
 //! * `answer.rs`: [`AnswerConfig`], [`Answer`], [`Citation`], [`Event`];
+//! * `excerpt.rs`: long sources cut to the sentences about the question;
+//! * `grounding.rs`: each answer sentence's support in its sources;
+//! * `compare.rs`: a source for each side of a comparison question;
 //! * `rewrite.rs`: follow-up questions made standalone for retrieval;
 //! * `trace.rs`: [`Trace`] and its spans;
 //! * `models.rs`: which models a name means, loading them;
@@ -61,6 +66,7 @@ pub mod answer;
 pub mod compare;
 mod engine;
 mod error;
+pub mod excerpt;
 pub mod grounding;
 pub mod indexer;
 pub mod models;
@@ -71,6 +77,7 @@ pub mod watch;
 
 pub use answer::{
     is_decline, no_answer_text, Abstention, Answer, AnswerConfig, Citation, Event, GroundingConfig,
+    SourceFit,
 };
 pub use engine::Engine;
 pub use error::RagError;
