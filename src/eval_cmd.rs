@@ -114,6 +114,9 @@ struct QuestionRecord<'a> {
     /// retrieval gate (`--min-score`) compares.
     #[serde(skip_serializing_if = "Option::is_none")]
     closest: Option<f32>,
+    /// How sure the model was of the tokens it wrote.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    confidence: Option<docent_rag::trace::Confidence>,
     #[serde(skip_serializing_if = "Option::is_none")]
     exact_match: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -388,6 +391,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             stop: None,
             answerable: None,
             closest: None,
+            confidence: None,
             exact_match: None,
             f1: None,
             generate_ms: None,
@@ -465,6 +469,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             record.prompt = a.prompt.clone();
             record.stop = a.stop;
             record.answerable = a.trace.answerable;
+            record.confidence = a.trace.confidence;
             record.closest = a
                 .trace
                 .candidates

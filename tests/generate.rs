@@ -301,6 +301,15 @@ fn a_gate_asks_yes_or_no_first_and_leaves_the_answer_alone() {
     let plain = g.generate(&prompt, &greedy, &mut |_| true).unwrap();
     assert!(plain.text.contains("Seoul"), "{model}: {:?}", plain.text);
     assert_eq!(plain.gate_yes, None);
+    // One probability per token written; a source that states the answer
+    // makes the model sure of it.
+    assert_eq!(plain.token_probs.len(), plain.tokens.len());
+    assert!(plain.token_probs.iter().all(|&p| p > 0.0 && p <= 1.0));
+    let sure = docent_rag::trace::Confidence::of(&plain.token_probs).unwrap();
+    assert!(
+        sure.mean > 0.5 && sure.min <= sure.mean,
+        "{model}: {sure:?}"
+    );
     let ask = |g: &mut Generator, question: &str, min_yes: f32| {
         let cfg = GenerationConfig {
             gate: Some(docent_generate::Gate {

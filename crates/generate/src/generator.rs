@@ -133,6 +133,9 @@ pub struct Generation {
     /// was one and the model could be asked it (one whose cache cannot
     /// rewind is not asked).
     pub gate_yes: Option<f32>,
+    /// The model's probability of each token in `tokens` (softmax of its
+    /// logits, before sampling settings), a measure of how sure it was.
+    pub token_probs: Vec<f32>,
 }
 
 /// A language model with its tokenizer and chat template.
@@ -262,11 +265,13 @@ impl Generator {
                     stop: StopReason::Gated,
                     timings,
                     gate_yes,
+                    token_probs: Vec::new(),
                 });
             }
         }
         let mut history: Vec<u32> = prompt.to_vec();
         let mut out_tokens = Vec::new();
+        let mut token_probs = Vec::new();
         let mut text = String::new();
         let mut emitted = 0usize;
         let mut stream = TextStream::default();
@@ -276,7 +281,10 @@ impl Generator {
             if out_tokens.len() >= cfg.max_tokens {
                 break StopReason::MaxTokens;
             }
+            let lse = log_sum_exp(&logits);
+            let raw = logits.clone();
             let next = sampler.sample(std::mem::take(&mut logits), &history)?;
+            let prob = raw.get(next as usize).map_or(0.0, |&l| (l - lse).exp());
             if out_tokens.is_empty() {
                 timings.first_token_ms = ms(t0);
             }
@@ -284,6 +292,7 @@ impl Generator {
                 break StopReason::EndOfTurn;
             }
             out_tokens.push(next);
+            token_probs.push(prob);
             history.push(next);
             text.push_str(&stream.push(&self.tokenizer, next));
             if let Some(at) = cfg
@@ -335,6 +344,7 @@ impl Generator {
             stop,
             timings,
             gate_yes,
+            token_probs,
         })
     }
 
@@ -405,6 +415,15 @@ impl Generator {
             0.5
         }
     }
+}
+
+/// `ln Σ exp(l)` over `logits`, kept finite by taking out their maximum.
+fn log_sum_exp(logits: &[f32]) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        return max;
+    }
+    max + logits.iter().map(|&l| (l - max).exp()).sum::<f32>().ln()
 }
 
 fn ms(t: Instant) -> f64 {

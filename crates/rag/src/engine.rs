@@ -24,8 +24,8 @@ use crate::models::{
 use crate::retrieve::{self, Retrieval, RetrieveConfig};
 use crate::rewrite;
 use crate::trace::{
-    new_trace_id, unix_ms, AnswerTimings, IndexRef, PromptTrace, SourceRef, Spans, Stage, Trace,
-    TraceSettings,
+    new_trace_id, unix_ms, AnswerTimings, Confidence, IndexRef, PromptTrace, SourceRef, Spans,
+    Stage, Trace, TraceSettings,
 };
 use crate::RagError;
 
@@ -363,6 +363,7 @@ impl Engine {
                 sources: Vec::new(),
                 abstained: None,
                 answerable: None,
+                confidence: None,
                 stop: None,
                 timings: AnswerTimings {
                     retrieval_ms,
@@ -526,6 +527,7 @@ impl Engine {
         record.trace.timings.decode_tokens = t.decode_tokens;
         record.trace.timings.decode_tokens_per_s = t.decode_tokens_per_s();
         record.trace.answerable = generation.gate_yes;
+        record.trace.confidence = Confidence::of(&generation.token_probs);
         let mut text = generation.text.trim().to_string();
         let mut abstained = match (generation.stop, generation.gate_yes) {
             (StopReason::Gated, Some(answerable)) => Some(Abstention::NotAnswerable {

@@ -177,9 +177,36 @@ pub struct Trace {
     /// it was asked ([`crate::AnswerConfig::min_answerable`]).
     #[serde(default)]
     pub answerable: Option<f32>,
+    /// How sure the model was of its answer: the geometric mean of its
+    /// probability for each token it wrote, and the least of them (`None`
+    /// when it wrote nothing).
+    #[serde(default)]
+    pub confidence: Option<Confidence>,
     pub stop: Option<StopReason>,
     /// Durations, token counts and rates.
     pub timings: AnswerTimings,
+}
+
+/// How sure a model was of the tokens it wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Confidence {
+    /// `exp` of the mean log-probability.
+    pub mean: f32,
+    pub min: f32,
+}
+
+impl Confidence {
+    /// From the probabilities of the tokens written; `None` for none.
+    pub fn of(probs: &[f32]) -> Option<Confidence> {
+        if probs.is_empty() {
+            return None;
+        }
+        let mean_ln = probs.iter().map(|p| p.max(1e-30).ln()).sum::<f32>() / probs.len() as f32;
+        Some(Confidence {
+            mean: mean_ln.exp(),
+            min: probs.iter().copied().fold(1.0, f32::min),
+        })
+    }
 }
 
 /// A source as a trace keeps it: where it is, not its text (the index
@@ -244,4 +271,20 @@ pub fn unix_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Confidence;
+
+    #[test]
+    fn confidence_is_the_geometric_mean_and_the_least_token_probability() {
+        assert_eq!(Confidence::of(&[]), None);
+        let c = Confidence::of(&[1.0, 0.25]).unwrap();
+        assert!((c.mean - 0.5).abs() < 1e-6, "{c:?}");
+        assert_eq!(c.min, 0.25);
+        // A zero probability does not make the mean undefined.
+        let c = Confidence::of(&[0.0, 1.0]).unwrap();
+        assert!(c.mean >= 0.0 && c.mean < 1e-10 && c.min == 0.0, "{c:?}");
+    }
 }
