@@ -159,10 +159,10 @@ pub struct AnswerFlags {
     /// the first word.
     #[arg(long, default_value_t = DEFAULT_MAX_PROMPT_TOKENS)]
     pub max_prompt_tokens: usize,
-    /// When the chunks do not all fit the prompt whole: `excerpt` gives each
-    /// an equal share and cuts a longer one to its sentences most about
-    /// the question; `whole` leaves the lowest-ranked out instead.
-    #[arg(long, value_enum, default_value_t = Fit::Excerpt)]
+    /// When the chunks do not all fit the prompt whole: `whole` leaves the
+    /// lowest-ranked out; `excerpt` gives each an equal share and cuts a
+    /// longer one to its sentences most about the question.
+    #[arg(long, value_enum, default_value_t = Fit::Whole)]
     pub source_fit: Fit,
     /// Context for prompt and answer together, in tokens (at most the
     /// model's own).

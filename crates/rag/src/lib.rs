@@ -18,9 +18,9 @@
 //! 3. **Prompt**: the model's chat template around the instruction, the
 //!    earlier turns of the conversation, the numbered sources and the
 //!    question, fitted to the prompt's budget in the model's own tokens:
-//!    oldest turns dropped first; then each source gets an equal share of
-//!    what is left, a longer one cut to its sentences most about the
-//!    question ([`excerpt`]); then the lowest-ranked sources are dropped.
+//!    oldest turns dropped first, then the lowest-ranked sources (or, with
+//!    [`SourceFit::Excerpt`], sources first cut to an equal share each,
+//!    [`excerpt`]).
 //! 4. **Generate** ([`Engine::answer`]): decode, streaming each piece of
 //!    text to the caller's callback, which may cancel; an answer that says
 //!    the documents do not hold it counts as declined
