@@ -66,8 +66,6 @@ pub struct Engine {
 
 type Pending = std::thread::JoinHandle<Result<LoadedGenerator, RagError>>;
 
-/// Starts loading the language model on a thread of its own, if `choice`
-/// asks for it.
 /// Renders the answer's prompt with these turns and sources, within a
 /// budget of tokens.
 type BuildPrompt<'a> = dyn Fn(
@@ -119,6 +117,8 @@ fn fit_excerpts(
     }
 }
 
+/// Starts loading the language model on a thread of its own, if `choice`
+/// asks for it.
 fn start_loading(choice: &GeneratorChoice) -> Option<Pending> {
     if choice.load != GeneratorLoad::InBackground || !generator_is_local(&choice.model) {
         return None;
