@@ -402,3 +402,145 @@ fn lexical_search_leaves_out_the_commonest_terms_beyond_its_postings_budget() {
         );
     }
 }
+
+/// An index of `texts`, one chunk each in one file, with arbitrary unit
+/// vectors: for tests of lexical search alone.
+fn write_texts(root: &Path, texts: &[String]) -> Index {
+    let m = meta();
+    let dim = m.encoder.dim;
+    let mut w = IndexWriter::create(root, m).unwrap();
+    let chunks: Vec<docent_core::Chunk> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| docent_core::Chunk {
+            path: "made.txt".into(),
+            ordinal: i as u32,
+            byte_span: 0..t.len(),
+            char_span: 0..t.len(),
+            text: t.clone(),
+            line: 1 + i as u32,
+            page: None,
+            heading_path: Vec::new(),
+            tokens: 8,
+        })
+        .collect();
+    let vectors: Vec<Vec<f32>> = (0..texts.len())
+        .map(|i| {
+            (0..dim)
+                .map(|d| if d == i % dim { 1.0 } else { 0.01 })
+                .collect()
+        })
+        .collect();
+    let rec = FileRecord {
+        path: "made.txt".into(),
+        sha256: "0".repeat(64),
+        size: 0,
+        kind: "text".into(),
+        chunks: texts.len() as u32,
+    };
+    w.add_file(&rec, &chunks, &vectors).unwrap();
+    w.commit().unwrap();
+    Index::open(root).unwrap()
+}
+
+#[test]
+fn lexical_search_takes_the_chunks_holding_its_rarest_terms_together_when_even_one_is_over_budget()
+{
+    // 400 chunks: "alpha" alone in 140 short ones, "beta" alone in 140,
+    // both in 10 longer ones, neither in the rest. Each term has 150
+    // postings, and by "alpha" alone the short chunks rank first.
+    let texts: Vec<String> = (0..400)
+        .map(|i| match i {
+            0..140 => format!("alpha word{i}"),
+            140..150 => format!("alpha beta pad word{i}"),
+            150..290 => format!("beta word{i}"),
+            _ => format!("other common word{i}"),
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let ix = write_texts(dir.path(), &texts);
+    let q = "alpha beta";
+    let all = ix.lexical_within(q, 400, u64::MAX).unwrap();
+    let holds_both = |found: &[(u64, f32)]| -> Vec<bool> {
+        let ids: Vec<u64> = found.iter().map(|x| x.0).collect();
+        ix.chunks(&ids)
+            .unwrap()
+            .iter()
+            .map(|c| c.chunk.text.contains("alpha") && c.chunk.text.contains("beta"))
+            .collect()
+    };
+    assert!(holds_both(&all[..10]).iter().all(|b| *b));
+    let scored_as_fts5 = |found: &[(u64, f32)]| {
+        for (id, score) in found {
+            let exact = all.iter().find(|(a, _)| a == id).unwrap().1;
+            assert!((score - exact).abs() <= 1e-4 * exact.abs());
+        }
+    };
+    // A budget of 100 postings: each term alone is over it, and the chunks
+    // expected to hold both (150 × 150 / 400 = 56) fit. Searched by the
+    // rarest term alone, the top 100 would be short chunks without "beta".
+    let together = ix.lexical_within(q, 5, 100).unwrap();
+    assert_eq!(together.len(), 5);
+    assert!(holds_both(&together).iter().all(|b| *b), "{together:?}");
+    scored_as_fts5(&together);
+    // Asked for more than the ten that hold both, it adds the candidates
+    // of the rarest term alone, and ranks them below.
+    let more = ix.lexical_within(q, 15, 100).unwrap();
+    assert_eq!(more.len(), 15);
+    let both = holds_both(&more);
+    assert!(both[..10].iter().all(|b| *b) && !both[10..].iter().any(|b| *b));
+    scored_as_fts5(&more);
+}
+
+/// Terms with the number of chunks that hold each.
+type Frequencies = Vec<(String, i64)>;
+
+/// `lexical_df` against FTS5's own counts, in the live generation.
+fn df_tables(root: &Path) -> (Frequencies, Frequencies) {
+    let ix = Index::open_store(root).unwrap();
+    let c = rusqlite::Connection::open_with_flags(
+        ix.generation_dir().join("store.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let read = |sql: &str| -> Frequencies {
+        let mut st = c.prepare(sql).unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    (
+        read("SELECT term, doc FROM lexical_df ORDER BY term"),
+        read("SELECT term, doc FROM lexical_vocab ORDER BY term"),
+    )
+}
+
+#[test]
+fn the_stored_document_frequencies_follow_every_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &["glossary-en.md", "glossary-ko.md"]);
+    let (df, vocab) = df_tables(dir.path());
+    assert!(df.len() > 100, "{}", df.len());
+    assert_eq!(df, vocab);
+    let q = "검색 증강 생성 retriever";
+    let before = Index::open_store(dir.path())
+        .unwrap()
+        .lexical(q, 5)
+        .unwrap();
+    // An update that removes a file and adds another.
+    let previous = Index::open(dir.path()).unwrap();
+    let mut w = IndexWriter::update(dir.path(), previous, meta()).unwrap();
+    assert!(w.remove_file("glossary-en.md").unwrap() > 0);
+    let (rec, chunks, vectors) = prepare("quantization-ko.txt");
+    w.add_file(&rec, &chunks, &vectors).unwrap();
+    w.commit().unwrap();
+    let (df2, vocab2) = df_tables(dir.path());
+    assert_eq!(df2, vocab2);
+    assert_ne!(df2, df);
+    let after = Index::open_store(dir.path())
+        .unwrap()
+        .lexical(q, 5)
+        .unwrap();
+    assert_ne!(before, after);
+}

@@ -13,7 +13,7 @@ use crate::{FileRecord, Index, IndexError};
 /// The postings a lexical query's terms may hold between them (see
 /// [`Index::lexical`]), chosen by measurement at 1,000,000 chunks
 /// (docs/benchmarks.md, "Lexical search at scale").
-pub const POSTINGS_BUDGET: u64 = 20_000;
+pub const POSTINGS_BUDGET: u64 = 50_000;
 
 /// How many candidates of the rarer terms a budgeted lexical search scores
 /// with every term (at least twice the results asked for).
@@ -280,7 +280,11 @@ impl Index {
         // (every index of up to POSTINGS_BUDGET chunks with a short query)
         // that is one search.
         let conn = self.pool.get()?;
-        let mut df_stmt = conn.prepare_cached("SELECT doc FROM lexical_vocab WHERE term = ?1")?;
+        let mut df_stmt = conn.prepare_cached(if self.df_table {
+            "SELECT doc FROM lexical_df WHERE term = ?1"
+        } else {
+            "SELECT doc FROM lexical_vocab WHERE term = ?1"
+        })?;
         let mut with_df: Vec<(String, i64)> = Vec::with_capacity(terms.len());
         for t in terms {
             let df: i64 = df_stmt
@@ -309,28 +313,56 @@ impl Index {
                 *i == 0 || postings <= budget
             })
             .count();
-        let expr = |terms: &[(String, i64)]| {
+        let expr = |terms: &[(String, i64)], op: &str| {
             terms
                 .iter()
                 .map(|(t, _)| format!("\"{}\"", t.replace('"', "\"\"")))
                 .collect::<Vec<_>>()
-                .join(" OR ")
+                .join(op)
         };
         let mut stmt = conn.prepare_cached(
             "SELECT rowid, bm25(lexical) FROM lexical WHERE lexical MATCH ?1
              ORDER BY bm25(lexical) LIMIT ?2",
         )?;
-        let mut search =
-            |terms: &[(String, i64)], limit: usize| -> Result<Vec<(u64, f32)>, IndexError> {
-                let rows = stmt.query_map(params![expr(terms), limit as i64], |r| {
-                    Ok((r.get::<_, i64>(0)? as u64, -(r.get::<_, f64>(1)? as f32)))
-                })?;
-                Ok(rows.collect::<Result<_, _>>()?)
-            };
+        let mut search = |expr: String, limit: usize| -> Result<Vec<(u64, f32)>, IndexError> {
+            let rows = stmt.query_map(params![expr, limit as i64], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, -(r.get::<_, f64>(1)? as f32)))
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        };
         if rare == with_df.len() {
-            return search(&with_df, k);
+            return search(expr(&with_df, " OR "), k);
         }
-        let mut candidates = search(&with_df[..rare], (2 * k).max(RESCORED))?;
+        let wanted = (2 * k).max(RESCORED);
+        // Even the rarest term can be over the budget (a question of
+        // common words, or a large collection). Then the candidates are
+        // the chunks that hold the rarest terms together, as many of them
+        // as it takes for the chunks expected to hold them all (were
+        // terms independent) to fit in the budget: FTS5 walks their
+        // postings but scores only the chunks in all of them. When fewer
+        // than `k` hold them all, the candidates of the rarer terms taken
+        // one by one are added.
+        let chunks = self.len().max(1) as f64;
+        let mut expected = with_df[0].1 as f64;
+        let together = 1 + with_df[1..]
+            .iter()
+            .take_while(|(_, df)| {
+                let over = expected > budget as f64;
+                expected *= *df as f64 / chunks;
+                over
+            })
+            .count();
+        let mut candidates = Vec::new();
+        if together > 1 {
+            candidates = search(expr(&with_df[..together], " AND "), wanted)?;
+        }
+        if candidates.len() < k {
+            for c in search(expr(&with_df[..rare], " OR "), wanted)? {
+                if !candidates.iter().any(|x| x.0 == c.0) {
+                    candidates.push(c);
+                }
+            }
+        }
         let Some((rows, tokens)) = lexical_totals(&conn)? else {
             // No totals to score with: the rarer terms' ranking stands.
             candidates.truncate(k);

@@ -39,6 +39,9 @@ pub struct Index {
     pub(crate) removed: Vec<usize>,
     /// Opened by [`Index::open_store`]: the graph was not loaded.
     store_only: bool,
+    /// Whether the store's `lexical_df` table is current (see the schema);
+    /// else document frequencies come from FTS5's vocabulary.
+    pub(crate) df_table: bool,
     /// The hold on the generation (see [`pin_generation`]).
     _pin: Option<File>,
 }
@@ -172,6 +175,7 @@ impl Index {
                 format!("the store holds {rows} chunks, its metadata {len}"),
             ));
         }
+        let df_table = get("lexical_df_chunks")?.and_then(|s| s.parse::<usize>().ok()) == Some(len);
         let removed: Vec<usize> = conn
             .prepare("SELECT id FROM removed ORDER BY id")
             .and_then(|mut st| {
@@ -193,6 +197,7 @@ impl Index {
             len,
             removed,
             store_only: true,
+            df_table,
             _pin: None,
         };
         if graph {

@@ -14,8 +14,8 @@ use crate::distance::{normalize, CosineDistance};
 use crate::error::io;
 use crate::generation::{fsync_dir, lock_root, new_generation, publish};
 use crate::schema::{
-    blob_vector, insert_terms, sha256_file, vector_blob, GraphFile, StoreChecksum, GRAPH, SCHEMA,
-    STORE, STORE_SUM,
+    blob_vector, insert_terms, sha256_file, vector_blob, GraphFile, StoreChecksum, GRAPH,
+    LEXICAL_DF_FILL, SCHEMA, STORE, STORE_SUM,
 };
 use crate::{FileRecord, Index, IndexError, IndexMeta};
 
@@ -368,9 +368,11 @@ impl IndexWriter {
         drop(graph);
         let graph_build_ms = t.elapsed().as_secs_f64() * 1e3;
         let t = Instant::now();
+        conn.execute_batch(LEXICAL_DF_FILL)?;
         conn.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES
-                ('index', ?1), ('graph_files', ?2), ('chunks', ?3), ('next_id', ?4)",
+                ('index', ?1), ('graph_files', ?2), ('chunks', ?3), ('next_id', ?4),
+                ('lexical_df_chunks', ?3)",
             params![
                 serde_json::to_string(&meta).expect("meta serialises"),
                 serde_json::to_string(&graph_files).expect("serialises"),
