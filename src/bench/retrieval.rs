@@ -39,6 +39,11 @@ pub struct RetrievalArgs {
     /// Where synthetic indexes are built (default: a temporary folder).
     #[arg(long, value_name = "DIR")]
     pub workdir: Option<PathBuf>,
+    /// Search the synthetic index an earlier run left in --workdir, when it
+    /// was built with the same size, seed, base index and --recombine,
+    /// instead of building it again (no build time is then reported).
+    #[arg(long, requires = "workdir")]
+    pub reuse: bool,
     /// Also write each corpus's vectors and queries (raw little-endian f32)
     /// and settings to DIR, for benches/retrieval_peer.py.
     #[arg(long, value_name = "DIR")]
@@ -58,6 +63,10 @@ pub struct RetrievalArgs {
     /// --synthetic, only the questions are used.
     #[arg(long, value_delimiter = ',', value_name = "FILE.json")]
     pub recombine: Vec<PathBuf>,
+    /// Also time lexical search within these postings budgets (the
+    /// default is docent_index::POSTINGS_BUDGET), each against every term.
+    #[arg(long, value_delimiter = ',', value_name = "POSTINGS")]
+    pub budgets: Vec<u64>,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
     #[arg(long)]
@@ -81,6 +90,15 @@ pub(super) struct EfRow {
     pub(super) qps_all_threads: f64,
 }
 
+/// Lexical search within one postings budget.
+#[derive(Serialize, Clone)]
+pub(super) struct BudgetRow {
+    pub(super) budget: u64,
+    pub(super) lexical_ms: Stage,
+    /// The share of the search with every term's top k that it finds.
+    pub(super) agreement: f64,
+}
+
 #[derive(Serialize, Clone)]
 pub(super) struct CorpusReport {
     pub(super) name: String,
@@ -89,6 +107,9 @@ pub(super) struct CorpusReport {
     pub(super) m: usize,
     pub(super) ef_construction: usize,
     pub(super) build_s: Option<f64>,
+    /// The part of `build_s` spent building and writing the graph (the
+    /// rest is the store and its lexical table).
+    pub(super) graph_build_s: Option<f64>,
     pub(super) load_ms: f64,
     pub(super) disk_mb: f64,
     pub(super) peak_rss_mb: f64,
@@ -116,6 +137,8 @@ pub(super) struct CorpusReport {
     /// The whole hybrid `search` path: embed, hybrid ranking, fetch.
     pub(super) total_hybrid_ms: Stage,
     pub(super) sweep: Vec<EfRow>,
+    /// Lexical search within each budget of --budgets.
+    pub(super) budget_sweep: Vec<BudgetRow>,
 }
 
 #[derive(Serialize)]
@@ -242,7 +265,7 @@ fn build_synthetic(
     vectors: &[Vec<f32>],
     texts: &[std::borrow::Cow<'_, str>],
     quiet: bool,
-) -> Result<f64> {
+) -> Result<(f64, f64)> {
     let t = Instant::now();
     let meta = IndexMeta {
         format: FORMAT_VERSION,
@@ -283,9 +306,9 @@ fn build_synthetic(
         bar.inc(group.len() as u64);
     }
     bar.set_message("building the HNSW graph");
-    w.commit()?;
+    let stats = w.commit()?;
     bar.finish_and_clear();
-    Ok(t.elapsed().as_secs_f64())
+    Ok((t.elapsed().as_secs_f64(), stats.graph_build_ms / 1e3))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -296,7 +319,7 @@ fn measure(
     queries: &[Vec<f32>],
     query_texts: &[String],
     embed_ms: &[f64],
-    build_s: Option<f64>,
+    build_s: Option<(f64, f64)>,
     load_ms: f64,
     loaded_mb: Option<f64>,
     args: &RetrievalArgs,
@@ -348,6 +371,12 @@ fn measure(
     }
     let (mut lexical, mut hybrid) = (Vec::new(), Vec::new());
     let (mut unbounded, mut kept, mut wanted) = (Vec::new(), 0usize, 0usize);
+    let mut budgets: Vec<(Vec<f64>, usize)> = vec![(Vec::new(), 0); args.budgets.len()];
+    let found_share = |found: &[(u64, f32)], all: &[(u64, f32)]| {
+        all.iter()
+            .filter(|(id, _)| found.iter().any(|f| f.0 == *id))
+            .count()
+    };
     for (q, text) in queries.iter().zip(query_texts.iter().cycle()) {
         let t = Instant::now();
         let found = index.lexical(text, k)?;
@@ -357,10 +386,13 @@ fn measure(
         let all = index.lexical_within(text, k, u64::MAX)?;
         unbounded.push(t.elapsed().as_secs_f64() * 1e3);
         wanted += all.len();
-        kept += all
-            .iter()
-            .filter(|(id, _)| found.iter().any(|f| f.0 == *id))
-            .count();
+        kept += found_share(&found, &all);
+        for (&b, (lat, kept)) in args.budgets.iter().zip(budgets.iter_mut()) {
+            let t = Instant::now();
+            let within = index.lexical_within(text, k, b)?;
+            lat.push(t.elapsed().as_secs_f64() * 1e3);
+            *kept += found_share(&within, &all);
+        }
         let t = Instant::now();
         let cfg = RetrieveConfig {
             k,
@@ -384,7 +416,8 @@ fn measure(
         dim: index.meta().encoder.dim,
         m: hnsw.m,
         ef_construction: hnsw.ef_construction,
-        build_s,
+        build_s: build_s.map(|b| b.0),
+        graph_build_s: build_s.map(|b| b.1),
         load_ms,
         disk_mb: dir_size(index.generation_dir()) as f64 / 1e6,
         peak_rss_mb: peak_rss_mb(),
@@ -402,6 +435,16 @@ fn measure(
         total_ms: stage(total),
         total_hybrid_ms: stage(total_hybrid),
         sweep,
+        budget_sweep: args
+            .budgets
+            .iter()
+            .zip(budgets)
+            .map(|(&budget, (lat, kept))| BudgetRow {
+                budget,
+                lexical_ms: stage(lat),
+                agreement: kept as f64 / wanted.max(1) as f64,
+            })
+            .collect(),
     })
 }
 
@@ -537,10 +580,30 @@ pub fn run(index_dir: &Path, args: RetrievalArgs) -> Result<()> {
         let queries: Vec<Vec<f32>> = (0..args.queries)
             .map(|_| sample(&base_vectors, &mut rng).1)
             .collect();
-        if work.exists() {
-            std::fs::remove_dir_all(&work)?;
-        }
-        let build_s = build_synthetic(&work, &base, &vectors, &chunk_texts, args.json)?;
+        // What the index in `work` was built from, for --reuse.
+        let params = serde_json::json!({
+            "vectors": n, "seed": args.seed, "base": base.generation(),
+            "recombine": args.recombine,
+        });
+        let params_file = work.join("bench-params.json");
+        let reusable = args.reuse
+            && std::fs::read(&params_file)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                == Some(params.clone());
+        let build_s = if reusable {
+            if !args.json {
+                eprintln!("reusing the index in {}", work.display());
+            }
+            None
+        } else {
+            if work.exists() {
+                std::fs::remove_dir_all(&work)?;
+            }
+            let built = build_synthetic(&work, &base, &vectors, &chunk_texts, args.json)?;
+            std::fs::write(&params_file, serde_json::to_vec(&params)?)?;
+            Some(built)
+        };
         release_freed_memory();
         let before = super::rss_mb();
         let t = Instant::now();
@@ -561,7 +624,7 @@ pub fn run(index_dir: &Path, args: RetrievalArgs) -> Result<()> {
             &queries,
             &lexical_texts,
             &embed_ms,
-            Some(build_s),
+            build_s,
             load_ms,
             Some(loaded_mb),
             &args,
@@ -679,10 +742,11 @@ fn print(r: &Report) {
             "{}: {} vectors × {} dims, M={}, ef_construction={}",
             c.name, c.vectors, c.dim, c.m, c.ef_construction
         );
-        let build = c
-            .build_s
-            .map(|s| format!("{s:.1} s"))
-            .unwrap_or_else(|| "-".into());
+        let build = match (c.build_s, c.graph_build_s) {
+            (Some(s), Some(g)) => format!("{s:.1} s (graph {g:.1} s)"),
+            (Some(s), None) => format!("{s:.1} s"),
+            _ => "-".into(),
+        };
         println!(
             "  build {build}, load {:.0} ms, {:.1} MB on disk, peak RSS so far {:.0} MB",
             c.load_ms, c.disk_mb, c.peak_rss_mb
@@ -719,6 +783,17 @@ fn print(r: &Report) {
             100.0 * c.lexical_agreement,
             r.k
         );
+        for b in &c.budget_sweep {
+            println!(
+                "  lexical within {:>8} postings: p50 {:.3} p95 {:.3} p99 {:.3} ms, {:.1}% of the top {}",
+                b.budget,
+                b.lexical_ms.p50,
+                b.lexical_ms.p95,
+                b.lexical_ms.p99,
+                100.0 * b.agreement,
+                r.k
+            );
+        }
         println!(
             "  {:>6} {:>10} {:>9} {:>9} {:>9} {:>11} {:>13}",
             "ef", "recall@k", "p50 ms", "p99 ms", "max ms", "qps 1 thr", "qps all thr"
