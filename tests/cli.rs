@@ -68,6 +68,48 @@ fn index_then_search_the_corpus() {
     assert_eq!(again["embedded_chunks"], 0);
     assert_eq!(again["reused_files"], 5);
     assert_eq!(again["chunks"], report["chunks"]);
+
+    // Retrieval settings calibrated again since the index was built (here
+    // written into its store by hand, checksum and all) are brought up to
+    // date by the next run, which embeds nothing.
+    let open = || docent_index::Index::open(std::path::Path::new(index)).unwrap();
+    let (want, generation) = {
+        let ix = open();
+        (
+            ix.meta().encoder.retrieval,
+            ix.generation_dir().to_path_buf(),
+        )
+    };
+    let store = generation.join("store.sqlite");
+    {
+        let c = rusqlite::Connection::open(&store).unwrap();
+        let json: String = c
+            .query_row("SELECT value FROM meta WHERE key = 'index'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        let mut meta: Value = serde_json::from_str(&json).unwrap();
+        meta["encoder"]["retrieval"]["min_score_latin"] = 0.5.into();
+        c.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'index'",
+            [meta.to_string()],
+        )
+        .unwrap();
+    }
+    let bytes = std::fs::read(&store).unwrap();
+    let sum = serde_json::json!({
+        "size": bytes.len(),
+        "sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+    });
+    std::fs::write(generation.join("store.sha256"), sum.to_string()).unwrap();
+    assert_eq!(open().meta().encoder.retrieval.min_score_latin, 0.5);
+    let third: Value = serde_json::from_str(&ok(&docent(
+        &root,
+        &["--index", index, "index", "corpus", "--json"],
+    )))
+    .unwrap();
+    assert_eq!(third["embedded_chunks"], 0);
+    assert_eq!(open().meta().encoder.retrieval, want);
 }
 
 #[test]

@@ -316,9 +316,12 @@ pub fn build_index(
     let deleted_files = deleted.len();
     let reused_files = reused.len();
     let embedded_files = new_files.len();
+    // The encoder's retrieval settings count: an index whose settings were
+    // calibrated again since it was built gets the new ones (its vectors
+    // stay, `same_vectors` above).
     let same_meta = previous.as_ref().is_some_and(|p| {
         let m = p.meta();
-        m.root == meta.root && m.docent_version == meta.docent_version
+        m.root == meta.root && m.docent_version == meta.docent_version && m.encoder == meta.encoder
     });
     let incremental = reusable_index && previous.is_some();
     let stats = if incremental && deleted.is_empty() && new_files.is_empty() && same_meta {
