@@ -47,9 +47,10 @@ fn the_default_model_answers_the_corpus_questions_and_declines_the_others() {
 
     assert_eq!(summary["all"]["answerable"], 32, "{report}");
     assert_eq!(summary["all"]["unanswerable"], 12, "{report}");
-    // Measured 0.750 (0.688 English, 0.812 Korean) and 0.917 declined.
+    // Measured 0.812 (0.812 English, 0.812 Korean) and 0.917 declined
+    // (2026-12-05, English gate 0.80).
     assert!(rate("all", "answered_right") >= 0.68, "{report}");
-    assert!(rate("english", "answered_right") >= 0.62, "{report}");
+    assert!(rate("english", "answered_right") >= 0.68, "{report}");
     assert!(rate("korean", "answered_right") >= 0.75, "{report}");
     assert!(rate("all", "declined_right") >= 0.83, "{report}");
     assert!(
