@@ -302,7 +302,7 @@ unsafe fn q6k<const NR: usize>(w: &[u8], a: [ActRow<'_>; NR], out: &mut [f32; TI
     let mut acc = [_mm256_setzero_ps(); NR];
     for i in 0..nb {
         let b = w.as_ptr().add(i * 210);
-        prefetch_ahead(b, 210, 210);
+        prefetch_ahead(b, 210, 210, Prefetch::L1);
         let d = f16_at(b.add(208));
         let sc = b.add(192) as *const i8;
         // Values in 0..64 (offset 32 removed in the products below), in
@@ -670,24 +670,69 @@ pub(crate) unsafe fn packed(
     }
 }
 
-/// Asks for the cache lines of the `bytes` at `at + PREFETCH_BLOCKS ·
-/// stride`: the block a kernel reads two blocks on, when its blocks are
-/// `stride` apart. Decoding reads every weight once per token, and the
-/// loads of a block wait on memory unless it is already on its way:
-/// measured on the interleaved `Q4_K` kernels, a 1.5B model decoded 20%
-/// faster with it. A prefetch never faults, so the address may run past
-/// the matrix.
+/// Asks for the cache lines of the `bytes` at `at + n · stride`: the block
+/// a kernel reads `n` blocks on, when its blocks are `stride` apart
+/// (`plan` chooses `n` and the cache). Decoding reads every weight once per
+/// token, and the loads of a block wait on memory unless it is already on
+/// its way: measured on the interleaved `Q4_K` kernels, a 1.5B model
+/// decoded 20% faster with it. A prefetch never faults, so the address may
+/// run past the matrix.
 #[inline(always)]
-pub(crate) unsafe fn prefetch_ahead(at: *const u8, stride: usize, bytes: usize) {
-    let next = at.wrapping_add(PREFETCH_BLOCKS * stride);
+pub(crate) unsafe fn prefetch_ahead(at: *const u8, stride: usize, bytes: usize, plan: Prefetch) {
+    let next = at.wrapping_add(plan.blocks * stride);
     for line in 0..bytes.div_ceil(64) {
-        _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(64 * line) as *const i8);
+        let p = next.wrapping_add(64 * line) as *const i8;
+        if plan.into_l2 {
+            _mm_prefetch::<_MM_HINT_T1>(p);
+        } else {
+            _mm_prefetch::<_MM_HINT_T0>(p);
+        }
     }
 }
 
-/// How many blocks ahead [`prefetch_ahead`] asks for (1 and 4 measured
-/// slower than 2).
-const PREFETCH_BLOCKS: usize = 2;
+/// How far ahead [`prefetch_ahead`] asks, and into which cache.
+#[derive(Clone, Copy)]
+pub(crate) struct Prefetch {
+    into_l2: bool,
+    blocks: usize,
+}
+
+impl Prefetch {
+    /// Into the first-level cache two blocks ahead (1 and 4 measured
+    /// slower): the 256-bit kernels, and the 512-bit ones where the CPU
+    /// also has AVX-VNNI (Sapphire Rapids, Zen 5).
+    pub(crate) const L1: Prefetch = Prefetch {
+        into_l2: false,
+        blocks: 2,
+    };
+    /// Into the second-level cache eight blocks ahead: the 512-bit kernels
+    /// on a CPU without AVX-VNNI (Zen 4, Ice Lake). On Zen 4 the L1
+    /// requests, a few dozen lines per pair of records, held the
+    /// interleaved `Q4_K` product to 8 GB/s on one core where a plain read
+    /// moves 30 (25 with this); the 1.5B model decoded 12.7 tokens/s on
+    /// two threads, 23–25 with this (docs/benchmarks.md).
+    pub(crate) const L2: Prefetch = Prefetch {
+        into_l2: true,
+        blocks: 8,
+    };
+
+    /// The plan of the 512-bit kernels on this CPU, chosen once;
+    /// `DOCENT_PREFETCH=l1` or `l2` picks either for comparisons.
+    #[inline(always)]
+    pub(crate) fn avx512() -> Prefetch {
+        static PLAN: std::sync::OnceLock<Prefetch> = std::sync::OnceLock::new();
+        *PLAN.get_or_init(|| match std::env::var("DOCENT_PREFETCH").as_deref() {
+            Ok("l1") => Prefetch::L1,
+            Ok("l2") => Prefetch::L2,
+            _ if std::is_x86_feature_detected!("avxvnni")
+                && std::env::var_os("DOCENT_NO_AVXVNNI").is_none() =>
+            {
+                Prefetch::L1
+            }
+            _ => Prefetch::L2,
+        })
+    }
+}
 
 /// The eight weight vectors of one block against one activation row's
 /// block: eight lanes, one per weight row, of `Σ w·y` (two chains, so that
@@ -724,7 +769,7 @@ unsafe fn packed_q8<const NA: usize>(
     let mut acc = [_mm256_setzero_ps(); NA];
     for i in 0..nb {
         let v = vals.add(i * 256);
-        prefetch_ahead(v, 256, 256);
+        prefetch_ahead(v, 256, 256, Prefetch::L1);
         let w: [__m256i; 8] =
             std::array::from_fn(|k| _mm256_loadu_si256(v.add(32 * k) as *const __m256i));
         let dw = _mm256_cvtph_ps(_mm_loadu_si128(ds.add(i * 8) as *const __m128i));
@@ -823,7 +868,7 @@ unsafe fn packed_q4k_n<const NA: usize>(
     for i in 0..nb {
         let rec = p.rec.data.as_ptr().add(p.rec.at(g, i));
         // The group's records alternate with its partner's.
-        prefetch_ahead(rec, 2 * p.rec.bytes, p.rec.bytes);
+        prefetch_ahead(rec, 2 * p.rec.bytes, p.rec.bytes, Prefetch::L1);
         let vals = rec.add(PackedK4::VALS);
         let sc = rec.add(PackedK4::SC);
         let mn = rec.add(PackedK4::MN);

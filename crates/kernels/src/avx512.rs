@@ -20,7 +20,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::avx2::prefetch_ahead;
+use crate::avx2::{prefetch_ahead, Prefetch};
 use crate::quant::layout::{ActRow, Packed, PackedK4, PackedK6, PackedKind};
 use crate::quant::{QK, QK_K};
 
@@ -129,9 +129,10 @@ unsafe fn packed2_q8<const NA: usize>(
     let at = p.layout().0;
     let (ds0, ds1) = (v0.add(at) as *const u16, v1.add(at) as *const u16);
     let mut acc = [_mm512_setzero_ps(); NA];
+    let plan = Prefetch::avx512();
     for i in 0..nb {
-        prefetch_ahead(v0.add(i * 256), 256, 256);
-        prefetch_ahead(v1.add(i * 256), 256, 256);
+        prefetch_ahead(v0.add(i * 256), 256, 256, plan);
+        prefetch_ahead(v1.add(i * 256), 256, 256, plan);
         let w: [__m512i; 8] = std::array::from_fn(|k| {
             join(
                 _mm256_loadu_si256(v0.add(i * 256 + 32 * k) as *const __m256i),
@@ -195,13 +196,14 @@ unsafe fn packed2_q4k_n<const NA: usize>(
     let nb = p.rec.nb;
     let m4 = _mm512_set1_epi8(0x0F);
     let mut acc = [_mm512_setzero_ps(); NA];
+    let plan = Prefetch::avx512();
     for i in 0..nb {
         let (r0, r1) = (
             p.rec.data.as_ptr().add(p.rec.at(g0, i)),
             p.rec.data.as_ptr().add(p.rec.at(g1, i)),
         );
         // A pair's two records are one stream.
-        prefetch_ahead(r0, 2 * p.rec.bytes, 2 * p.rec.bytes);
+        prefetch_ahead(r0, 2 * p.rec.bytes, 2 * p.rec.bytes, plan);
         let (vals0, vals1) = (r0.add(PackedK4::VALS), r1.add(PackedK4::VALS));
         let (sc0, sc1) = (r0.add(PackedK4::SC), r1.add(PackedK4::SC));
         let (mn0, mn1) = (r0.add(PackedK4::MN), r1.add(PackedK4::MN));
@@ -327,12 +329,13 @@ unsafe fn packed2_q6k_n<const NA: usize>(
     let m4 = _mm512_set1_epi8(0x0F);
     let m30 = _mm512_set1_epi8(0x30);
     let mut acc = [_mm512_setzero_ps(); NA];
+    let plan = Prefetch::avx512();
     for i in 0..nb {
         let (r0, r1) = (
             p.rec.data.as_ptr().add(p.rec.at(g0, i)),
             p.rec.data.as_ptr().add(p.rec.at(g1, i)),
         );
-        prefetch_ahead(r0, 2 * p.rec.bytes, 2 * p.rec.bytes);
+        prefetch_ahead(r0, 2 * p.rec.bytes, 2 * p.rec.bytes, plan);
         let (ql0, ql1) = (r0.add(PackedK6::QL), r1.add(PackedK6::QL));
         let (qh0, qh1) = (r0.add(PackedK6::QH), r1.add(PackedK6::QH));
         let (sc0, sc1) = (
