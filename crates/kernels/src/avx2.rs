@@ -724,11 +724,7 @@ impl Prefetch {
         *PLAN.get_or_init(|| match std::env::var("DOCENT_PREFETCH").as_deref() {
             Ok("l1") => Prefetch::L1,
             Ok("l2") => Prefetch::L2,
-            _ if std::is_x86_feature_detected!("avxvnni")
-                && std::env::var_os("DOCENT_NO_AVXVNNI").is_none() =>
-            {
-                Prefetch::L1
-            }
+            _ if crate::Isa::Avx512Vnni.vex_vnni() => Prefetch::L1,
             _ => Prefetch::L2,
         })
     }
