@@ -52,20 +52,19 @@ CREATE VIRTUAL TABLE lexical USING fts5(terms, tokenize = 'ascii');
 -- Document frequency of each term, to leave out of queries the terms found
 -- in most chunks (their BM25 weight is nil and they are slow to scan).
 CREATE VIRTUAL TABLE lexical_vocab USING fts5vocab('lexical', 'row');
--- The same counts, copied at each commit (LEXICAL_DF_FILL): fts5vocab counts
--- a term's chunks by walking its postings, 30 ms for a term in most of a
--- million chunks, where this table answers in microseconds. Searches use
--- it when the meta key 'lexical_df_chunks' equals 'chunks' (a writer that
--- did not fill it leaves them apart).
-CREATE TABLE lexical_df (term TEXT PRIMARY KEY, doc INTEGER NOT NULL) WITHOUT ROWID;
+-- The same counts are copied into the table lexical_df at each commit
+-- (LEXICAL_DF_FILL, which creates it).
 -- Ids still in the graph whose chunks were removed (hnsw_rs cannot delete):
 -- searches filter them out; a compaction rebuilds the graph without them.
 CREATE TABLE removed (id INTEGER PRIMARY KEY);
 ";
 
-/// Refills `lexical_df` from FTS5's own counts (one walk over every
-/// posting: 1.8 s at a million chunks), creating it in a store written
-/// before it existed.
+/// Creates or refills `lexical_df` from FTS5's own counts (one walk over
+/// every posting: 1.8 s at a million chunks). fts5vocab counts a term's
+/// chunks by walking its postings, 30 ms for a term in most of a million
+/// chunks, where this table answers in microseconds. Searches use it while
+/// the meta key `lexical_df_chunks` equals `chunks` (a writer that did not
+/// fill it leaves them apart).
 pub(crate) const LEXICAL_DF_FILL: &str = "
 CREATE TABLE IF NOT EXISTS lexical_df (term TEXT PRIMARY KEY, doc INTEGER NOT NULL) WITHOUT ROWID;
 DELETE FROM lexical_df;
