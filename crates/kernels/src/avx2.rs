@@ -690,11 +690,40 @@ pub(crate) unsafe fn prefetch_ahead(at: *const u8, stride: usize, bytes: usize, 
     }
 }
 
-/// How far ahead [`prefetch_ahead`] asks, and into which cache.
+/// As [`prefetch_ahead`], slice `part` of `parts` of the lines, where the
+/// plan spreads a block's requests over its work ([`Prefetch::L2`]); else
+/// slice 0 asks for them all and the others for none.
+#[inline(always)]
+pub(crate) unsafe fn prefetch_slice(
+    at: *const u8,
+    stride: usize,
+    bytes: usize,
+    plan: Prefetch,
+    (part, parts): (usize, usize),
+) {
+    if !plan.spread {
+        if part == 0 {
+            prefetch_ahead(at, stride, bytes, plan);
+        }
+        return;
+    }
+    let per = bytes.div_ceil(64).div_ceil(parts) * 64;
+    let from = (part * per).min(bytes);
+    prefetch_ahead(
+        at.wrapping_add(from),
+        stride,
+        ((part + 1) * per).min(bytes) - from,
+        plan,
+    );
+}
+
+/// How far ahead [`prefetch_ahead`] asks, into which cache, and whether
+/// [`prefetch_slice`] spreads a block's requests.
 #[derive(Clone, Copy)]
 pub(crate) struct Prefetch {
     into_l2: bool,
     blocks: usize,
+    spread: bool,
 }
 
 impl Prefetch {
@@ -704,16 +733,23 @@ impl Prefetch {
     pub(crate) const L1: Prefetch = Prefetch {
         into_l2: false,
         blocks: 2,
+        spread: false,
     };
-    /// Into the second-level cache eight blocks ahead: the 512-bit kernels
-    /// on a CPU without AVX-VNNI (Zen 4, Ice Lake). On Zen 4 the L1
-    /// requests, a few dozen lines per pair of records, held the
-    /// interleaved `Q4_K` product to 8 GB/s on one core where a plain read
-    /// moves 30 (25 with this); the 1.5B model decoded 12.7 tokens/s on
-    /// two threads, 23–25 with this (docs/benchmarks.md).
+    /// Into the second-level cache eight blocks ahead, a slice of the
+    /// block's lines at each step of the kernel: the 512-bit kernels on a
+    /// CPU without AVX-VNNI (Zen 4, Ice Lake).
+    ///
+    /// On Zen 4, one core, out of cache: the L1 requests held the
+    /// interleaved `Q4_K` product to 8 GB/s where a plain read moves 30;
+    /// into L2, all of a pair's 38–53 lines at once, 25 (`Q4_K`) and 15
+    /// (`Q6_K`); spread over the block's steps, 30–38 and 15–19 (the hardware
+    /// seems to drop part of a long burst). The 1.5B model decoded 12.7
+    /// tokens/s on one thread with the first, 18 with the second and 21
+    /// with this (docs/benchmarks.md).
     pub(crate) const L2: Prefetch = Prefetch {
         into_l2: true,
         blocks: 8,
+        spread: true,
     };
 
     /// The plan of the 512-bit kernels on this CPU, chosen once;

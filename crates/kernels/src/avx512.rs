@@ -2,10 +2,12 @@
 //! rows and [`PackedK4`]), for CPUs whose 512-bit units run at full width.
 //!
 //! The layouts are the AVX-VNNI ones (eight rows per group, 32-byte
-//! vectors). A 512-bit register holds the same vector of two neighbouring
-//! groups side by side, sixteen rows, so each `vpdpbusd` does the work of
-//! two while the activation bytes are still broadcast straight from memory,
-//! as in the 256-bit kernels. Every lane then goes through exactly the
+//! vectors), and for `Q6_K` one of its own ([`PackedK6`]). A 512-bit
+//! register holds the same vector of two neighbouring groups side by side,
+//! sixteen rows, so each `vpdpbusd` does the work of two while the
+//! activation bytes are still broadcast straight from memory, as in the
+//! 256-bit kernels. (`PackedK6` stores the two groups' vectors alternating,
+//! so that a register is one load; the others join two loads.) Every lane then goes through exactly the
 //! operations, in the same order, that its lane of the 256-bit kernel goes
 //! through: the two kernels give the same bits. (That matters: Gemma 3,
 //! whose residual stream runs into the thousands, moved a logit by 1.0 when
@@ -20,7 +22,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::avx2::{prefetch_ahead, Prefetch};
+use crate::avx2::{prefetch_ahead, prefetch_slice, Prefetch};
 use crate::quant::layout::{ActRow, Packed, PackedK4, PackedK6, PackedKind};
 use crate::quant::{QK, QK_K};
 
@@ -202,13 +204,14 @@ unsafe fn packed2_q4k_n<const NA: usize>(
             p.rec.data.as_ptr().add(p.rec.at(g0, i)),
             p.rec.data.as_ptr().add(p.rec.at(g1, i)),
         );
-        // A pair's two records are one stream.
-        prefetch_ahead(r0, 2 * p.rec.bytes, 2 * p.rec.bytes, plan);
         let (vals0, vals1) = (r0.add(PackedK4::VALS), r1.add(PackedK4::VALS));
         let (sc0, sc1) = (r0.add(PackedK4::SC), r1.add(PackedK4::SC));
         let (mn0, mn1) = (r0.add(PackedK4::MN), r1.add(PackedK4::MN));
         let mut iacc = [_mm512_setzero_si512(); NA];
         for j in 0..4 {
+            // A pair's two records are one stream, asked for a quarter at
+            // a time.
+            prefetch_slice(r0, 2 * p.rec.bytes, 2 * p.rec.bytes, plan, (j, 4));
             let x: [__m512i; 8] = std::array::from_fn(|k| {
                 join(
                     _mm256_loadu_si256(vals0.add(256 * j + 32 * k) as *const __m256i),
@@ -265,14 +268,33 @@ unsafe fn packed2_q4k_n<const NA: usize>(
     }
 }
 
-/// Two sets of eight signed bytes as sixteen i32.
-#[inline]
+/// As [`packed2`], for [`PackedK6`] groups `g0` (even) and `g1`, its
+/// partner or, for an odd last group, `g0` again. Per 16-value sub-block,
+/// `Σ (u - 32)·y = Σ u·y - 32·Σ y` with the activation's sums, times the
+/// rows' scales, in integers; one conversion per block.
+///
+/// # Safety
+/// The CPU must have AVX-512 (F, BW, VL, VNNI), AVX2, FMA and F16C.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn widen_i8(lo: *const i8, hi: *const i8) -> __m512i {
-    _mm512_cvtepi8_epi32(_mm_unpacklo_epi64(
-        _mm_loadl_epi64(lo as *const __m128i),
-        _mm_loadl_epi64(hi as *const __m128i),
-    ))
+pub(crate) unsafe fn packed2_q6k(
+    p: &PackedK6,
+    g0: usize,
+    g1: usize,
+    acts: &[ActRow<'_>],
+    out: &mut [[f32; 16]; 4],
+) {
+    let nb = p.rec.nb;
+    assert!(g0.is_multiple_of(2) && (g1 == g0 || g1 == g0 + 1));
+    assert!(p.rec.holds(g0));
+    for a in acts {
+        assert!(a.qs.len() >= nb * QK_K && a.d.len() >= nb && a.sums.len() >= nb * 16);
+    }
+    match acts.len() {
+        1 => packed2_q6k_n::<1>(p, g0, acts, out),
+        2 => packed2_q6k_n::<2>(p, g0, acts, out),
+        3 => packed2_q6k_n::<3>(p, g0, acts, out),
+        _ => packed2_q6k_n::<4>(p, g0, acts, out),
+    }
 }
 
 /// As [`dot16`], the first four weight vectors' sums (values `0..16` of
@@ -289,39 +311,11 @@ unsafe fn dot16_halves(w: &[__m512i; 8], y: *const i8) -> (__m512i, __m512i) {
     (s[0], s[1])
 }
 
-/// As [`packed2`], for [`PackedK6`] groups `g0` and `g1`. Per 16-value
-/// sub-block, `Σ (u - 32)·y = Σ u·y - 32·Σ y` with the activation's sums,
-/// times the rows' scales, in integers; one conversion per block.
-///
-/// # Safety
-/// The CPU must have AVX-512 (F, BW, VL, VNNI), AVX2, FMA and F16C.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(crate) unsafe fn packed2_q6k(
-    p: &PackedK6,
-    g0: usize,
-    g1: usize,
-    acts: &[ActRow<'_>],
-    out: &mut [[f32; 16]; 4],
-) {
-    let nb = p.rec.nb;
-    assert!(p.rec.holds(g0.max(g1)));
-    for a in acts {
-        assert!(a.qs.len() >= nb * QK_K && a.d.len() >= nb && a.sums.len() >= nb * 16);
-    }
-    match acts.len() {
-        1 => packed2_q6k_n::<1>(p, g0, g1, acts, out),
-        2 => packed2_q6k_n::<2>(p, g0, g1, acts, out),
-        3 => packed2_q6k_n::<3>(p, g0, g1, acts, out),
-        _ => packed2_q6k_n::<4>(p, g0, g1, acts, out),
-    }
-}
-
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn packed2_q6k_n<const NA: usize>(
     p: &PackedK6,
     g0: usize,
-    g1: usize,
     acts: &[ActRow<'_>],
     out: &mut [[f32; 16]; 4],
 ) {
@@ -331,76 +325,55 @@ unsafe fn packed2_q6k_n<const NA: usize>(
     let mut acc = [_mm512_setzero_ps(); NA];
     let plan = Prefetch::avx512();
     for i in 0..nb {
-        let (r0, r1) = (
-            p.rec.data.as_ptr().add(p.rec.at(g0, i)),
-            p.rec.data.as_ptr().add(p.rec.at(g1, i)),
-        );
-        prefetch_ahead(r0, 2 * p.rec.bytes, 2 * p.rec.bytes, plan);
-        let (ql0, ql1) = (r0.add(PackedK6::QL), r1.add(PackedK6::QL));
-        let (qh0, qh1) = (r0.add(PackedK6::QH), r1.add(PackedK6::QH));
-        let (sc0, sc1) = (
-            r0.add(PackedK6::SC) as *const i8,
-            r1.add(PackedK6::SC) as *const i8,
-        );
+        let r = p.rec.data.as_ptr().add(p.rec.at(g0, i));
         let mut iacc = [_mm512_setzero_si512(); NA];
-        for h in 0..2 {
-            let hv: [__m512i; 8] = std::array::from_fn(|k| {
-                join(
-                    _mm256_loadu_si256(qh0.add(256 * h + 32 * k) as *const __m256i),
-                    _mm256_loadu_si256(qh1.add(256 * h + 32 * k) as *const __m256i),
-                )
-            });
-            for c in 0..2 {
-                let j = 2 * h + c;
-                let x: [__m512i; 8] = std::array::from_fn(|k| {
-                    join(
-                        _mm256_loadu_si256(ql0.add(256 * j + 32 * k) as *const __m256i),
-                        _mm256_loadu_si256(ql1.add(256 * j + 32 * k) as *const __m256i),
-                    )
+        for j in 0..4 {
+            for half in 0..2 {
+                let step = (2 * j + half, 8);
+                prefetch_slice(r, 2 * p.rec.bytes, 2 * p.rec.bytes, plan, step);
+                // Values 32t.. of this 128-value half (t = 2(j mod 2) +
+                // half): low bits from the nibbles, bits 2t, 2t + 1 of the
+                // high-bit vectors moved to 4, 5.
+                let w: [__m512i; 8] = std::array::from_fn(|k| {
+                    let x = _mm512_loadu_si512(r.add(PackedK6::QL + 512 * j + 64 * k) as *const _);
+                    let hq = _mm512_loadu_si512(
+                        r.add(PackedK6::QH + 512 * (j / 2) + 64 * k) as *const _
+                    );
+                    let lo = if half == 0 {
+                        _mm512_and_si512(x, m4)
+                    } else {
+                        _mm512_and_si512(_mm512_srli_epi16(x, 4), m4)
+                    };
+                    let hi = match 2 * (j % 2) + half {
+                        0 => _mm512_slli_epi16(hq, 4),
+                        1 => _mm512_slli_epi16(hq, 2),
+                        2 => hq,
+                        _ => _mm512_srli_epi16(hq, 2),
+                    };
+                    _mm512_or_si512(lo, _mm512_and_si512(hi, m30))
                 });
-                for half in 0..2 {
-                    // Values 32t.. of this 128-value half: low bits from
-                    // the nibbles, bits 2t, 2t + 1 of `hv` moved to 4, 5.
-                    let t = 2 * c + half;
-                    let w: [__m512i; 8] = std::array::from_fn(|k| {
-                        let lo = if half == 0 {
-                            _mm512_and_si512(x[k], m4)
-                        } else {
-                            _mm512_and_si512(_mm512_srli_epi16(x[k], 4), m4)
-                        };
-                        let hi = match t {
-                            0 => _mm512_slli_epi16(hv[k], 4),
-                            1 => _mm512_slli_epi16(hv[k], 2),
-                            2 => hv[k],
-                            _ => _mm512_srli_epi16(hv[k], 2),
-                        };
-                        _mm512_or_si512(lo, _mm512_and_si512(hi, m30))
-                    });
-                    let sub = 4 * j + 2 * half;
-                    let s_lo = widen_i8(sc0.add(8 * sub), sc1.add(8 * sub));
-                    let s_hi = widen_i8(sc0.add(8 * sub + 8), sc1.add(8 * sub + 8));
-                    for a in 0..NA {
-                        let r = acts.get_unchecked(a);
-                        let y = r.qs.as_ptr().add(i * QK_K + 64 * j + 32 * half);
-                        let sums = r.sums.as_ptr().add(i * 16 + sub);
-                        let (d0, d1) = dot16_halves(&w, y);
-                        let d0 = _mm512_sub_epi32(d0, _mm512_set1_epi32(32 * *sums));
-                        let d1 = _mm512_sub_epi32(d1, _mm512_set1_epi32(32 * *sums.add(1)));
-                        iacc[a] = _mm512_add_epi32(
-                            iacc[a],
-                            _mm512_add_epi32(
-                                _mm512_mullo_epi32(d0, s_lo),
-                                _mm512_mullo_epi32(d1, s_hi),
-                            ),
-                        );
-                    }
+                let sub = 4 * j + 2 * half;
+                let sc = r.add(PackedK6::SC + 16 * sub) as *const __m128i;
+                let s_lo = _mm512_cvtepi8_epi32(_mm_loadu_si128(sc));
+                let s_hi = _mm512_cvtepi8_epi32(_mm_loadu_si128(sc.add(1)));
+                for a in 0..NA {
+                    let r = acts.get_unchecked(a);
+                    let y = r.qs.as_ptr().add(i * QK_K + 64 * j + 32 * half);
+                    let sums = r.sums.as_ptr().add(i * 16 + sub);
+                    let (d0, d1) = dot16_halves(&w, y);
+                    let d0 = _mm512_sub_epi32(d0, _mm512_set1_epi32(32 * *sums));
+                    let d1 = _mm512_sub_epi32(d1, _mm512_set1_epi32(32 * *sums.add(1)));
+                    iacc[a] = _mm512_add_epi32(
+                        iacc[a],
+                        _mm512_add_epi32(
+                            _mm512_mullo_epi32(d0, s_lo),
+                            _mm512_mullo_epi32(d1, s_hi),
+                        ),
+                    );
                 }
             }
         }
-        let dv = join_ps(
-            r0.add(PackedK6::D) as *const f32,
-            r1.add(PackedK6::D) as *const f32,
-        );
+        let dv = _mm512_cvtph_ps(_mm256_loadu_si256(r.add(PackedK6::D) as *const __m256i));
         for a in 0..NA {
             let ad = _mm512_set1_ps(*acts.get_unchecked(a).d.get_unchecked(i));
             acc[a] = _mm512_fmadd_ps(_mm512_mul_ps(dv, ad), _mm512_cvtepi32_ps(iacc[a]), acc[a]);

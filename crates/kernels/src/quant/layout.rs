@@ -80,6 +80,18 @@ impl Records {
         &mut self.data[at..at + self.bytes]
     }
 
+    /// The records of block `i` of group `g`'s pair (`g` and its partner),
+    /// as one.
+    #[inline(always)]
+    pub(crate) fn pair(&self, g: usize, i: usize) -> &[u8] {
+        &self.data[self.at(g - g % 2, i)..][..2 * self.bytes]
+    }
+
+    fn pair_mut(&mut self, g: usize, i: usize) -> &mut [u8] {
+        let at = self.at(g - g % 2, i);
+        &mut self.data[at..at + 2 * self.bytes]
+    }
+
     /// Whether groups `0..=last` are all stored.
     pub(crate) fn holds(&self, last: usize) -> bool {
         self.data.len() >= ((last / 2 + 1) * self.nb * 2) * self.bytes
@@ -177,62 +189,73 @@ impl PackedK4 {
     }
 }
 
-/// A `Q6_K` matrix with eight rows interleaved, for the AVX-512 VNNI
-/// kernel (6.625 bits per weight against the file's 6.5625).
+/// A `Q6_K` matrix with eight rows interleaved and two groups of eight
+/// side by side, for the AVX-512 VNNI kernel alone: exactly the file's
+/// 6.5625 bits per weight.
 ///
 /// Values are stored unsigned (`q + 32`, in `0..64`) and split as the file
-/// splits them, four low bits and two high bits. Each [`Records`] record
-/// holds:
-/// * at [`PackedK6::QL`], as [`PackedK4`]'s values: four 64-value chunks
-///   of eight 32-byte vectors; byte `(row l, p)` of vector `k` of chunk `j`
-///   holds the low bits of value `64j + 4k + p` in its low nibble and of
-///   value `64j + 32 + 4k + p` in its high nibble;
-/// * at [`PackedK6::QH`], two 128-value halves of eight 32-byte vectors;
-///   bits `2t, 2t + 1` of byte `(row l, p)` of vector `k` of half `h` are
-///   the high bits of value `128h + 32t + 4k + p`, so that one load serves
-///   four nibble vectors;
-/// * at [`PackedK6::SC`], per 16-value sub-block, the eight rows' signed
-///   scales;
-/// * at [`PackedK6::D`], the eight rows' factors as f32.
+/// splits them, four low bits and two high bits. A pair of groups (`2p`
+/// and `2p + 1`) takes two [`Records`] records per block, read as one,
+/// whose every field holds the first group's unit and then the second's,
+/// so that one 64-byte load fills a 512-bit register with the same unit of
+/// both groups:
+/// * at [`PackedK6::QL`], four 64-value chunks of eight vector pairs; byte
+///   `(row l, p)` of a group's vector `k` of chunk `j` holds the low bits
+///   of value `64j + 4k + p` in its low nibble and of value
+///   `64j + 32 + 4k + p` in its high nibble;
+/// * at [`PackedK6::QH`], two 128-value halves of eight vector pairs;
+///   bits `2t, 2t + 1` of byte `(row l, p)` of a group's vector `k` of half
+///   `h` are the high bits of value `128h + 32t + 4k + p`, so that one load
+///   serves four nibble vectors;
+/// * at [`PackedK6::SC`], per 16-value sub-block, each group's eight rows'
+///   signed scales;
+/// * at [`PackedK6::D`], each group's eight rows' factors, as the file's
+///   f16 (widened by the kernel: exact).
+///
+/// An earlier layout kept each group's record whole (the two 1.2 KB
+/// apart) with f32 factors; joining the halves of every register cost the
+/// kernel as much as the arithmetic (docs/benchmarks.md).
 pub(crate) struct PackedK6 {
     pub(crate) rec: Records,
 }
 
 impl PackedK6 {
     pub(crate) const QL: usize = 0;
-    pub(crate) const QH: usize = 1024;
-    pub(crate) const SC: usize = 1536;
-    pub(crate) const D: usize = 1664;
-    const BYTES: usize = 1696;
+    pub(crate) const QH: usize = 2048;
+    pub(crate) const SC: usize = 3072;
+    pub(crate) const D: usize = 3328;
+    /// Bytes per group and block (a pair's record is twice this).
+    const BYTES: usize = 1680;
 
     pub(crate) fn build(rows: usize, cols: usize, data: &[u8]) -> PackedK6 {
         let mut rec = Records::new(rows, cols, Self::BYTES);
         let nb = rec.nb;
         let row_bytes = nb * 210;
         for g in 0..rows / 8 {
+            let side = g % 2;
             for i in 0..nb {
-                let out = rec.get_mut(g, i);
+                let out = rec.pair_mut(g, i);
                 for l in 0..8 {
                     let blk = &data[(g * 8 + l) * row_bytes + i * 210..][..210];
-                    put_f32(out, Self::D + 4 * l, rd_f16(blk, 208));
+                    let d = Self::D + 16 * side + 2 * l;
+                    out[d..d + 2].copy_from_slice(&blk[208..210]);
                     for sub in 0..16 {
-                        out[Self::SC + sub * 8 + l] = blk[192 + sub];
+                        out[Self::SC + 16 * sub + 8 * side + l] = blk[192 + sub];
                     }
                     let u = block_q6k(blk).map(|q| (q + 32) as u8);
                     for k in 0..8 {
                         for q in 0..4 {
-                            let at = l * 4 + q;
+                            let at = 64 * k + 32 * side + 4 * l + q;
                             for j in 0..4 {
                                 let v = 64 * j + 4 * k + q;
-                                out[Self::QL + j * 256 + k * 32 + at] =
-                                    (u[v] & 0x0F) | (u[v + 32] << 4);
+                                out[Self::QL + 512 * j + at] = (u[v] & 0x0F) | (u[v + 32] << 4);
                             }
                             for h in 0..2 {
                                 let mut bits = 0u8;
                                 for t in 0..4 {
                                     bits |= (u[128 * h + 32 * t + 4 * k + q] >> 4) << (2 * t);
                                 }
-                                out[Self::QH + h * 256 + k * 32 + at] = bits;
+                                out[Self::QH + 512 * h + at] = bits;
                             }
                         }
                     }
@@ -244,16 +267,18 @@ impl PackedK6 {
 
     pub(crate) fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         let (g, l) = (r / 8, r % 8);
+        let side = g % 2;
         for i in 0..self.rec.nb {
-            let rec = self.rec.get(g, i);
-            let d = get_f32(rec, Self::D + 4 * l);
+            let rec = self.rec.pair(g, i);
+            let d = rd_f16(rec, Self::D + 16 * side + 2 * l);
             for v in 0..QK_K {
                 let (j, half, k, q) = (v / 64, (v / 32) % 2, (v % 32) / 4, v % 4);
-                let lo = (rec[Self::QL + j * 256 + k * 32 + l * 4 + q] >> (4 * half)) & 0x0F;
+                let at = 64 * k + 32 * side + 4 * l + q;
+                let lo = (rec[Self::QL + 512 * j + at] >> (4 * half)) & 0x0F;
                 let t = (v % 128) / 32;
-                let hi = (rec[Self::QH + (v / 128) * 256 + k * 32 + l * 4 + q] >> (2 * t)) & 3;
+                let hi = (rec[Self::QH + 512 * (v / 128) + at] >> (2 * t)) & 3;
                 let q = (lo | (hi << 4)) as i32 - 32;
-                let sc = rec[Self::SC + (v / 16) * 8 + l] as i8;
+                let sc = rec[Self::SC + 16 * (v / 16) + 8 * side + l] as i8;
                 out[i * QK_K + v] = d * sc as f32 * q as f32;
             }
         }
