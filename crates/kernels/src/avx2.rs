@@ -624,13 +624,71 @@ unsafe fn q6k_x4(w: &[u8], g: ActGroup<'_>, out: &mut [f32; 4]) {
     }
 }
 
-/// [`crate::quant::reference::quantize_q8k`] compiled for AVX2 (rounding inline).
+/// [`crate::quant::reference::quantize_q8k`], bit for bit, eight values at
+/// a time: the same products `iscale · v`, rounded half to even; a value
+/// whose product is NaN gives 0 as the reference's cast does. (Compiled
+/// from the reference it took 2% of a decoding step.)
 ///
 /// # Safety
 /// The CPU must have AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn quantize_q8k(x: &[f32], qs: &mut [i8], d: &mut [f32], sums: &mut [i32]) {
-    crate::quant::reference::quantize_q8k(x, qs, d, sums)
+    let nb = x.len() / QK_K;
+    assert!(qs.len() >= nb * QK_K && d.len() >= nb && sums.len() >= nb * 16);
+    let sign = _mm256_set1_ps(-0.0);
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    let cap = _mm256_set1_epi32(127);
+    for b in 0..nb {
+        let p = x.as_ptr().add(b * QK_K);
+        // The largest magnitude (a NaN, second operand, is passed over).
+        let mut m = _mm256_setzero_ps();
+        for k in 0..QK_K / 8 {
+            m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(p.add(8 * k))), m);
+        }
+        let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+        let (qs, sums) = (&mut qs[b * QK_K..][..QK_K], &mut sums[b * 16..][..16]);
+        if amax == 0.0 {
+            d[b] = 0.0;
+            qs.fill(0);
+            sums.fill(0);
+            continue;
+        }
+        // The first value of that magnitude, as the reference keeps it.
+        let block = &x[b * QK_K..][..QK_K];
+        let max = block
+            .iter()
+            .copied()
+            .find(|v| v.abs() == amax)
+            .unwrap_or(amax);
+        let iscale = -127.0 / max;
+        let scale = _mm256_set1_ps(iscale);
+        for c in 0..QK_K / 32 {
+            let r: [__m256i; 4] = std::array::from_fn(|k| {
+                let v = _mm256_mul_ps(scale, _mm256_loadu_ps(p.add(32 * c + 8 * k)));
+                let q = _mm256_cvtps_epi32(_mm256_round_ps::<
+                    { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
+                >(v));
+                let q = _mm256_min_epi32(q, cap);
+                _mm256_and_si256(q, _mm256_castps_si256(_mm256_cmp_ps::<_CMP_ORD_Q>(v, v)))
+            });
+            let packed = _mm256_packs_epi16(
+                _mm256_packs_epi32(r[0], r[1]),
+                _mm256_packs_epi32(r[2], r[3]),
+            );
+            let packed = _mm256_permutevar8x32_epi32(packed, order);
+            _mm256_storeu_si256(qs.as_mut_ptr().add(32 * c) as *mut __m256i, packed);
+            for h in 0..2 {
+                let t = _mm256_add_epi32(r[2 * h], r[2 * h + 1]);
+                let t = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+                let t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0b01_00_11_10));
+                let t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0b10_11_00_01));
+                sums[2 * c + h] = _mm_cvtsi128_si32(t);
+            }
+        }
+        d[b] = 1.0 / iscale;
+    }
 }
 
 /// Eight interleaved weight rows (group `g` of `p`) against up to four

@@ -241,7 +241,19 @@ fn activations_quantise_identically_on_every_isa() {
     for (i, v) in x[32..64].iter_mut().enumerate() {
         *v = (i as f32 - 16.0) * 127.0 / 16.0 / 254.0 * 2.0 + 0.5;
     }
+    // For Q8_K: a whole zero block (row 1), then a block whose scale is
+    // -1 (its first largest magnitude is +127) holding ties, and a NaN.
+    x[cols..cols + QK_K].fill(0.0);
+    for (i, v) in x[2 * cols..2 * cols + QK_K].iter_mut().enumerate() {
+        *v = (i % 200) as f32 - 99.5;
+    }
+    x[2 * cols + 3] = 127.0;
+    x[2 * cols + 9] = -127.0;
     for fmt in [Format::Q8_0, Format::Q4_1, Format::Q4K] {
+        let mut x = x.clone();
+        if fmt == Format::Q4K {
+            x[2 * cols + QK_K + 5] = f32::NAN;
+        }
         let mut want = Activations::new();
         want.quantize(&x, cols, fmt, Isa::Portable);
         for isa in Isa::available() {
