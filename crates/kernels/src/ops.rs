@@ -191,8 +191,20 @@ pub fn round_f16(x: &mut [f32]) {
     }
 }
 
-/// `gate = silu(gate) * up`.
+/// `gate = silu(gate) * up`. With AVX2, eight at a time on the vector
+/// `e^x` of the softmax (scalar `expf` and a division per value took 4% of
+/// a decoding step, with the other threads waiting).
 pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if Isa::detect().has_avx2() {
+        // SAFETY: the CPU has AVX2, FMA and F16C.
+        unsafe { x86::silu_mul(gate, up) };
+        return;
+    }
+    silu_mul_scalar(gate, up);
+}
+
+fn silu_mul_scalar(gate: &mut [f32], up: &[f32]) {
     for (g, &u) in gate.iter_mut().zip(up) {
         *g = *g / (1.0 + (-*g).exp()) * u;
     }
@@ -443,6 +455,24 @@ mod x86 {
             23,
         );
         _mm256_mul_ps(p, _mm256_castsi256_ps(scale))
+    }
+
+    /// [`super::silu_mul`]: `g / (1 + e^-g) · u`, the last `len % 8`
+    /// values as the portable code does them.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn silu_mul(gate: &mut [f32], up: &[f32]) {
+        let n = gate.len().min(up.len());
+        let one = _mm256_set1_ps(1.0);
+        let mut i = 0;
+        while i + 8 <= n {
+            let g = _mm256_loadu_ps(gate.as_ptr().add(i));
+            let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), g));
+            let s = _mm256_div_ps(g, _mm256_add_ps(one, e));
+            let u = _mm256_loadu_ps(up.as_ptr().add(i));
+            _mm256_storeu_ps(gate.as_mut_ptr().add(i), _mm256_mul_ps(s, u));
+            i += 8;
+        }
+        super::silu_mul_scalar(&mut gate[i..n], &up[i..n]);
     }
 
     /// `row[j] = scale · q · kᵀ[:, j]` for every key `j` (kᵀ is `hd × np`,
@@ -839,6 +869,26 @@ mod tests {
             for &o in &out {
                 assert!((o - (2.0 * p1 - p0)).abs() < 1e-5, "{o}");
             }
+        }
+    }
+
+    #[test]
+    fn silu_mul_agrees_with_the_scalar_formula() {
+        // 203 values: the 8-wide loop and a tail; from far below to far
+        // above the exponential's range.
+        let gate: Vec<f32> = (0..203).map(|i| -101.0 + i as f32 * 0.997).collect();
+        let up: Vec<f32> = (0..203).map(|i| ((i * 13) % 7) as f32 - 3.1).collect();
+        let mut want = gate.clone();
+        silu_mul_scalar(&mut want, &up);
+        let mut got = gate.clone();
+        silu_mul(&mut got, &up);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-6 * (1.0 + w.abs()),
+                "{i}: silu({}) · {} = {g}, want {w}",
+                gate[i],
+                up[i]
+            );
         }
     }
 
