@@ -987,8 +987,8 @@ unsafe fn packed_q4k_n<const NA: usize>(
                 }
             }
         }
-        let dv = _mm256_loadu_ps(rec.add(PackedK4::D) as *const f32);
-        let dminv = _mm256_loadu_ps(rec.add(PackedK4::DMIN) as *const f32);
+        let dv = _mm256_cvtph_ps(_mm_loadu_si128(rec.add(PackedK4::D) as *const __m128i));
+        let dminv = _mm256_cvtph_ps(_mm_loadu_si128(rec.add(PackedK4::DMIN) as *const __m128i));
         for a in 0..NA {
             let r = acts.get_unchecked(a);
             let ad = _mm256_set1_ps(*r.d.get_unchecked(i));

@@ -43,14 +43,13 @@ unsafe fn widen(lo: *const u8, hi: *const u8) -> __m512i {
     ))
 }
 
-/// Two sets of eight f32 as one register.
+/// Two sets of eight f16 as sixteen f32.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn join_ps(lo: *const f32, hi: *const f32) -> __m512 {
-    _mm512_castpd_ps(_mm512_insertf64x4(
-        _mm512_castpd256_pd512(_mm256_castps_pd(_mm256_loadu_ps(lo))),
-        _mm256_castps_pd(_mm256_loadu_ps(hi)),
-        1,
+unsafe fn join_ph(lo: *const u8, hi: *const u8) -> __m512 {
+    _mm512_cvtph_ps(_mm256_set_m128i(
+        _mm_loadu_si128(hi as *const __m128i),
+        _mm_loadu_si128(lo as *const __m128i),
     ))
 }
 
@@ -238,14 +237,8 @@ unsafe fn packed2_q4k_n<const NA: usize>(
                 }
             }
         }
-        let dv = join_ps(
-            r0.add(PackedK4::D) as *const f32,
-            r1.add(PackedK4::D) as *const f32,
-        );
-        let dminv = join_ps(
-            r0.add(PackedK4::DMIN) as *const f32,
-            r1.add(PackedK4::DMIN) as *const f32,
-        );
+        let dv = join_ph(r0.add(PackedK4::D), r1.add(PackedK4::D));
+        let dminv = join_ph(r0.add(PackedK4::DMIN), r1.add(PackedK4::DMIN));
         for a in 0..NA {
             let r = acts.get_unchecked(a);
             let ad = _mm512_set1_ps(*r.d.get_unchecked(i));
