@@ -160,7 +160,8 @@ unsafe fn packed2_q8<const NA: usize>(
     }
 }
 
-/// As [`packed2`], for [`PackedK4`] groups `g0` and `g1`.
+/// As [`packed2`], for [`PackedK4`] groups `g0` and `g1`, and up to eight
+/// activation rows.
 ///
 /// # Safety
 /// The CPU must have AVX-512 (F, BW, VL, VNNI), AVX2, FMA and F16C.
@@ -170,10 +171,11 @@ pub(crate) unsafe fn packed2_q4k(
     g0: usize,
     g1: usize,
     acts: &[ActRow<'_>],
-    out: &mut [[f32; 16]; 4],
+    out: &mut [[f32; 16]; 8],
 ) {
     let nb = p.rec.nb;
     assert!(p.rec.holds(g0.max(g1)));
+    assert!((1..=8).contains(&acts.len()));
     for a in acts {
         assert!(a.qs.len() >= nb * QK_K && a.d.len() >= nb && a.sums.len() >= nb * 16);
     }
@@ -181,7 +183,11 @@ pub(crate) unsafe fn packed2_q4k(
         1 => packed2_q4k_n::<1>(p, g0, g1, acts, out),
         2 => packed2_q4k_n::<2>(p, g0, g1, acts, out),
         3 => packed2_q4k_n::<3>(p, g0, g1, acts, out),
-        _ => packed2_q4k_n::<4>(p, g0, g1, acts, out),
+        4 => packed2_q4k_n::<4>(p, g0, g1, acts, out),
+        5 => packed2_q4k_n::<5>(p, g0, g1, acts, out),
+        6 => packed2_q4k_n::<6>(p, g0, g1, acts, out),
+        7 => packed2_q4k_n::<7>(p, g0, g1, acts, out),
+        _ => packed2_q4k_n::<8>(p, g0, g1, acts, out),
     }
 }
 
@@ -192,7 +198,7 @@ unsafe fn packed2_q4k_n<const NA: usize>(
     g0: usize,
     g1: usize,
     acts: &[ActRow<'_>],
-    out: &mut [[f32; 16]; 4],
+    out: &mut [[f32; 16]; 8],
 ) {
     let nb = p.rec.nb;
     let m4 = _mm512_set1_epi8(0x0F);
@@ -239,6 +245,10 @@ unsafe fn packed2_q4k_n<const NA: usize>(
         }
         let dv = join_ph(r0.add(PackedK4::D), r1.add(PackedK4::D));
         let dminv = join_ph(r0.add(PackedK4::DMIN), r1.add(PackedK4::DMIN));
+        // The minimums as f32, once for every activation row.
+        let mn: [__m512; 8] = std::array::from_fn(|sub| {
+            _mm512_cvtepi32_ps(widen(mn0.add(8 * sub), mn1.add(8 * sub)))
+        });
         for a in 0..NA {
             let r = acts.get_unchecked(a);
             let ad = _mm512_set1_ps(*r.d.get_unchecked(i));
@@ -246,11 +256,7 @@ unsafe fn packed2_q4k_n<const NA: usize>(
             let mut mins = _mm512_setzero_ps();
             for sub in 0..8 {
                 let b = (*sums.add(2 * sub) + *sums.add(2 * sub + 1)) as f32;
-                mins = _mm512_fmadd_ps(
-                    _mm512_cvtepi32_ps(widen(mn0.add(8 * sub), mn1.add(8 * sub))),
-                    _mm512_set1_ps(b),
-                    mins,
-                );
+                mins = _mm512_fmadd_ps(mn[sub], _mm512_set1_ps(b), mins);
             }
             acc[a] = _mm512_fmadd_ps(_mm512_mul_ps(dv, ad), _mm512_cvtepi32_ps(iacc[a]), acc[a]);
             acc[a] = _mm512_fnmadd_ps(_mm512_mul_ps(dminv, ad), mins, acc[a]);
@@ -262,7 +268,8 @@ unsafe fn packed2_q4k_n<const NA: usize>(
 }
 
 /// As [`packed2`], for [`PackedK6`] groups `g0` (even) and `g1`, its
-/// partner or, for an odd last group, `g0` again. Per 16-value sub-block,
+/// partner or, for an odd last group, `g0` again, and up to eight
+/// activation rows. Per 16-value sub-block,
 /// `Σ (u - 32)·y = Σ u·y - 32·Σ y` with the activation's sums, times the
 /// rows' scales, in integers; one conversion per block.
 ///
@@ -274,11 +281,12 @@ pub(crate) unsafe fn packed2_q6k(
     g0: usize,
     g1: usize,
     acts: &[ActRow<'_>],
-    out: &mut [[f32; 16]; 4],
+    out: &mut [[f32; 16]; 8],
 ) {
     let nb = p.rec.nb;
     assert!(g0.is_multiple_of(2) && (g1 == g0 || g1 == g0 + 1));
     assert!(p.rec.holds(g0));
+    assert!((1..=8).contains(&acts.len()));
     for a in acts {
         assert!(a.qs.len() >= nb * QK_K && a.d.len() >= nb && a.sums.len() >= nb * 16);
     }
@@ -286,7 +294,11 @@ pub(crate) unsafe fn packed2_q6k(
         1 => packed2_q6k_n::<1>(p, g0, acts, out),
         2 => packed2_q6k_n::<2>(p, g0, acts, out),
         3 => packed2_q6k_n::<3>(p, g0, acts, out),
-        _ => packed2_q6k_n::<4>(p, g0, acts, out),
+        4 => packed2_q6k_n::<4>(p, g0, acts, out),
+        5 => packed2_q6k_n::<5>(p, g0, acts, out),
+        6 => packed2_q6k_n::<6>(p, g0, acts, out),
+        7 => packed2_q6k_n::<7>(p, g0, acts, out),
+        _ => packed2_q6k_n::<8>(p, g0, acts, out),
     }
 }
 
@@ -310,7 +322,7 @@ unsafe fn packed2_q6k_n<const NA: usize>(
     p: &PackedK6,
     g0: usize,
     acts: &[ActRow<'_>],
-    out: &mut [[f32; 16]; 4],
+    out: &mut [[f32; 16]; 8],
 ) {
     let nb = p.rec.nb;
     let m4 = _mm512_set1_epi8(0x0F);

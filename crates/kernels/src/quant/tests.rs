@@ -179,7 +179,9 @@ fn interleaved_rows_agree(isa: Isa, cols: usize) {
             packed.dequantize_row(r, &mut b);
             assert_eq!(a, b, "{fmt:?} row {r}");
         }
-        let n = 6;
+        // Tiles of eight and two on the 512-bit K-quant kernels, of four
+        // and two elsewhere, and each row alone.
+        let n = 10;
         let x = input(n, cols, 41);
         let mut acts = Activations::new();
         let mut got = vec![0f32; n * rows];
