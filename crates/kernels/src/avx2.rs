@@ -798,12 +798,12 @@ impl Prefetch {
     /// CPU without AVX-VNNI (Zen 4, Ice Lake).
     ///
     /// On Zen 4, one core, out of cache: the L1 requests held the
-    /// interleaved `Q4_K` product to 8 GB/s where a plain read moves 30;
-    /// into L2, all of a pair's 38–53 lines at once, 25 (`Q4_K`) and 15
-    /// (`Q6_K`); spread over the block's steps, 30–38 and 15–19 (the hardware
-    /// seems to drop part of a long burst). The 1.5B model decoded 12.7
-    /// tokens/s on one thread with the first, 18 with the second and 21
-    /// with this (docs/benchmarks.md).
+    /// interleaved `Q4_K` product to 8 GB/s where a plain read moves 25–31;
+    /// into L2, all of a pair's 38–53 lines at once, 22–33 (`Q4_K`) and
+    /// 12–17 (`Q6_K`); a slice per step, 30–39 and 14–19 (the hardware
+    /// seems to drop part of a long burst). The 1.5B model decoded 12.4
+    /// tokens/s on two threads with the first; on one thread, 17.1 with
+    /// the second and 20.2–21.3 with this (docs/benchmarks.md).
     pub(crate) const L2: Prefetch = Prefetch {
         into_l2: true,
         blocks: 8,
