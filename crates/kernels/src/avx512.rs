@@ -177,7 +177,7 @@ pub(crate) unsafe fn packed2_q4k(
     assert!(p.rec.holds(g0.max(g1)));
     assert!((1..=8).contains(&acts.len()));
     for a in acts {
-        assert!(a.qs.len() >= nb * QK_K && a.d.len() >= nb && a.sums.len() >= nb * 16);
+        assert!(a.qs.len() >= nb * QK_K && a.d.len() >= nb && a.pairs.len() >= nb * 4);
     }
     match acts.len() {
         1 => packed2_q4k_n::<1>(p, g0, g1, acts, out),
@@ -245,19 +245,33 @@ unsafe fn packed2_q4k_n<const NA: usize>(
         }
         let dv = join_ph(r0.add(PackedK4::D), r1.add(PackedK4::D));
         let dminv = join_ph(r0.add(PackedK4::DMIN), r1.add(PackedK4::DMIN));
-        // The minimums as f32, once for every activation row.
-        let mn: [__m512; 8] = std::array::from_fn(|sub| {
-            _mm512_cvtepi32_ps(widen(mn0.add(8 * sub), mn1.add(8 * sub)))
+        // The minimums of sub-blocks 2w and 2w + 1 as i16 pairs, lane l
+        // holding row l's, once for every activation row.
+        let mn: [__m512i; 4] = std::array::from_fn(|w| {
+            let pair = |sub: usize| {
+                _mm_unpacklo_epi64(
+                    _mm_loadl_epi64(mn0.add(8 * sub) as *const __m128i),
+                    _mm_loadl_epi64(mn1.add(8 * sub) as *const __m128i),
+                )
+            };
+            let (a, b) = (pair(2 * w), pair(2 * w + 1));
+            _mm512_cvtepu8_epi16(_mm256_set_m128i(
+                _mm_unpackhi_epi8(a, b),
+                _mm_unpacklo_epi8(a, b),
+            ))
         });
         for a in 0..NA {
             let r = acts.get_unchecked(a);
             let ad = _mm512_set1_ps(*r.d.get_unchecked(i));
-            let sums = r.sums.as_ptr().add(i * 16);
-            let mut mins = _mm512_setzero_ps();
-            for sub in 0..8 {
-                let b = (*sums.add(2 * sub) + *sums.add(2 * sub + 1)) as f32;
-                mins = _mm512_fmadd_ps(mn[sub], _mm512_set1_ps(b), mins);
+            // Σ minimum · sum over the eight sub-blocks, in integers: at most
+            // 8·63·4,064, so exact, and the same value the 256-bit kernel's
+            // f32 products reach.
+            let pairs = r.pairs.as_ptr().add(i * 4);
+            let mut m = _mm512_setzero_si512();
+            for w in 0..4 {
+                m = _mm512_dpwssd_epi32(m, mn[w], _mm512_set1_epi32(*pairs.add(w)));
             }
+            let mins = _mm512_cvtepi32_ps(m);
             acc[a] = _mm512_fmadd_ps(_mm512_mul_ps(dv, ad), _mm512_cvtepi32_ps(iacc[a]), acc[a]);
             acc[a] = _mm512_fnmadd_ps(_mm512_mul_ps(dminv, ad), mins, acc[a]);
         }

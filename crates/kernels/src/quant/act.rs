@@ -38,6 +38,9 @@ pub struct Activations {
     /// interleaved kernels subtract from their unsigned-weight sums; built
     /// on demand.
     corr: Vec<i32>,
+    /// Per block: the 32-value sums of Q8_K rows two to a word (see
+    /// [`ActRow::pairs`]), for interleaved `Q4_K` weights; built on demand.
+    pairs: Vec<i32>,
 }
 
 /// One row's input, values, scales and sums, as quantisation walks them.
@@ -66,6 +69,7 @@ impl Activations {
         self.groups = 0;
         self.interleaved = false;
         self.corr.clear();
+        self.pairs.clear();
     }
 
     /// Derives, once per quantisation, what the kernels of `m` read besides
@@ -80,6 +84,16 @@ impl Activations {
                             .chunks_exact(QK)
                             .map(|b| 128 * b.iter().map(|&q| q as i32).sum::<i32>()),
                     );
+                }
+            }
+            Some(Interleaved::Q4K(_)) => {
+                if self.pairs.is_empty() {
+                    // |Σ| ≤ 32·127 fits an i16.
+                    self.pairs.extend(self.sums.chunks_exact(4).map(|s| {
+                        let lo = (s[0] + s[1]) as i16 as u16 as u32;
+                        let hi = (s[2] + s[3]) as i16 as u16 as u32;
+                        (lo | hi << 16) as i32
+                    }));
                 }
             }
             Some(_) => {}
@@ -255,6 +269,7 @@ impl Activations {
                 d: &[],
                 s: &[],
                 sums: &[],
+                pairs: &[],
             },
             ActKind::Q8_0 | ActKind::Q8_1 => {
                 let nb = cols / QK;
@@ -264,6 +279,7 @@ impl Activations {
                     d: &self.d[j * nb..(j + 1) * nb],
                     s: &self.s[j * nb..(j + 1) * nb],
                     sums: &[],
+                    pairs: &[],
                 }
             }
             ActKind::Q8K => {
@@ -274,6 +290,11 @@ impl Activations {
                     d: &self.d[j * nb..(j + 1) * nb],
                     s: &[],
                     sums: &self.sums[j * nb * 16..(j + 1) * nb * 16],
+                    pairs: if self.pairs.is_empty() {
+                        &[]
+                    } else {
+                        &self.pairs[j * nb * 4..(j + 1) * nb * 4]
+                    },
                 }
             }
         }

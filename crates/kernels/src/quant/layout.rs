@@ -26,6 +26,10 @@ pub struct ActRow<'a> {
     pub d: &'a [f32],
     pub s: &'a [f32],
     pub sums: &'a [i32],
+    /// Q8_K, for [`PackedK4`] weights: per block, four words each holding
+    /// two 32-value sums as i16 (values `64w..64w + 32` low, the next 32
+    /// high), for the AVX-512 kernel's `vpdpwssd` against the minimums.
+    pub pairs: &'a [i32],
 }
 
 /// Weight rows interleaved eight at a time (see [`QMatrix::repacked`]).
