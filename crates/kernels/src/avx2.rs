@@ -103,6 +103,26 @@ unsafe fn hsum(v: __m256) -> f32 {
     _mm_cvtss_f32(s)
 }
 
+/// The largest of eight lanes (a NaN in the first operand of each `max`
+/// passed over, as `maxps` does).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn hmax(v: __m256) -> f32 {
+    let m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)))
+}
+
+/// The sum of eight i32 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn hsum_i32(v: __m256i) -> i32 {
+    let t = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    let t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0b01_00_11_10));
+    let t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0b10_11_00_01));
+    _mm_cvtsi128_si32(t)
+}
+
 /// 16 bytes of packed nibbles as 32 values: low nibbles first.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -375,10 +395,7 @@ pub(crate) unsafe fn quantize_q8(
             _mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
             _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])),
         );
-        let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-        let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-        let m = _mm_max_ss(m, _mm_movehdup_ps(m));
-        let amax = _mm_cvtss_f32(m);
+        let amax = hmax(m);
         let dd = amax / 127.0;
         let id = _mm256_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
         let r: [__m256i; 4] = std::array::from_fn(|k| {
@@ -397,11 +414,10 @@ pub(crate) unsafe fn quantize_q8(
         )));
         d[b] = dh;
         if let Some(s) = sums.as_deref_mut() {
-            let t = _mm256_add_epi32(_mm256_add_epi32(r[0], r[1]), _mm256_add_epi32(r[2], r[3]));
-            let t = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
-            let t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0b01_00_11_10));
-            let t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0b10_11_00_01));
-            let sum = _mm_cvtsi128_si32(t);
+            let sum = hsum_i32(_mm256_add_epi32(
+                _mm256_add_epi32(r[0], r[1]),
+                _mm256_add_epi32(r[2], r[3]),
+            ));
             s[b] = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(
                 _mm_set_ss(dd * sum as f32),
             )));
@@ -645,9 +661,7 @@ pub(crate) unsafe fn quantize_q8k(x: &[f32], qs: &mut [i8], d: &mut [f32], sums:
         for k in 0..QK_K / 8 {
             m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(p.add(8 * k))), m);
         }
-        let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-        let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-        let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+        let amax = hmax(m);
         let (qs, sums) = (&mut qs[b * QK_K..][..QK_K], &mut sums[b * 16..][..16]);
         if amax == 0.0 {
             d[b] = 0.0;
@@ -680,11 +694,7 @@ pub(crate) unsafe fn quantize_q8k(x: &[f32], qs: &mut [i8], d: &mut [f32], sums:
             let packed = _mm256_permutevar8x32_epi32(packed, order);
             _mm256_storeu_si256(qs.as_mut_ptr().add(32 * c) as *mut __m256i, packed);
             for h in 0..2 {
-                let t = _mm256_add_epi32(r[2 * h], r[2 * h + 1]);
-                let t = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
-                let t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0b01_00_11_10));
-                let t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0b10_11_00_01));
-                sums[2 * c + h] = _mm_cvtsi128_si32(t);
+                sums[2 * c + h] = hsum_i32(_mm256_add_epi32(r[2 * h], r[2 * h + 1]));
             }
         }
         d[b] = 1.0 / iscale;
