@@ -88,7 +88,7 @@ pub(crate) unsafe fn packed2(
     g1: usize,
     acts: &[ActRow<'_>],
     corr: &[i32],
-    out: &mut [[f32; 16]; 4],
+    out: &mut [[f32; 16]; 8],
 ) {
     if p.kind != PackedKind::Q8 {
         for (half, g) in [g0, g1].into_iter().enumerate() {
@@ -101,6 +101,7 @@ pub(crate) unsafe fn packed2(
         return;
     }
     let nb = p.nb;
+    assert!((1..=4).contains(&acts.len()));
     assert!(p.data.len() >= (g0.max(g1) + 1) * p.group_bytes());
     for a in acts {
         assert!(a.qs.len() >= nb * QK && a.d.len() >= nb);
@@ -122,7 +123,7 @@ unsafe fn packed2_q8<const NA: usize>(
     g1: usize,
     acts: &[ActRow<'_>],
     corr: &[i32],
-    out: &mut [[f32; 16]; 4],
+    out: &mut [[f32; 16]; 8],
 ) {
     let nb = p.nb;
     let v0 = p.data.as_ptr().add(g0 * p.group_bytes());

@@ -86,7 +86,8 @@ impl Activations {
                     );
                 }
             }
-            Some(Interleaved::Q4K(_)) => {
+            // Only the AVX-512 kernel reads them.
+            Some(Interleaved::Q4K(_)) if isa == Isa::Avx512Vnni => {
                 if self.pairs.is_empty() {
                     // |Σ| ≤ 32·127 fits an i16.
                     self.pairs.extend(self.sums.chunks_exact(4).map(|s| {

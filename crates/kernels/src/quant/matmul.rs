@@ -205,9 +205,7 @@ impl QMatrix {
                         unsafe {
                             match il {
                                 Interleaved::Rows(p) => {
-                                    let mut o4 = [[0f32; 16]; 4];
-                                    crate::avx512::packed2(p, g, g1, tile, corr, &mut o4);
-                                    o[..4].copy_from_slice(&o4);
+                                    crate::avx512::packed2(p, g, g1, tile, corr, &mut o)
                                 }
                                 Interleaved::Q4K(p) => {
                                     crate::avx512::packed2_q4k(p, g, g1, tile, &mut o)
