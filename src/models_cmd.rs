@@ -57,6 +57,25 @@ pub fn run(cmd: ModelsCommand) -> Result<()> {
                     Err(e) => println!("{:<28} {:<9} damaged  {e}", spec.name, kind),
                 }
             }
+            match &store.config().layouts_dir {
+                Some(dir) => {
+                    let files: Vec<u64> = std::fs::read_dir(dir)
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .filter(|e| e.path().extension().is_some_and(|x| x == "layouts"))
+                        .filter_map(|e| e.metadata().ok().map(|m| m.len()))
+                        .collect();
+                    println!(
+                        "weight layouts saved by loads: {} in {} file(s) at {} \
+                         (derived data: delete them to reclaim the space; DOCENT_LAYOUTS=off saves none)",
+                        human(files.iter().sum()),
+                        files.len(),
+                        dir.display()
+                    );
+                }
+                None => println!("weight layouts: not saved (DOCENT_LAYOUTS=off)"),
+            }
             Ok(())
         }
         ModelsCommand::Pull { names, force } => {

@@ -1,6 +1,7 @@
 //! The generator against llama.cpp: token ids, chat template rendering and
 //! greedy continuations for both manifest models, from the fixtures made by
-//! `scripts/make_generate_fixtures.py`. Also: bad model files.
+//! `scripts/make_generate_fixtures.py`. Also: bad model files, and weight
+//! layouts saved and read back.
 
 mod common;
 
@@ -10,7 +11,8 @@ use docent_generate::gguf::GgufFile;
 use docent_generate::template::{ChatTemplate, Message};
 use docent_generate::tokenizer::GgufTokenizer;
 use docent_generate::{
-    GenerateError, GenerationConfig, Generator, GeneratorConfig, SamplerConfig, StopReason,
+    GenerateError, GenerationConfig, Generator, GeneratorConfig, LayoutStore, SamplerConfig,
+    StopReason,
 };
 use serde_json::Value;
 
@@ -427,4 +429,102 @@ fn ascii_tokenizes_as_llama_cpp_does() {
             );
         }
     }
+}
+
+/// The weight layouts saved by a first load and read back by later ones
+/// give the model's logits bit for bit; a file of layouts that is damaged
+/// or was made from another version of the model is built and saved again,
+/// never misread.
+#[test]
+fn saved_weight_layouts_give_the_same_logits_and_bad_ones_are_rebuilt() {
+    use std::os::unix::fs::MetadataExt;
+    let isa = docent_kernels::Isa::detect();
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = LayoutStore::new(store_dir.path());
+    let saving = GeneratorConfig {
+        layouts: Some(store.clone()),
+        ..GeneratorConfig::default()
+    };
+    let logits = |g: &mut Generator, ids: &[u32]| {
+        let m = g.model_mut();
+        m.reset();
+        m.forward(ids).unwrap()
+    };
+    let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+    for model in common::GENERATORS {
+        let path = common::gguf(model);
+        let mut built = generator(model);
+        let ids = built.tokenize_prompt(
+            "검색 증강 생성은 질문에 두 단계로 답합니다. The retriever finds passages.",
+        );
+        let want = logits(&mut built, &ids);
+        drop(built);
+        let file = store.file_for(&path, isa);
+        assert!(!file.exists(), "{model}");
+        let mut first = Generator::load(&path, saving.clone()).unwrap();
+        let saved = std::fs::metadata(&file).expect("the first load saves the layouts");
+        assert!(
+            same(&want, &logits(&mut first, &ids)),
+            "{model}: saving changed the logits"
+        );
+        drop(first);
+        let mut again = Generator::load(&path, saving.clone()).unwrap();
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().ino(),
+            saved.ino(),
+            "{model}: read, not rebuilt"
+        );
+        assert!(
+            same(&want, &logits(&mut again, &ids)),
+            "{model}: saved layouts changed the logits"
+        );
+        drop(again);
+        // Cut short, then with a damaged header: rebuilt, same logits.
+        let len = saved.len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_len(len - 4096)
+            .unwrap();
+        let mut g = Generator::load(&path, saving.clone()).unwrap();
+        assert!(
+            same(&want, &logits(&mut g, &ids)),
+            "{model}: from a truncated file"
+        );
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().len(),
+            len,
+            "{model}: saved again whole"
+        );
+        drop(g);
+        let mut bytes = std::fs::read(&file).unwrap();
+        bytes[20..40].copy_from_slice(b"!!not json at all!!!");
+        std::fs::write(&file, &bytes).unwrap();
+        let mut g = Generator::load(&path, saving.clone()).unwrap();
+        assert!(
+            same(&want, &logits(&mut g, &ids)),
+            "{model}: from a damaged header"
+        );
+        assert_ne!(
+            std::fs::read(&file).unwrap()[20..40],
+            bytes[20..40],
+            "{model}: rebuilt"
+        );
+    }
+    // A model file changed since its layouts were saved: they are rebuilt.
+    let model = "smollm2-135m-instruct-q4_1";
+    let (_dir, copy) = temp_copy(&std::fs::read(common::gguf(model)).unwrap());
+    drop(Generator::load(&copy, saving.clone()).unwrap());
+    let file = store.file_for(&copy, isa);
+    let before = std::fs::metadata(&file).unwrap().ino();
+    let f = std::fs::File::options().write(true).open(&copy).unwrap();
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(60))
+        .unwrap();
+    drop(Generator::load(&copy, saving).unwrap());
+    assert_ne!(
+        std::fs::metadata(&file).unwrap().ino(),
+        before,
+        "stale layouts rebuilt"
+    );
 }

@@ -18,6 +18,7 @@ fn mirror_fills_the_hf_cache_and_damage_is_caught() {
         hub_offline: true,
         python: Some(std::env::var("DOCENT_PYTHON").unwrap_or_else(|_| "python3".into())),
         progress: false,
+        layouts_dir: None,
     });
     assert!(store.locate(&spec).unwrap().is_none());
     let pulled = store

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use docent_generate::{Generator, GeneratorConfig};
-use docent_rag::models::resolve_generator;
+use docent_rag::models::{layout_store, resolve_generator};
 use docent_rag::DEFAULT_GENERATOR;
 use serde::Serialize;
 
@@ -40,11 +40,22 @@ pub struct GenerateArgs {
     /// Folder whose text files the prompts are cut from.
     #[arg(long, default_value = "corpus")]
     docs: PathBuf,
+    /// Weight layouts at load: read back as saved (saved first, untimed,
+    /// if they are not yet), or built from the file as a first load does.
+    #[arg(long, value_enum, default_value_t = Layouts::Saved)]
+    layouts: Layouts,
     #[command(flatten)]
     run: super::RunFlags,
     /// Write the prompts' token ids here (JSON) for benches/generate_peer.py.
     #[arg(long)]
     export: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Layouts {
+    Saved,
+    Built,
 }
 
 #[derive(Debug, Serialize)]
@@ -67,6 +78,7 @@ struct GenerateReport {
     threads: usize,
     ctx: usize,
     batch: usize,
+    layouts: Layouts,
     load_ms: f64,
     rss_before_load_mb: f64,
     rss_after_load_mb: f64,
@@ -133,16 +145,33 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let threads = args.run.threads()?;
     let file = resolve_generator(&args.model)?;
     let (name, path) = (file.model.id, file.path);
+    let cfg = GeneratorConfig {
+        max_context: args.ctx,
+        layouts: match args.layouts {
+            Layouts::Saved => layout_store(),
+            Layouts::Built => None,
+        },
+        ..GeneratorConfig::default()
+    };
+    let loading = || format!("loading {}", path.display());
+    if let Some(store) = &cfg.layouts {
+        if !store
+            .file_for(&path, docent_kernels::Isa::detect())
+            .is_file()
+        {
+            eprintln!(
+                "saving the weight layouts in {} first",
+                store.dir().display()
+            );
+            drop(Generator::load(&path, cfg.clone()).with_context(loading)?);
+            // The peak to report is the timed load's: reset the kernel's
+            // high-water mark (Linux 4.0 and later; elsewhere it stays).
+            let _ = std::fs::write("/proc/self/clear_refs", "5");
+        }
+    }
     let rss_before = rss_mb();
     let t = Instant::now();
-    let mut generator = Generator::load(
-        &path,
-        GeneratorConfig {
-            max_context: args.ctx,
-            ..GeneratorConfig::default()
-        },
-    )
-    .with_context(|| format!("loading {}", path.display()))?;
+    let mut generator = Generator::load(&path, cfg).with_context(loading)?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
     let rss_after = rss_mb();
     let context = generator.context();
@@ -219,6 +248,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         threads,
         ctx: context,
         batch: args.batch,
+        layouts: args.layouts,
         load_ms,
         rss_before_load_mb: rss_before,
         rss_after_load_mb: rss_after,
@@ -240,8 +270,15 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         report.batch
     );
     println!(
-        "load {:.0} ms; memory {:.0} MB before load, {:.0} MB after, {:.0} MB peak",
-        load_ms, rss_before, rss_after, report.peak_rss_mb
+        "load {:.0} ms (layouts {}); memory {:.0} MB before load, {:.0} MB after, {:.0} MB peak",
+        load_ms,
+        match args.layouts {
+            Layouts::Saved => "read as saved",
+            Layouts::Built => "built",
+        },
+        rss_before,
+        rss_after,
+        report.peak_rss_mb
     );
     println!(
         "{:>14}{:>18}{:>18}",

@@ -6,6 +6,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::gguf::GgufFile;
+use crate::layouts::LayoutStore;
 use crate::model::Model;
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::template::ChatTemplate;
@@ -20,6 +21,10 @@ pub struct GeneratorConfig {
     pub max_context: usize,
     /// Tokens of the prompt run through the model at once.
     pub prompt_batch: usize,
+    /// Where the weights' layouts are saved after a first load and read
+    /// back by later ones (see [`LayoutStore`]); `None` builds them at
+    /// every load.
+    pub layouts: Option<LayoutStore>,
 }
 
 impl Default for GeneratorConfig {
@@ -27,6 +32,7 @@ impl Default for GeneratorConfig {
         Self {
             max_context: 4096,
             prompt_batch: 256,
+            layouts: None,
         }
     }
 }
@@ -168,7 +174,7 @@ impl Generator {
             &name(tokenizer.bos()),
             &name(tokenizer.eos()),
         )?;
-        let model = Model::load(file, cfg.max_context)?;
+        let model = Model::load(file, cfg.max_context, cfg.layouts.as_ref())?;
         Ok(Self {
             model,
             tokenizer,

@@ -3,21 +3,24 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Cursor};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::Device;
+use memmap2::{Mmap, UncheckedAdvice};
 
 use crate::GenerateError;
 
-/// An opened GGUF file: its parsed header and a reader for its tensors.
+/// An opened GGUF file: its parsed header, and the file mapped into
+/// memory, from which its tensors are read.
 pub struct GgufFile {
     path: PathBuf,
     content: Content,
-    reader: BufReader<File>,
+    file: File,
+    map: Mmap,
 }
 
 impl GgufFile {
@@ -34,7 +37,15 @@ impl GgufFile {
             .metadata()
             .map_err(|e| bad(format!("cannot stat: {e}")))?
             .len();
-        let mut reader = BufReader::new(file);
+        // SAFETY: the map is read-only and read only through
+        // `tensor_slice`, inside the bounds checked below. As with every
+        // reader of a mapped model (llama.cpp's too), a file truncated by
+        // another process while it is mapped would fault the reads.
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| bad(format!("cannot map: {e}")))?;
+        // The header is parsed from the map: through a buffered reader of
+        // the file, each of its values (Qwen2.5 has 300,000, its
+        // vocabulary) cost a system call to find the reader's position.
+        let mut reader = Cursor::new(&map[..]);
         let content = catch_unwind(AssertUnwindSafe(|| Content::read(&mut reader)))
             .map_err(|_| bad("the GGUF header could not be parsed".into()))?
             .map_err(|e| bad(format!("not a readable GGUF file ({e})")))?;
@@ -64,13 +75,14 @@ impl GgufFile {
         Ok(Self {
             path: path.to_path_buf(),
             content,
-            reader,
+            file,
+            map,
         })
     }
 
     /// The parsed header and the reader, for code that loads tensors itself.
     pub fn into_parts(self) -> (Content, BufReader<File>) {
-        (self.content, self.reader)
+        (self.content, BufReader::new(self.file))
     }
 
     pub fn path(&self) -> &Path {
@@ -93,9 +105,7 @@ impl GgufFile {
     /// Reads one tensor in its stored (quantised) form.
     pub fn tensor(&mut self, name: &str) -> Result<QTensor, GenerateError> {
         let Self {
-            path,
-            content,
-            reader,
+            path, content, map, ..
         } = self;
         if !content.tensor_infos.contains_key(name) {
             return Err(GenerateError::BadModelFile {
@@ -104,40 +114,59 @@ impl GgufFile {
             });
         }
         content
-            .tensor(reader, name, &Device::Cpu)
+            .tensor(&mut Cursor::new(&map[..]), name, &Device::Cpu)
             .map_err(|e| GenerateError::BadModelFile {
                 path: path.clone(),
                 reason: format!("tensor {name}: {e}"),
             })
     }
 
-    /// Reads one tensor's bytes as stored, with its type and shape (rows
-    /// last-but-one, as candle orders them), straight into one buffer.
-    ///
-    /// It reads at the tensor's offset without moving the reader, so
-    /// several threads can read tensors at once.
-    pub fn tensor_bytes(
+    /// One tensor's bytes as stored, with its type and shape (rows
+    /// last-but-one, as candle orders them), borrowed from the mapped file:
+    /// nothing is copied, so several threads can read tensors at once and
+    /// a matrix laid out anew is read once. Pass the bytes to
+    /// [`GgufFile::release`] when done with them.
+    pub fn tensor_slice(
         &self,
         name: &str,
-    ) -> Result<(GgmlDType, Vec<usize>, Vec<u8>), GenerateError> {
-        let bad = |reason: String| GenerateError::BadModelFile {
-            path: self.path.clone(),
-            reason,
-        };
-        let info = self
-            .content
-            .tensor_infos
-            .get(name)
-            .ok_or_else(|| bad(format!("tensor {name} is missing")))?;
+    ) -> Result<(GgmlDType, Vec<usize>, &[u8]), GenerateError> {
+        let info =
+            self.content
+                .tensor_infos
+                .get(name)
+                .ok_or_else(|| GenerateError::BadModelFile {
+                    path: self.path.clone(),
+                    reason: format!("tensor {name} is missing"),
+                })?;
         let (dtype, dims) = (info.ggml_dtype, info.shape.dims().to_vec());
         // Sizes were checked against the file in `open`.
         let len = info.shape.elem_count() / dtype.block_size() * dtype.type_size();
-        let at = self.content.tensor_data_offset + info.offset;
-        let mut data = vec![0u8; len];
-        read_exact_at(self.reader.get_ref(), &mut data, at)
-            .map_err(|e| bad(format!("reading tensor {name}: {e}")))?;
-        Ok((dtype, dims, data))
+        let at = (self.content.tensor_data_offset + info.offset) as usize;
+        Ok((dtype, dims, &self.map[at..at + len]))
     }
+
+    /// Drops the mapped pages of `bytes` (from [`GgufFile::tensor_slice`])
+    /// from the process: they stay in the system's file cache, but no
+    /// longer count in its memory, so a model loaded through the map
+    /// peaks at its loaded size and not at that plus the file's.
+    #[cfg(unix)]
+    pub fn release(&self, bytes: &[u8]) {
+        let offset = bytes.as_ptr() as usize - self.map.as_ptr() as usize;
+        // SAFETY: the map is shared and read-only, so dropping its pages
+        // loses nothing: a later read (a neighbouring tensor sharing an
+        // edge page) maps the same file bytes again.
+        let dropped = unsafe {
+            self.map
+                .unchecked_advise_range(UncheckedAdvice::DontNeed, offset, bytes.len())
+        };
+        if let Err(e) = dropped {
+            log::debug!("madvise(DONTNEED) on {}: {e}", self.path.display());
+        }
+    }
+
+    /// Elsewhere the pages stay mapped until the file is closed.
+    #[cfg(not(unix))]
+    pub fn release(&self, _bytes: &[u8]) {}
 
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.content.metadata.get(key)
@@ -260,25 +289,4 @@ impl GgufFile {
             None => Ok(None),
         }
     }
-}
-
-/// Fills `buf` from `file` at `offset`, leaving the file's cursor alone.
-#[cfg(unix)]
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
-}
-
-#[cfg(windows)]
-fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
-    use std::os::windows::fs::FileExt;
-    while !buf.is_empty() {
-        match file.seek_read(buf, offset)? {
-            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            n => {
-                buf = &mut buf[n..];
-                offset += n as u64;
-            }
-        }
-    }
-    Ok(())
 }

@@ -34,6 +34,7 @@ use std::path::PathBuf;
 
 pub mod generator;
 pub mod gguf;
+pub mod layouts;
 pub mod model;
 pub mod prompt;
 pub mod repeat;
@@ -44,6 +45,7 @@ pub mod tokenizer;
 pub use generator::{
     Gate, Generation, GenerationConfig, Generator, GeneratorConfig, StopReason, Timings,
 };
+pub use layouts::LayoutStore;
 pub use prompt::{
     build_chat_prompt, build_check_prompt, build_prompt, Prompt, PromptTemplate, Source, Turn,
 };

@@ -22,6 +22,10 @@ pub struct StoreConfig {
     pub python: Option<String>,
     /// Show progress bars on stderr (they hide themselves off a terminal).
     pub progress: bool,
+    /// Where language models' weight layouts are saved after a first load
+    /// (`DOCENT_LAYOUTS`, else `.docent-layouts` in the cache; `off` saves
+    /// none, and every load builds them).
+    pub layouts_dir: Option<PathBuf>,
 }
 
 impl StoreConfig {
@@ -37,11 +41,18 @@ impl StoreConfig {
             Ok(p) => Some(p),
             Err(_) => Some("python3".to_string()),
         };
+        let cache_dir = cache_dir_from_env();
+        let layouts_dir = match std::env::var_os("DOCENT_LAYOUTS") {
+            Some(d) if d == "off" => None,
+            Some(d) if !d.is_empty() => Some(PathBuf::from(d)),
+            _ => Some(cache_dir.join(".docent-layouts")),
+        };
         StoreConfig {
-            cache_dir: cache_dir_from_env(),
+            cache_dir,
             hub_offline: truthy("HF_HUB_OFFLINE"),
             python,
             progress: true,
+            layouts_dir,
         }
     }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use docent_core::RetrievalSettings;
 use docent_embed::{Encoder, EncoderConfig};
-use docent_generate::{Generator, GeneratorConfig};
+use docent_generate::{Generator, GeneratorConfig, LayoutStore};
 use docent_models::{Manifest, ModelKind, ModelSpec, ModelStore, PrefixSpec};
 use serde::{Deserialize, Serialize};
 
@@ -272,6 +272,16 @@ pub struct LoadedGenerator {
     pub path: PathBuf,
 }
 
+/// Where language models' weight layouts are saved and read back, as the
+/// environment says (see `StoreConfig::layouts_dir`).
+pub fn layout_store() -> Option<LayoutStore> {
+    ModelStore::from_env()
+        .config()
+        .layouts_dir
+        .clone()
+        .map(LayoutStore::new)
+}
+
 /// Resolves and loads the language model `choice` names.
 pub fn load_generator(choice: &GeneratorChoice) -> Result<LoadedGenerator, RagError> {
     if choice.context < 2 {
@@ -285,6 +295,7 @@ pub fn load_generator(choice: &GeneratorChoice) -> Result<LoadedGenerator, RagEr
         &file.path,
         GeneratorConfig {
             max_context: choice.context,
+            layouts: layout_store(),
             ..GeneratorConfig::default()
         },
     )

@@ -21,6 +21,7 @@ use docent_kernels::quant::{matmul_many, Activations, Format, QMatrix};
 use docent_kernels::Isa;
 
 use crate::gguf::GgufFile;
+use crate::layouts::LayoutStore;
 use crate::GenerateError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,9 +150,10 @@ fn format_of(name: &str, t: GgmlDType) -> Result<Format, GenerateError> {
     })
 }
 
-/// A weight matrix as the file stores it.
-fn qmatrix(file: &GgufFile, name: &str) -> Result<QMatrix, GenerateError> {
-    let (dtype, dims, data) = file.tensor_bytes(name)?;
+/// A weight matrix: laid out for the kernels ([`Use::Product`]) straight
+/// from the mapped file, or copied as stored ([`Use::Lookup`]).
+fn qmatrix(file: &GgufFile, name: &str, usage: Use, isa: Isa) -> Result<QMatrix, GenerateError> {
+    let (dtype, dims, data) = file.tensor_slice(name)?;
     let fmt = format_of(name, dtype)?;
     let &[rows, cols] = dims.as_slice() else {
         return Err(GenerateError::BadModelFile {
@@ -159,7 +161,12 @@ fn qmatrix(file: &GgufFile, name: &str) -> Result<QMatrix, GenerateError> {
             reason: format!("tensor {name} has shape {dims:?}, not a matrix"),
         });
     };
-    QMatrix::new(name, fmt, rows, cols, data).map_err(|e| GenerateError::Config(e.to_string()))
+    let m = match usage {
+        Use::Product => QMatrix::repacked_from(name, fmt, rows, cols, data, isa),
+        Use::Lookup => QMatrix::new(name, fmt, rows, cols, data.to_vec()),
+    };
+    file.release(data);
+    m.map_err(|e| GenerateError::Config(e.to_string()))
 }
 
 /// What [`load_matrices`] does with a matrix once read.
@@ -171,29 +178,31 @@ enum Use {
     Lookup,
 }
 
-/// Reads the named matrices and lays them out for the kernels, in
-/// parallel: repacking on one thread took about a second for Qwen2.5
-/// 0.5B, most of its load time. Each matrix is read on the thread that
-/// repacks it, so the file's copy is freed where the next one is
-/// allocated: read on one thread and repacked on others, the freed copies
-/// stayed in the first thread's allocator arena and the load peaked a
-/// third above the loaded model.
+/// Reads the named matrices laid out for the kernels: from `layouts` when
+/// it holds them for this file, else built from the file and saved there.
+///
+/// Building runs in parallel: on one thread it took about a second for
+/// Qwen2.5 0.5B. The rows are read from the mapped file, whose pages each
+/// matrix releases once laid out, so the load peaks at the loaded model's
+/// size plus a matrix per thread.
 fn load_matrices(
     file: &GgufFile,
     names: Vec<(String, Use)>,
     isa: Isa,
+    layouts: Option<&LayoutStore>,
 ) -> Result<HashMap<String, QMatrix>, GenerateError> {
-    names
+    let listed: Vec<String> = names.iter().map(|(n, _)| n.clone()).collect();
+    if let Some(mats) = layouts.and_then(|l| l.load(file, &listed, isa)) {
+        return Ok(mats);
+    }
+    let mats = names
         .into_par_iter()
-        .map(|(name, usage)| {
-            let m = qmatrix(file, &name)?;
-            let m = match usage {
-                Use::Product => m.repacked(isa),
-                Use::Lookup => m,
-            };
-            Ok((name, m))
-        })
-        .collect()
+        .map(|(name, usage)| Ok((name.clone(), qmatrix(file, &name, usage, isa)?)))
+        .collect::<Result<HashMap<_, _>, GenerateError>>()?;
+    if let Some(l) = layouts {
+        l.save(file, isa, &mats);
+    }
+    Ok(mats)
 }
 
 /// Takes a matrix [`load_matrices`] read.
@@ -237,6 +246,7 @@ impl Decoder {
         file: &mut GgufFile,
         cfg: DecoderConfig,
         context: usize,
+        layouts: Option<&LayoutStore>,
     ) -> Result<Self, GenerateError> {
         let (d, hd) = (cfg.n_embd, cfg.head_dim);
         let isa = Isa::detect();
@@ -263,7 +273,7 @@ impl Decoder {
                 names.push((format!("blk.{i}.{m}.weight"), Use::Product));
             }
         }
-        let mut mats = load_matrices(file, names, isa)?;
+        let mut mats = load_matrices(file, names, isa, layouts)?;
         release_freed_memory();
         let embeddings = take(&mut mats, "token_embd.weight");
         if embeddings.cols() != d {

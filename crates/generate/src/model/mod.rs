@@ -15,6 +15,7 @@ use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_phi3;
 
 use crate::gguf::GgufFile;
+use crate::layouts::LayoutStore;
 use crate::GenerateError;
 use decoder::Decoder;
 
@@ -123,7 +124,11 @@ pub(crate) fn linear_rope_scale(file: &GgufFile, a: &str) -> Result<f32, Generat
 impl Model {
     /// Loads the weights of `file`, with a cache for at most `max_context`
     /// positions (less if the model was trained for less).
-    pub fn load(mut file: GgufFile, max_context: usize) -> Result<Self, GenerateError> {
+    pub fn load(
+        mut file: GgufFile,
+        max_context: usize,
+        layouts: Option<&LayoutStore>,
+    ) -> Result<Self, GenerateError> {
         let arch = file.architecture()?;
         let train_context = file
             .opt_usize(&format!("{arch}.context_length"))?
@@ -132,19 +137,19 @@ impl Model {
         let inner = match arch.as_str() {
             "llama" => {
                 let cfg = llama::config(&file)?;
-                Inner::Decoder(Box::new(Decoder::load(&mut file, cfg, context)?))
+                Inner::Decoder(Box::new(Decoder::load(&mut file, cfg, context, layouts)?))
             }
             "gemma3" => {
                 let cfg = gemma3::config(&file)?;
-                Inner::Decoder(Box::new(Decoder::load(&mut file, cfg, context)?))
+                Inner::Decoder(Box::new(Decoder::load(&mut file, cfg, context, layouts)?))
             }
             "qwen2" => {
                 let cfg = qwen2::config(&file)?;
-                Inner::Decoder(Box::new(Decoder::load(&mut file, cfg, context)?))
+                Inner::Decoder(Box::new(Decoder::load(&mut file, cfg, context, layouts)?))
             }
             "qwen3" => {
                 let cfg = qwen3::config(&file)?;
-                Inner::Decoder(Box::new(Decoder::load(&mut file, cfg, context)?))
+                Inner::Decoder(Box::new(Decoder::load(&mut file, cfg, context, layouts)?))
             }
             "phi3" => {
                 let path = file.path().to_path_buf();

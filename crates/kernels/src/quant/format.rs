@@ -20,6 +20,19 @@ pub enum Format {
 }
 
 impl Format {
+    pub const ALL: [Format; 10] = [
+        Format::F32,
+        Format::F16,
+        Format::Q4_0,
+        Format::Q4_1,
+        Format::Q5_0,
+        Format::Q5_1,
+        Format::Q8_0,
+        Format::Q4K,
+        Format::Q5K,
+        Format::Q6K,
+    ];
+
     /// (elements per block, bytes per block)
     pub fn block(self) -> (usize, usize) {
         match self {

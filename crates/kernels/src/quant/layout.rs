@@ -4,6 +4,7 @@
 //! else from the product's dispatch.
 
 use super::blocks::{block_q6k, k_scales, rd_f16};
+use super::bytes::Bytes;
 use super::format::{Format, QK, QK_K};
 
 /// Four activation rows interleaved block by block: block `i` holds the
@@ -53,18 +54,21 @@ pub(crate) enum Interleaved {
 pub(crate) struct Records {
     pub(crate) nb: usize,
     pub(crate) bytes: usize,
-    pub(crate) data: Vec<u8>,
+    pub(crate) data: Bytes,
 }
 
 impl Records {
     fn new(rows: usize, cols: usize, bytes: usize) -> Records {
-        let nb = cols / QK_K;
-        let pairs = (rows / 8).div_ceil(2);
         Records {
-            nb,
+            nb: cols / QK_K,
             bytes,
-            data: vec![0u8; pairs * 2 * nb * bytes],
+            data: vec![0u8; Self::size(rows, cols, bytes)].into(),
         }
+    }
+
+    /// The bytes of the records of a `rows` × `cols` matrix, `bytes` each.
+    pub(crate) fn size(rows: usize, cols: usize, bytes: usize) -> usize {
+        (rows / 8).div_ceil(2) * 2 * (cols / QK_K) * bytes
     }
 
     /// The offset of record `(g, i)`.
@@ -81,7 +85,7 @@ impl Records {
 
     fn get_mut(&mut self, g: usize, i: usize) -> &mut [u8] {
         let at = self.at(g, i);
-        &mut self.data[at..at + self.bytes]
+        &mut self.data.building()[at..at + self.bytes]
     }
 
     /// The records of block `i` of group `g`'s pair (`g` and its partner),
@@ -93,7 +97,7 @@ impl Records {
 
     fn pair_mut(&mut self, g: usize, i: usize) -> &mut [u8] {
         let at = self.at(g - g % 2, i);
-        &mut self.data[at..at + 2 * self.bytes]
+        &mut self.data.building()[at..at + 2 * self.bytes]
     }
 
     /// Whether groups `0..=last` are all stored.
@@ -128,7 +132,7 @@ impl PackedK4 {
     pub(crate) const MN: usize = 1088;
     pub(crate) const D: usize = 1152;
     pub(crate) const DMIN: usize = 1168;
-    const BYTES: usize = 1184;
+    pub(crate) const BYTES: usize = 1184;
 
     pub(crate) fn build(rows: usize, cols: usize, data: &[u8]) -> PackedK4 {
         let mut rec = Records::new(rows, cols, Self::BYTES);
@@ -222,7 +226,7 @@ impl PackedK6 {
     pub(crate) const SC: usize = 3072;
     pub(crate) const D: usize = 3328;
     /// Bytes per group and block (a pair's record is twice this).
-    const BYTES: usize = 1680;
+    pub(crate) const BYTES: usize = 1680;
 
     pub(crate) fn build(rows: usize, cols: usize, data: &[u8]) -> PackedK6 {
         let mut rec = Records::new(rows, cols, Self::BYTES);
@@ -298,7 +302,7 @@ impl PackedK6 {
 pub(crate) struct Packed {
     pub(crate) kind: PackedKind,
     pub(crate) nb: usize,
-    pub(crate) data: Vec<u8>,
+    pub(crate) data: Bytes,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -344,7 +348,7 @@ impl Packed {
         let p = Packed {
             kind,
             nb,
-            data: Vec::new(),
+            data: Bytes::default(),
         };
         let (d_at, m_at) = p.layout();
         let bb = Self::block_bytes(kind);
@@ -385,7 +389,10 @@ impl Packed {
                 }
             }
         }
-        Packed { data, ..p }
+        Packed {
+            data: data.into(),
+            ..p
+        }
     }
 
     /// Row `r` decoded to f32.

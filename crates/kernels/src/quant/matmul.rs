@@ -5,8 +5,9 @@ use rayon::prelude::*;
 
 use super::act::Activations;
 use super::blocks::block32;
+use super::bytes::Bytes;
 use super::format::Format;
-use super::layout::{ActRow, Interleaved, Packed, PackedK4, PackedK6, TILE};
+use super::layout::{ActRow, Interleaved, Packed, PackedK4, PackedK6, PackedKind, Records, TILE};
 use super::reference::dot;
 use crate::{Isa, KernelError};
 
@@ -17,8 +18,8 @@ pub struct QMatrix {
     pub(super) rows: usize,
     pub(super) cols: usize,
     pub(super) row_bytes: usize,
-    /// Rows in the GGUF layout (empty when [`QMatrix::packed`] holds them).
-    pub(super) data: Vec<u8>,
+    /// Rows in the GGUF layout (empty when `interleaved` holds them).
+    pub(super) data: Bytes,
     /// The rows interleaved for AVX-VNNI, when [`QMatrix::repacked`] did so.
     pub(super) interleaved: Option<Interleaved>,
 }
@@ -31,6 +32,54 @@ struct SendPtr(*mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
+/// The interleaved layout of a `K`-quant matrix for `isa`, if it has one
+/// (see [`QMatrix::repacked`]).
+fn k_layout(fmt: Format, rows: usize, cols: usize, data: &[u8], isa: Isa) -> Option<Interleaved> {
+    if !isa.has_vnni() || !rows.is_multiple_of(8) {
+        return None;
+    }
+    match fmt {
+        Format::Q4K => Some(Interleaved::Q4K(PackedK4::build(rows, cols, data))),
+        // Q6_K groups run on AVX-512 alone.
+        Format::Q6K if isa == Isa::Avx512Vnni => {
+            Some(Interleaved::Q6K(PackedK6::build(rows, cols, data)))
+        }
+        _ => None,
+    }
+}
+
+/// How a [`QMatrix`] keeps its values (see [`QMatrix::repacked`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Rows as GGUF stores them (`Q4_0` and `Q5_0` widened to `Q8_0`).
+    Rows,
+    /// `Q8_0` or `Q4_1` rows interleaved eight at a time.
+    Packed,
+    /// `Q4_K` records of eight rows.
+    K4,
+    /// `Q6_K` records of eight rows, two groups side by side.
+    K6,
+}
+
+impl Layout {
+    pub const ALL: [Layout; 4] = [Layout::Rows, Layout::Packed, Layout::K4, Layout::K6];
+
+    /// The layout [`QMatrix::repacked`] gives `rows` rows of `fmt` on `isa`
+    /// (`fmt` as the result stores it: `Q8_0` for widened `Q4_0` rows).
+    pub fn planned(fmt: Format, rows: usize, isa: Isa) -> Layout {
+        if !isa.has_vnni() || !rows.is_multiple_of(8) {
+            return Layout::Rows;
+        }
+        match fmt {
+            Format::Q4K => Layout::K4,
+            Format::Q6K if isa == Isa::Avx512Vnni => Layout::K6,
+            Format::Q4_1 if isa.vex_vnni() => Layout::Packed,
+            Format::Q8_0 => Layout::Packed,
+            _ => Layout::Rows,
+        }
+    }
+}
+
 impl QMatrix {
     pub fn new(
         name: &str,
@@ -39,6 +88,51 @@ impl QMatrix {
         cols: usize,
         data: Vec<u8>,
     ) -> Result<Self, KernelError> {
+        let row_bytes = Self::check(name, fmt, rows, cols, data.len())?;
+        Ok(Self {
+            fmt,
+            rows,
+            cols,
+            row_bytes,
+            data: data.into(),
+            interleaved: None,
+        })
+    }
+
+    /// As [`QMatrix::new`] then [`QMatrix::repacked`], from borrowed rows
+    /// (a memory-mapped file): the `K`-quant layouts, rebuilt anyway, are
+    /// built straight from `data`, with no owned copy of the stored rows.
+    pub fn repacked_from(
+        name: &str,
+        fmt: Format,
+        rows: usize,
+        cols: usize,
+        data: &[u8],
+        isa: Isa,
+    ) -> Result<Self, KernelError> {
+        let row_bytes = Self::check(name, fmt, rows, cols, data.len())?;
+        match k_layout(fmt, rows, cols, data, isa) {
+            Some(il) => Ok(Self {
+                fmt,
+                rows,
+                cols,
+                row_bytes,
+                data: Bytes::default(),
+                interleaved: Some(il),
+            }),
+            None => Ok(Self::new(name, fmt, rows, cols, data.to_vec())?.repacked(isa)),
+        }
+    }
+
+    /// Checks that `len` bytes hold `rows` × `cols` values of `fmt`, and
+    /// returns the bytes of a row.
+    fn check(
+        name: &str,
+        fmt: Format,
+        rows: usize,
+        cols: usize,
+        len: usize,
+    ) -> Result<usize, KernelError> {
         let bad = |reason: String| KernelError::BadMatrix {
             name: name.to_string(),
             reason,
@@ -48,21 +142,13 @@ impl QMatrix {
             return Err(bad(format!("rows of {cols} are not whole {fmt:?} blocks")));
         }
         let row_bytes = fmt.row_bytes(cols);
-        if data.len() != rows * row_bytes {
+        if len != rows * row_bytes {
             return Err(bad(format!(
-                "{} bytes for {rows} × {cols} {fmt:?} values (want {})",
-                data.len(),
+                "{len} bytes for {rows} × {cols} {fmt:?} values (want {})",
                 rows * row_bytes
             )));
         }
-        Ok(Self {
-            fmt,
-            rows,
-            cols,
-            row_bytes,
-            data,
-            interleaved: None,
-        })
+        Ok(row_bytes)
     }
 
     pub fn format(&self) -> Format {
@@ -88,23 +174,24 @@ impl QMatrix {
             return m;
         }
         m.interleaved = match m.fmt {
-            Format::Q4K => Some(Interleaved::Q4K(PackedK4::build(m.rows, m.cols, &m.data))),
-            // Q6_K groups run on AVX-512 alone.
-            Format::Q6K if isa == Isa::Avx512Vnni => {
-                Some(Interleaved::Q6K(PackedK6::build(m.rows, m.cols, &m.data)))
+            Format::Q4K | Format::Q6K => {
+                let il = k_layout(m.fmt, m.rows, m.cols, &m.data, isa);
+                if il.is_some() {
+                    m.data = Bytes::default();
+                }
+                il
             }
             // Q4_1 groups run on AVX-VNNI alone.
             Format::Q4_1 if !isa.vex_vnni() => None,
-            Format::Q8_0 | Format::Q4_1 => Some(Interleaved::Rows(Packed::build(
-                m.fmt,
-                m.cols,
-                std::mem::take(&mut m.data),
-            ))),
+            Format::Q8_0 | Format::Q4_1 => match std::mem::take(&mut m.data) {
+                Bytes::Owned(rows) => Some(Interleaved::Rows(Packed::build(m.fmt, m.cols, rows))),
+                shared => {
+                    m.data = shared;
+                    None
+                }
+            },
             _ => None,
         };
-        if m.interleaved.is_some() {
-            m.data = Vec::new();
-        }
         m
     }
 
@@ -124,9 +211,102 @@ impl QMatrix {
             rows: self.rows,
             cols: self.cols,
             row_bytes: Format::Q8_0.row_bytes(self.cols),
-            data,
+            data: data.into(),
             interleaved: None,
         }
+    }
+
+    /// How the matrix is laid out, and its bytes in that layout: with
+    /// [`QMatrix::from_layout`], a loaded model's layouts can be saved and
+    /// read back without building them again.
+    pub fn layout(&self) -> (Layout, &[u8]) {
+        match &self.interleaved {
+            None => (Layout::Rows, &self.data),
+            Some(Interleaved::Rows(p)) => (Layout::Packed, &p.data),
+            Some(Interleaved::Q4K(p)) => (Layout::K4, &p.rec.data),
+            Some(Interleaved::Q6K(p)) => (Layout::K6, &p.rec.data),
+        }
+    }
+
+    /// A matrix from bytes [`QMatrix::layout`] gave, for the same `isa`:
+    /// what [`QMatrix::repacked`] would have built, without building it.
+    ///
+    /// The layout must be plain rows or the one `repacked` gives `fmt` and
+    /// `rows` on `isa`, and `bytes` its exact size; anything else (a file of layouts
+    /// that is damaged, or was made for another instruction set) is a
+    /// [`KernelError::BadMatrix`], so the caller can build them again.
+    pub fn from_layout(
+        name: &str,
+        fmt: Format,
+        rows: usize,
+        cols: usize,
+        layout: Layout,
+        bytes: Bytes,
+        isa: Isa,
+    ) -> Result<Self, KernelError> {
+        let bad = |reason: String| KernelError::BadMatrix {
+            name: name.to_string(),
+            reason,
+        };
+        let row_bytes = Self::check(name, fmt, rows, cols, rows * fmt.row_bytes(cols))?;
+        // Plain rows multiply on every instruction set; the interleaved
+        // layouts only on the one that built them.
+        let planned = Layout::planned(fmt, rows, isa);
+        if layout != Layout::Rows && layout != planned {
+            return Err(bad(format!(
+                "laid out as {layout:?}, where {fmt:?} rows on {} are {planned:?}",
+                isa.name()
+            )));
+        }
+        let want = match layout {
+            Layout::Rows | Layout::Packed => rows * row_bytes,
+            Layout::K4 => Records::size(rows, cols, PackedK4::BYTES),
+            Layout::K6 => Records::size(rows, cols, PackedK6::BYTES),
+        };
+        if bytes.len() != want {
+            return Err(bad(format!(
+                "{} bytes laid out as {layout:?}, where {rows} × {cols} {fmt:?} values take {want}",
+                bytes.len()
+            )));
+        }
+        let nb = cols / fmt.block().0;
+        let records = |bytes, size| Records {
+            nb,
+            bytes: size,
+            data: bytes,
+        };
+        let (data, interleaved) = match layout {
+            Layout::Rows => (bytes, None),
+            Layout::Packed => {
+                let kind = if fmt == Format::Q8_0 {
+                    PackedKind::Q8
+                } else {
+                    PackedKind::Q4_1
+                };
+                let p = Packed {
+                    kind,
+                    nb,
+                    data: bytes,
+                };
+                (Bytes::default(), Some(Interleaved::Rows(p)))
+            }
+            Layout::K4 => {
+                let rec = records(bytes, PackedK4::BYTES);
+                (Bytes::default(), Some(Interleaved::Q4K(PackedK4 { rec })))
+            }
+            Layout::K6 => {
+                let rec = records(bytes, PackedK6::BYTES);
+                (Bytes::default(), Some(Interleaved::Q6K(PackedK6 { rec })))
+            }
+        };
+        Ok(Self {
+            fmt,
+            rows,
+            cols,
+            row_bytes,
+            data,
+            interleaved,
+        })
     }
 
     pub fn rows(&self) -> usize {

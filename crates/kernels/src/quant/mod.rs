@@ -20,15 +20,17 @@
 
 mod act;
 mod blocks;
+mod bytes;
 mod format;
 pub(crate) mod layout;
 mod matmul;
 pub(crate) mod reference;
 
 pub use act::Activations;
+pub use bytes::Bytes;
 pub use format::{Format, QK, QK_K};
 pub use layout::{ActGroup, ActRow};
-pub use matmul::{matmul_many, QMatrix};
+pub use matmul::{matmul_many, Layout, QMatrix};
 pub use reference::{dot, quantize_q8_0};
 
 pub(crate) use blocks::k_scales;

@@ -19,18 +19,7 @@ pub(crate) fn noise(n: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-const ALL: [Format; 10] = [
-    Format::F32,
-    Format::F16,
-    Format::Q4_0,
-    Format::Q4_1,
-    Format::Q5_0,
-    Format::Q5_1,
-    Format::Q8_0,
-    Format::Q4K,
-    Format::Q5K,
-    Format::Q6K,
-];
+const ALL: [Format; 10] = Format::ALL;
 
 /// A matrix of plausible weights: random bytes with small, finite
 /// f16 factors.
@@ -340,6 +329,51 @@ fn the_512_bit_kernels_give_the_256_bit_kernels_bits() {
                     .all(|(a, b)| a.to_bits() == b.to_bits()),
                 "{fmt:?} {cols} columns, {n} rows"
             );
+        }
+    }
+}
+
+#[test]
+fn saved_layouts_read_back_as_the_same_matrix_and_damaged_ones_are_refused() {
+    use std::sync::Arc;
+    let cols = 512;
+    let x = input(3, cols, 43);
+    for isa in Isa::available() {
+        for fmt in ALL {
+            for rows in [8, 12, 24] {
+                let m = matrix(fmt, rows, cols, 47).repacked(isa);
+                let (layout, bytes) = m.layout();
+                assert_eq!(
+                    layout,
+                    Layout::planned(m.format(), rows, isa),
+                    "{fmt:?} {isa:?}"
+                );
+                // Read back from a shared buffer, at an offset, as from a file.
+                let mut file = vec![7u8; 13];
+                file.extend_from_slice(bytes);
+                let owner: Arc<dyn AsRef<[u8]> + Send + Sync> = Arc::new(file);
+                let shared = |len| Bytes::shared(&owner, 13, len).unwrap();
+                let (f, n) = (m.format(), bytes.len());
+                let back =
+                    QMatrix::from_layout("t", f, rows, cols, layout, shared(n), isa).unwrap();
+                let mut acts = Activations::new();
+                let (mut want, mut got) = (vec![0f32; 3 * rows], vec![0f32; 3 * rows]);
+                m.matmul(&x, &mut acts, &mut want, isa);
+                back.matmul(&x, &mut acts, &mut got, isa);
+                let same = got
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{fmt:?} {isa:?} {rows}");
+                // A byte short, or another layout: refused, not misread.
+                let short = QMatrix::from_layout("t", f, rows, cols, layout, shared(n - 1), isa);
+                assert!(short.is_err(), "{fmt:?} {isa:?}");
+                let others = Layout::ALL.into_iter().filter(|&l| l != layout);
+                for other in others.filter(|&l| l != Layout::Rows) {
+                    let r = QMatrix::from_layout("t", f, rows, cols, other, shared(n), isa);
+                    assert!(r.is_err(), "{fmt:?} {isa:?} as {other:?}");
+                }
+            }
         }
     }
 }
