@@ -42,7 +42,7 @@ use sha2::{Digest, Sha256};
 use crate::gguf::GgufFile;
 
 /// The first bytes of a file of layouts; the digit is the format's version.
-const MAGIC: &[u8; 8] = b"DOCLAYT1";
+const MAGIC: &[u8; 8] = b"DOCLAYT2";
 /// Where each matrix starts: a page, so that its bytes map on their own.
 const ALIGN: u64 = 4096;
 /// Space left free on the disk after a file is saved.

@@ -738,6 +738,41 @@ pub(crate) unsafe fn packed(
     }
 }
 
+/// A [`PackedK4`] record's scales and minimums, a byte each in the order
+/// `8·sub + l`, joined from their split form (as [`PackedK4::scales`]).
+///
+/// # Safety
+/// `rec` must point at a whole record, and the CPU must have AVX2.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn k4_scales(rec: *const u8) -> ([u8; 64], [u8; 64]) {
+    let lo = [0, 32].map(|at| _mm256_loadu_si256(rec.add(PackedK4::LO + at) as *const __m256i));
+    let hi = _mm256_loadu_si256(rec.add(PackedK4::HI) as *const __m256i);
+    let (m4, m3) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(0x03));
+    // The high bits of byte t's scale (shift 0 or 2) and minimum (4 or 6),
+    // moved to bits 4 and 5.
+    let high = |shift: i32| {
+        let h = match shift {
+            0 => hi,
+            2 => _mm256_srli_epi16(hi, 2),
+            4 => _mm256_srli_epi16(hi, 4),
+            _ => _mm256_srli_epi16(hi, 6),
+        };
+        _mm256_slli_epi16(_mm256_and_si256(h, m3), 4)
+    };
+    let (mut sc, mut mn) = ([0u8; 64], [0u8; 64]);
+    for (half, lo) in lo.into_iter().enumerate() {
+        let s = _mm256_or_si256(_mm256_and_si256(lo, m4), high(2 * half as i32));
+        let m = _mm256_or_si256(
+            _mm256_and_si256(_mm256_srli_epi16(lo, 4), m4),
+            high(4 + 2 * half as i32),
+        );
+        _mm256_storeu_si256(sc.as_mut_ptr().add(32 * half) as *mut __m256i, s);
+        _mm256_storeu_si256(mn.as_mut_ptr().add(32 * half) as *mut __m256i, m);
+    }
+    (sc, mn)
+}
+
 /// Asks for the cache lines of the `bytes` at `at + n · stride`: the block
 /// a kernel reads `n` blocks on, when its blocks are `stride` apart
 /// (`plan` chooses `n` and the cache). Decoding reads every weight once per
@@ -970,8 +1005,8 @@ unsafe fn packed_q4k_n<const NA: usize>(
         // The group's records alternate with its partner's.
         prefetch_ahead(rec, 2 * p.rec.bytes, p.rec.bytes, Prefetch::L1);
         let vals = rec.add(PackedK4::VALS);
-        let sc = rec.add(PackedK4::SC);
-        let mn = rec.add(PackedK4::MN);
+        let (sc, mn) = k4_scales(rec);
+        let (sc, mn) = (sc.as_ptr(), mn.as_ptr());
         let mut iacc = [_mm256_setzero_si256(); NA];
         for j in 0..4 {
             let chunk = vals.add(256 * j);

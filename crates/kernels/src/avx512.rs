@@ -22,7 +22,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::avx2::{prefetch_ahead, prefetch_slice, Prefetch};
+use crate::avx2::{k4_scales, prefetch_ahead, prefetch_slice, Prefetch};
 use crate::quant::layout::{ActRow, Packed, PackedK4, PackedK6, PackedKind};
 use crate::quant::{QK, QK_K};
 
@@ -211,8 +211,9 @@ unsafe fn packed2_q4k_n<const NA: usize>(
             p.rec.data.as_ptr().add(p.rec.at(g1, i)),
         );
         let (vals0, vals1) = (r0.add(PackedK4::VALS), r1.add(PackedK4::VALS));
-        let (sc0, sc1) = (r0.add(PackedK4::SC), r1.add(PackedK4::SC));
-        let (mn0, mn1) = (r0.add(PackedK4::MN), r1.add(PackedK4::MN));
+        let ((sc0, mn0), (sc1, mn1)) = (k4_scales(r0), k4_scales(r1));
+        let (sc0, sc1) = (sc0.as_ptr(), sc1.as_ptr());
+        let (mn0, mn1) = (mn0.as_ptr(), mn1.as_ptr());
         let mut iacc = [_mm512_setzero_si512(); NA];
         for j in 0..4 {
             // A pair's two records are one stream, asked for a quarter at

@@ -377,3 +377,46 @@ fn saved_layouts_read_back_as_the_same_matrix_and_damaged_ones_are_refused() {
         }
     }
 }
+
+#[test]
+fn q4k_records_keep_the_files_scales_and_the_vector_join_matches() {
+    use super::layout::PackedK4;
+    let (rows, cols) = (16, 512);
+    let m = matrix(Format::Q4K, rows, cols, 53);
+    // Built for AVX-VNNI (building needs no particular CPU), the layout is
+    // the file's size, and its scales read back as the file's, whichever
+    // way they are joined.
+    let packed = matrix(Format::Q4K, rows, cols, 53).repacked(Isa::AvxVnni);
+    let Some(Interleaved::Q4K(p)) = &packed.interleaved else {
+        panic!("Q4_K rows are interleaved for AVX-VNNI");
+    };
+    assert_eq!(p.rec.data.len(), rows * Format::Q4K.row_bytes(cols));
+    for g in 0..rows / 8 {
+        for i in 0..cols / QK_K {
+            let rec = p.rec.get(g, i);
+            let (sc, mn) = PackedK4::scales(rec);
+            for l in 0..8 {
+                let blk = &m.row(g * 8 + l)[i * 144..][..144];
+                let (want_sc, want_mn) = super::k_scales(&blk[4..16]);
+                for sub in 0..8 {
+                    assert_eq!(
+                        sc[sub * 8 + l],
+                        want_sc[sub],
+                        "g {g} i {i} row {l} sub {sub}"
+                    );
+                    assert_eq!(
+                        mn[sub * 8 + l],
+                        want_mn[sub],
+                        "g {g} i {i} row {l} sub {sub}"
+                    );
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            if Isa::detect().has_avx2() {
+                // SAFETY: the record is whole and the CPU has AVX2.
+                let joined = unsafe { crate::avx2::k4_scales(rec.as_ptr()) };
+                assert_eq!(joined, (sc, mn), "g {g} i {i}");
+            }
+        }
+    }
+}
