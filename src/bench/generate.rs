@@ -41,7 +41,8 @@ pub struct GenerateArgs {
     #[arg(long, default_value = "corpus")]
     docs: PathBuf,
     /// Weight layouts at load: read back as saved (saved first, untimed,
-    /// if they are not yet), or built from the file as a first load does.
+    /// if they are not, or not for this version of the file), or built from
+    /// the file as a first load does.
     #[arg(long, value_enum, default_value_t = Layouts::Saved)]
     layouts: Layouts,
     #[command(flatten)]
@@ -155,10 +156,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     };
     let loading = || format!("loading {}", path.display());
     if let Some(store) = &cfg.layouts {
-        if !store
-            .file_for(&path, docent_kernels::Isa::detect())
-            .is_file()
-        {
+        if !store.holds(&path, docent_kernels::Isa::detect()) {
             eprintln!(
                 "saving the weight layouts in {} first",
                 store.dir().display()

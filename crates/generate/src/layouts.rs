@@ -119,7 +119,7 @@ impl LayoutStore {
                 return None;
             }
         };
-        match read(file, &source(model, isa)?, names, isa) {
+        match read(file, &source(model.path(), isa)?, names, isa) {
             Ok(mats) => Some(mats),
             Err(why) => {
                 log::warn!(
@@ -131,10 +131,23 @@ impl LayoutStore {
         }
     }
 
+    /// Whether layouts saved from `model` as it is now, for `isa`, are
+    /// here (their header is; the matrices are checked as they are read).
+    pub fn holds(&self, model: &Path, isa: Isa) -> bool {
+        let Some(want) = source(model, isa) else {
+            return false;
+        };
+        File::open(self.file_for(model, isa))
+            .map_err(|e| e.to_string())
+            .and_then(|f| map(&f))
+            .and_then(|m| header(&m, &want))
+            .is_ok()
+    }
+
     /// Saves `mats`, the matrices of `model` laid out for `isa`. A failure
     /// is logged, and loads go on building the layouts.
     pub fn save(&self, model: &GgufFile, isa: Isa, mats: &HashMap<String, QMatrix>) {
-        let Some(source) = source(model, isa) else {
+        let Some(source) = source(model.path(), isa) else {
             return;
         };
         let path = self.file_for(model.path(), isa);
@@ -162,12 +175,19 @@ impl LayoutStore {
     }
 }
 
+fn map(file: &File) -> Result<Mmap, String> {
+    // SAFETY: the map is read-only. Files are replaced by renaming a new
+    // one over them, never written in place, so a mapped file does not
+    // change under its readers.
+    unsafe { Mmap::map(file) }.map_err(|e| format!("cannot map: {e}"))
+}
+
 /// The model file's identity, or `None` if it cannot be read (logged).
-fn source(model: &GgufFile, isa: Isa) -> Option<Source> {
-    let meta = match std::fs::metadata(model.path()) {
+fn source(model: &Path, isa: Isa) -> Option<Source> {
+    let meta = match std::fs::metadata(model) {
         Ok(m) => m,
         Err(e) => {
-            log::warn!("cannot stat {}: {e}", model.path().display());
+            log::warn!("cannot stat {}: {e}", model.display());
             return None;
         }
     };
@@ -177,23 +197,16 @@ fn source(model: &GgufFile, isa: Isa) -> Option<Source> {
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos() as u64);
     Some(Source {
-        path: model.path().display().to_string(),
+        path: model.display().to_string(),
         len: meta.len(),
         modified_ns,
         isa: isa.name().to_string(),
     })
 }
 
-fn read(
-    file: File,
-    want: &Source,
-    names: &[String],
-    isa: Isa,
-) -> Result<HashMap<String, QMatrix>, String> {
-    // SAFETY: the map is read-only. Files are replaced by renaming a new
-    // one over them, never written in place, so a mapped file does not
-    // change under its readers.
-    let map = unsafe { Mmap::map(&file) }.map_err(|e| format!("cannot map: {e}"))?;
+/// The header of a file of layouts, checked against the model file it
+/// should have been made from.
+fn header(map: &Mmap, want: &Source) -> Result<Header, String> {
     if map.len() < 16 || &map[..8] != MAGIC {
         return Err("not a file of layouts of this version".into());
     }
@@ -209,6 +222,17 @@ fn read(
             header.source
         ));
     }
+    Ok(header)
+}
+
+fn read(
+    file: File,
+    want: &Source,
+    names: &[String],
+    isa: Isa,
+) -> Result<HashMap<String, QMatrix>, String> {
+    let map = map(&file)?;
+    let header = header(&map, want)?;
     let owner: Arc<dyn AsRef<[u8]> + Send + Sync> = Arc::new(map);
     let entries: HashMap<&str, &Entry> = header
         .matrices
