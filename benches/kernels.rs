@@ -41,7 +41,7 @@ fn main() {
         "{} thread(s) on {}; one row: GB/s of weights in the file's encoding; \
          64 rows: G multiply-adds/s; best of 7",
         threads,
-        cpu_name()
+        docent_kernels::cpu_name()
     );
     println!(
         "{:<12} {:<6} {:>14} {:>14} {:>18} {:>18}",
@@ -74,18 +74,6 @@ fn main() {
         "plain read of {} MB, one thread: {plain:.1} GB/s",
         plain_bytes / 1_000_000
     );
-}
-
-fn cpu_name() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|n| n.trim().to_string())
-        })
-        .unwrap_or_else(|| "an unknown CPU".to_string())
 }
 
 /// A matrix of random bytes whose blocks' scales are all 0.01 (as f16),

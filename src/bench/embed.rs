@@ -91,7 +91,7 @@ pub fn run(args: EmbedArgs) -> Result<()> {
     let seconds = t.elapsed().as_secs_f64();
     let report = EmbedReport {
         encoder: encoder.info().id.clone(),
-        cpu: super::cpu_model(),
+        cpu: docent_kernels::cpu_name(),
         isa: docent_kernels::Isa::detect().name().to_string(),
         texts: texts.len(),
         tokens,

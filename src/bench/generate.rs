@@ -241,7 +241,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         model: name,
         file: path.display().to_string(),
         architecture: generator.architecture().to_string(),
-        cpu: super::cpu_model(),
+        cpu: docent_kernels::cpu_name(),
         isa: docent_kernels::Isa::detect().name().to_string(),
         threads,
         ctx: context,

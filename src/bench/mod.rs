@@ -66,20 +66,6 @@ impl RunFlags {
 }
 
 /// The most memory this process has held, in MB.
-/// The CPU's model name (from /proc/cpuinfo), printed with every figure:
-/// the same command gives other figures on another CPU.
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
 fn peak_rss_mb() -> f64 {
     status_mb("VmHWM:")
 }

@@ -44,6 +44,38 @@ mod avx512;
 
 use std::sync::OnceLock;
 
+/// The CPU's name as its vendor gives it (`cpuid`'s brand string, what
+/// `/proc/cpuinfo` calls the model name), for printing beside figures.
+pub fn cpu_name() -> String {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::__cpuid;
+        // Leaves above the highest extended one are not read.
+        let brand = {
+            if __cpuid(0x8000_0000).eax >= 0x8000_0004 {
+                let mut bytes = Vec::with_capacity(48);
+                for leaf in 0x8000_0002u32..=0x8000_0004 {
+                    let r = __cpuid(leaf);
+                    for word in [r.eax, r.ebx, r.ecx, r.edx] {
+                        bytes.extend_from_slice(&word.to_le_bytes());
+                    }
+                }
+                Some(bytes)
+            } else {
+                None
+            }
+        };
+        if let Some(bytes) = brand {
+            let name = String::from_utf8_lossy(&bytes);
+            let name = name.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+            if !name.is_empty() {
+                return name.to_string();
+            }
+        }
+    }
+    "an unknown CPU".to_string()
+}
+
 /// The instruction set the kernels run with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isa {
