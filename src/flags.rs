@@ -159,10 +159,12 @@ pub struct AnswerFlags {
     /// the first word.
     #[arg(long, default_value_t = DEFAULT_MAX_PROMPT_TOKENS)]
     pub max_prompt_tokens: usize,
-    /// When the chunks do not all fit the prompt whole: `whole` leaves the
-    /// lowest-ranked out; `excerpt` gives each an equal share and cuts a
+    /// When the chunks do not all fit the prompt whole: `fill` puts them in
+    /// whole in rank order and cuts the first that does not fit to its
+    /// sentences most about the question, in the room left; `whole` leaves
+    /// the lowest-ranked out; `excerpt` gives each an equal share and cuts a
     /// longer one to its sentences most about the question.
-    #[arg(long, value_enum, default_value_t = Fit::Whole)]
+    #[arg(long, value_enum, default_value_t = Fit::Fill)]
     pub source_fit: Fit,
     /// Context for prompt and answer together, in tokens (at most the
     /// model's own).
@@ -211,6 +213,9 @@ pub struct AnswerFlags {
 pub enum Fit {
     /// Cut each to its share, keeping the sentences most about the question.
     Excerpt,
+    /// Whole while they fit; the next is cut to the room left, keeping its
+    /// sentences most about the question.
+    Fill,
     /// Leave the lowest-ranked out.
     Whole,
 }
@@ -219,6 +224,7 @@ impl From<Fit> for SourceFit {
     fn from(f: Fit) -> Self {
         match f {
             Fit::Excerpt => SourceFit::Excerpt,
+            Fit::Fill => SourceFit::Fill,
             Fit::Whole => SourceFit::Whole,
         }
     }

@@ -411,4 +411,25 @@ fn sources_too_long_for_the_prompt_are_cut_to_the_sentences_about_the_question()
             + 1;
         assert_eq!(c.line as usize, line, "{}: {:?}", c.path, c.text);
     }
+
+    // Filled in rank order, the best source goes in whole, as with
+    // `Whole`, and the next one is cut to the room it leaves: here room for
+    // about one of its sentences.
+    let one_source = whole.trace.prompt.as_ref().unwrap().tokens;
+    let fill_cfg = AnswerConfig {
+        max_prompt_tokens: one_source + 30,
+        ..cfg(SourceFit::Fill)
+    };
+    let fill = engine.answer(q, &[], &fill_cfg, stop_at_prompt).unwrap();
+    assert_eq!((fill.citations.len(), fill.sources_dropped), (2, 0));
+    assert!(fill.trace.prompt.as_ref().unwrap().tokens <= one_source + 30);
+    assert_eq!(fill.citations[0].text, whole.citations[0].text);
+    assert_eq!(fill.citations[0].path, "lighthouses.md");
+    assert!(
+        fill.citations[1]
+            .text
+            .contains(docent_rag::excerpt::ELLIPSIS),
+        "{}",
+        fill.citations[1].text
+    );
 }

@@ -69,9 +69,16 @@ pub enum SourceFit {
     /// in more often but answered no better in English and worse in Korean
     /// (docs/benchmarks.md, "Sources cut to fit").
     Excerpt,
-    /// Sources go in whole; the lowest-ranked are left out until the rest
-    /// fit (the best one always goes in). The default.
+    /// Sources go in whole in rank order while they fit; the first that
+    /// does not is cut to the room left ([`crate::excerpt::fill`]), if one
+    /// of its sentences fits in it, and those after it are left out. The
+    /// default: on the shared sets it answers more questions right than
+    /// `Whole` in both languages (docs/benchmarks.md, "The room left
+    /// filled").
     #[default]
+    Fill,
+    /// Sources go in whole; the lowest-ranked are left out until the rest
+    /// fit (the best one always goes in).
     Whole,
 }
 

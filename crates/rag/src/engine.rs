@@ -77,11 +77,13 @@ type BuildPrompt<'a> = dyn Fn(
 
 /// Cuts the sources that are too long for their share of the prompt's
 /// `budget` to their sentences most about the question ([`excerpt`]), when
-/// they do not all fit whole. The share is of what the prompt leaves
+/// they do not all fit whole. The shares are equal ([`SourceFit::Excerpt`])
+/// or taken in rank order ([`SourceFit::Fill`]). The share is of what the prompt leaves
 /// without earlier turns: those are dropped before sources are cut. A
 /// citation then holds the text the model read and the line that text
 /// starts on.
 fn fit_excerpts(
+    fit: SourceFit,
     citations: &mut [Citation],
     question: &str,
     budget: usize,
@@ -109,7 +111,15 @@ fn fit_excerpts(
         return;
     };
     let sizes: Vec<usize> = sources.iter().map(|s| count(&s.text)).collect();
-    for (c, share) in citations.iter_mut().zip(excerpt::shares(&sizes, room)) {
+    let shares = match fit {
+        SourceFit::Fill => excerpt::fill(&sizes, room),
+        _ => excerpt::shares(&sizes, room),
+    };
+    for (c, share) in citations.iter_mut().zip(shares) {
+        if share == 0 {
+            // Left whole, and so left out by the prompt's builder.
+            continue;
+        }
         if let Some(e) = excerpt::excerpt(&c.text, question, share, count) {
             c.text = e.text;
             c.line += e.lines_skipped;
@@ -428,10 +438,15 @@ impl Engine {
                     &|text| g.tokenize_prompt(text),
                 )
             };
-            if cfg.source_fit == SourceFit::Excerpt {
-                fit_excerpts(&mut relevant, question, budget, &build, &|text| {
-                    g.tokenize_prompt(text).len()
-                });
+            if cfg.source_fit != SourceFit::Whole {
+                fit_excerpts(
+                    cfg.source_fit,
+                    &mut relevant,
+                    question,
+                    budget,
+                    &build,
+                    &|text| g.tokenize_prompt(text).len(),
+                );
             }
             let sources: Vec<_> = relevant.iter().map(Citation::source).collect();
             let prompt = match build(history, &sources, budget) {

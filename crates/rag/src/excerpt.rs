@@ -11,10 +11,14 @@
 //! the sentences around the answer come with it. A title line at its start
 //! is kept, and `…` marks what was left out.
 //!
-//! It is not the default ([`crate::SourceFit`]): on 300 questions of each
-//! shared set with Qwen2.5-Coder 1.5B, the answer's text reached the prompt
-//! a little more often, but SQuAD's accuracy stayed the same and KorQuAD's
-//! fell (docs/benchmarks.md, "Sources cut to fit").
+//! Equal shares ([`shares`], [`crate::SourceFit::Excerpt`]) are not the
+//! default: on 300 questions of each shared set with Qwen2.5-Coder 1.5B,
+//! the answer's text reached the prompt a little more often, but SQuAD's
+//! accuracy stayed the same and KorQuAD's fell, because the best source,
+//! which holds the answer most often, was cut too (docs/benchmarks.md,
+//! "Sources cut to fit"). The default fills in rank order instead
+//! ([`fill`], [`crate::SourceFit::Fill`]): the best source whole, and the
+//! next cut to the room it leaves.
 //!
 //! Text only: the caller counts tokens with the model's tokenizer.
 
@@ -56,6 +60,23 @@ pub fn shares(sizes: &[usize], room: usize) -> Vec<usize> {
         open = over;
     }
     share
+}
+
+/// Token shares of `room` for sources of `sizes` tokens, in rank order:
+/// each takes what it needs while room is left, the first one whatever its
+/// size (it always goes in whole), and the first that does not fit gets
+/// what is left, to be cut down to it; those after it get nothing.
+pub fn fill(sizes: &[usize], room: usize) -> Vec<usize> {
+    let mut left = room;
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| {
+            let share = if i == 0 { size } else { size.min(left) };
+            left = left.saturating_sub(share);
+            share
+        })
+        .collect()
 }
 
 /// `text` cut to at most `max_tokens` tokens (as `count` counts them) of
@@ -188,6 +209,15 @@ mod tests {
         let e = excerpt(text, "부산은 어떤 도시로 알려져 있나요?", 9, &words).unwrap();
         assert!(e.text.contains("부산은 항구 도시로"), "{}", e.text);
         assert!(!e.text.contains("제주도"), "{}", e.text);
+    }
+
+    #[test]
+    fn fill_keeps_the_first_whole_and_gives_the_next_what_is_left() {
+        assert_eq!(fill(&[100, 100], 300), vec![100, 100]);
+        assert_eq!(fill(&[250, 120, 80], 300), vec![250, 50, 0]);
+        // The best source goes in whole even when it alone is over.
+        assert_eq!(fill(&[400, 60], 300), vec![400, 0]);
+        assert_eq!(fill(&[], 200), Vec::<usize>::new());
     }
 
     #[test]

@@ -18,9 +18,10 @@
 //! 3. **Prompt**: the model's chat template around the instruction, the
 //!    earlier turns of the conversation, the numbered sources and the
 //!    question, fitted to the prompt's budget in the model's own tokens:
-//!    oldest turns dropped first, then the lowest-ranked sources (or, with
-//!    [`SourceFit::Excerpt`], sources first cut to an equal share each,
-//!    [`excerpt`]).
+//!    oldest turns dropped first; then the sources go in whole in rank
+//!    order while they fit, and the first that does not is cut to its
+//!    sentences most about the question in the room left ([`excerpt`]);
+//!    the rest are left out ([`SourceFit`] has the other ways).
 //! 4. **Generate** ([`Engine::answer`]): decode, streaming each piece of
 //!    text to the caller's callback, which may cancel; an answer that says
 //!    the documents do not hold it counts as declined
