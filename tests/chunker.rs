@@ -67,7 +67,13 @@ fn check(doc: &Document, cfg: &ChunkConfig, chunks: &[Chunk]) {
             doc.path
         );
     }
-    // Overlap: consecutive chunks of a section share at most the configured tokens.
+    // Overlap: consecutive chunks of a section share at most the configured
+    // tokens, or one whole sentence of up to twice that.
+    let sentence_starts: Vec<usize> = doc
+        .text
+        .split_sentence_bound_indices()
+        .map(|(o, s)| o + (s.len() - s.trim_start().len()))
+        .collect();
     for w in chunks.windows(2) {
         if w[0].heading_path == w[1].heading_path && w[1].byte_span.start < w[0].byte_span.end {
             assert!(
@@ -75,8 +81,11 @@ fn check(doc: &Document, cfg: &ChunkConfig, chunks: &[Chunk]) {
                 "chunks go backwards"
             );
             let shared = &doc.text[w[1].byte_span.start..w[0].byte_span.end];
+            let tokens = counter.count(shared);
+            let whole_sentence = sentence_starts.contains(&w[1].byte_span.start);
             assert!(
-                counter.count(shared) <= cfg.overlap_tokens,
+                tokens <= cfg.overlap_tokens
+                    || (whole_sentence && tokens <= 2 * cfg.overlap_tokens),
                 "overlap {:?} too long",
                 shared
             );
@@ -273,4 +282,58 @@ fn overlap_is_present_when_configured() {
     assert!(none
         .windows(2)
         .all(|w| w[1].byte_span.start >= w[0].byte_span.end));
+}
+
+/// Prose wrapped at a fixed width, as text files and PDF pages often are:
+/// every chunk starts where a sentence starts, not after a line break in
+/// the middle of one, and its overlap is whole sentences.
+#[test]
+fn chunks_of_wrapped_text_start_where_sentences_start() {
+    let sentences = [
+        "A new index is written beside the old one and switched in with one atomic rename, so an interrupted run never damages the index you already have.",
+        "The command docent search embeds the question with the same encoder and asks the graph for the closest chunks.",
+        "Each result shows its score, the file and line it came from, and its heading.",
+        "환각은 유창하고 자신 있어 보이지만 사실이 아니거나 근거가 없는 답입니다.",
+        "언어 모델은 사실을 찾아보는 대신 그럴듯한 글을 만들어 내기 때문에 환각을 일으킵니다.",
+    ];
+    let mut prose = String::new();
+    for i in 0..24 {
+        prose.push_str(sentences[i % sentences.len()]);
+        prose.push(' ');
+    }
+    // Wrapped at 60 columns, breaking between words.
+    let mut text = String::new();
+    let mut col = 0;
+    for w in prose.split_whitespace() {
+        if col > 0 && col + w.chars().count() > 60 {
+            text.push('\n');
+            col = 0;
+        } else if col > 0 {
+            text.push(' ');
+            col += 1;
+        }
+        text.push_str(w);
+        col += w.chars().count();
+    }
+    let doc = docent_ingest::load_bytes("wrapped.txt", text.as_bytes())
+        .unwrap()
+        .0;
+    let cfg = ChunkConfig::default();
+    let chunks = chunk_document(&doc, &cfg, common::encoder().token_counter());
+    assert!(chunks.len() > 3, "{} chunks", chunks.len());
+    check(&doc, &cfg, &chunks);
+    for c in &chunks {
+        let before = doc.text[..c.byte_span.start].trim_end();
+        assert!(
+            before.is_empty() || before.ends_with('.'),
+            "chunk {} starts mid-sentence: {:?}",
+            c.ordinal,
+            &c.text[..c.text.len().min(60)]
+        );
+    }
+    let overlapping = chunks
+        .windows(2)
+        .filter(|w| w[1].byte_span.start < w[0].byte_span.end)
+        .count();
+    assert!(overlapping >= chunks.len() - 2, "{overlapping} overlaps");
 }

@@ -12,6 +12,7 @@ fn meta() -> IndexMeta {
         format: FORMAT_VERSION,
         encoder: common::encoder().info().clone(),
         chunking: ChunkConfig::default(),
+        chunker: docent_core::CHUNKER_VERSION,
         hnsw: Default::default(),
         root: common::corpus().display().to_string(),
         docent_version: "test".into(),
@@ -543,4 +544,48 @@ fn the_stored_document_frequencies_follow_every_commit() {
         .lexical(q, 5)
         .unwrap();
     assert_ne!(before, after);
+}
+
+/// An index whose chunks were cut by an older rule of the chunker (its
+/// metadata records no `chunker`, or another one) is chunked and embedded
+/// again at the next `docent index`, not reused file by file.
+#[test]
+fn an_index_chunked_by_an_older_rule_is_chunked_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("ix");
+    let files = [
+        "glossary-en.md",
+        "glossary-ko.md",
+        "how-docent-works.pdf",
+        "langchain-ecosystem.html",
+        "quantization-ko.txt",
+    ];
+    let mut w = IndexWriter::create(
+        &root,
+        IndexMeta {
+            chunker: docent_core::CHUNKER_VERSION - 1,
+            ..meta()
+        },
+    )
+    .unwrap();
+    for f in files {
+        let (rec, chunks, vectors) = prepare(f);
+        w.add_file(&rec, &chunks, &vectors).unwrap();
+    }
+    w.commit().unwrap();
+    let encoder = docent_rag::models::load_encoder(None, Default::default()).unwrap();
+    let cfg = docent_rag::IndexConfig::for_folder(&common::corpus());
+    let r = docent_rag::build_index(&root, &cfg, &encoder, &mut |_| {}).unwrap();
+    assert_eq!(
+        (r.embedded_files, r.reused_files),
+        (files.len(), 0),
+        "{r:?}"
+    );
+    assert_eq!(
+        Index::open(&root).unwrap().meta().chunker,
+        docent_core::CHUNKER_VERSION
+    );
+    // Then it is current.
+    let again = docent_rag::build_index(&root, &cfg, &encoder, &mut |_| {}).unwrap();
+    assert!(again.up_to_date, "{again:?}");
 }

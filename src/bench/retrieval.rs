@@ -274,6 +274,7 @@ fn build_synthetic(
         format: FORMAT_VERSION,
         encoder: base.meta().encoder.clone(),
         chunking: ChunkConfig::default(),
+        chunker: docent_core::CHUNKER_VERSION,
         hnsw: base.meta().hnsw,
         root: dir.display().to_string(),
         docent_version: env!("CARGO_PKG_VERSION").into(),

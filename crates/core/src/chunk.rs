@@ -4,12 +4,18 @@
 //! straddles two headings. Each section is cut into *pieces*, each of which
 //! fits the token budget: whole paragraphs when they fit, else sentences
 //! (Unicode sentence boundaries, which handle Korean `다.` endings and CJK
-//! full stops), else words, else grapheme clusters (so emoji and Hangul
-//! syllables are never broken). Pieces are then packed greedily into chunks;
-//! the next chunk starts far enough back to repeat up to `overlap_tokens`
-//! tokens of the previous one. Every chunk's real token count is checked
-//! with the counter before it is emitted, so the budget holds even when a
-//! tokenizer is not additive over pieces.
+//! full stops; a line break inside a paragraph counts as a space, since
+//! text wrapped at a fixed width breaks lines mid-sentence), else lines,
+//! else words, else grapheme clusters (so emoji and Hangul syllables are
+//! never broken). Pieces are then packed greedily into chunks; the next
+//! chunk starts far enough back to repeat up to `overlap_tokens` tokens of
+//! the previous one, at the start of a sentence: the last whole sentences
+//! that fit, else the last sentence alone if it is at most twice that, else
+//! (a sentence longer still) the last words. A chunk that starts in the
+//! middle of a sentence (`is written beside the old one…`) reads badly to
+//! the language model and to the user who opens the source. Every chunk's
+//! real token count is checked with the counter before it is emitted, so
+//! the budget holds even when a tokenizer is not additive over pieces.
 
 use std::ops::Range;
 
@@ -17,6 +23,12 @@ use serde::{Deserialize, Serialize};
 use unicode_segmentation::UnicodeSegmentation;
 
 use crate::{BlockKind, Document};
+
+/// Changes whenever the same document and [`ChunkConfig`] would be cut
+/// differently, so that an index re-chunks its files (and embeds them
+/// again) rather than mix chunks of two rules. 2: the overlap starts at a
+/// sentence.
+pub const CHUNKER_VERSION: u32 = 2;
 
 /// Counts tokens the way the encoder will see them (without special tokens).
 pub trait TokenCounter: Sync {
@@ -28,7 +40,8 @@ pub trait TokenCounter: Sync {
 pub struct ChunkConfig {
     /// Most tokens in a chunk, special tokens not included.
     pub max_tokens: usize,
-    /// Most tokens that consecutive chunks of one section share.
+    /// Most tokens that consecutive chunks of one section share; a single
+    /// sentence of up to twice this is repeated whole rather than cut.
     pub overlap_tokens: usize,
 }
 
@@ -127,6 +140,18 @@ fn sections(doc: &Document) -> Vec<Section> {
     out
 }
 
+/// Byte ranges of the sentences of `text`, a line break counting as a
+/// space: text wrapped at a fixed width (plain text, Markdown, PDF lines)
+/// breaks lines inside its sentences, and Unicode's rules end a sentence
+/// at every line break.
+fn sentences(text: &str) -> Vec<Range<usize>> {
+    // The same bytes, line breaks as spaces: offsets stay valid.
+    let flat = text.replace(['\n', '\r'], " ");
+    flat.split_sentence_bound_indices()
+        .map(|(o, s)| o..o + s.len())
+        .collect()
+}
+
 /// Narrows `range` of `text` to exclude leading and trailing whitespace.
 fn trim(text: &str, range: Range<usize>) -> Range<usize> {
     let s = &text[range.clone()];
@@ -172,9 +197,22 @@ impl Splitter<'_> {
             return;
         }
         let base = range.start;
+        for s in sentences(&self.text[range]) {
+            let r = base + s.start..base + s.end;
+            if !self.push_if_fits(r.clone(), block) {
+                self.lines(r, block);
+            }
+        }
+    }
+
+    /// A sentence too long for a chunk, at its line breaks (code, lists).
+    fn lines(&mut self, range: Range<usize>, block: usize) {
+        let base = range.start;
         let text = self.text;
-        for (off, s) in text[range].split_sentence_bound_indices() {
-            let r = base + off..base + off + s.len();
+        let mut off = 0;
+        for l in text[range].split_inclusive('\n') {
+            let r = base + off..base + off + l.len();
+            off += l.len();
             if !self.push_if_fits(r.clone(), block) {
                 self.sentence(r, block);
             }
@@ -249,7 +287,8 @@ impl Positions {
 /// Cuts `doc` into chunks of at most `config.max_tokens` tokens.
 ///
 /// The returned chunks are in document order; consecutive chunks of the same
-/// section share at most `config.overlap_tokens` tokens. A single grapheme
+/// section share at most `config.overlap_tokens` tokens, or one whole
+/// sentence of at most twice that. A single grapheme
 /// cluster longer than the budget (which no real tokenizer produces for a
 /// budget of 16 or more) would be emitted alone rather than dropped.
 pub fn chunk_document(
@@ -343,10 +382,42 @@ pub fn chunk_document(
                 i = k;
                 continue;
             }
-            // …else repeat the words at the end of the last piece.
+            // …else repeat the sentences at the end of the last piece (a
+            // paragraph), or its last sentence alone when that is up to
+            // twice the overlap, so that the next chunk starts where a
+            // sentence does…
             let last = pieces[j - 1].range.clone();
             let from = last.start.max(span.start);
+            let fits = |at: usize, limit: usize| {
+                let c = counter.count(&text[at..last.end]);
+                (c <= limit && c + next <= max).then_some(c)
+            };
+            let starts: Vec<usize> = sentences(&text[from..last.end])
+                .into_iter()
+                .map(|r| trim(text, from + r.start..from + r.end))
+                .filter(|r| !r.is_empty())
+                .map(|r| r.start)
+                .filter(|&at| at > from || from > span.start)
+                .collect();
             let mut best = None;
+            for &at in starts.iter().rev() {
+                match fits(at, config.overlap_tokens) {
+                    Some(c) => best = Some((at, c, pieces[j - 1].block)),
+                    None => break,
+                }
+            }
+            if best.is_none() {
+                if let Some(&at) = starts.last() {
+                    best =
+                        fits(at, 2 * config.overlap_tokens).map(|c| (at, c, pieces[j - 1].block));
+                }
+            }
+            if best.is_some() {
+                carry = best;
+                i = j;
+                continue;
+            }
+            // …else repeat the words at the end of the last piece.
             for (off, w) in text[from..last.end].split_word_bound_indices().rev() {
                 if w.trim().is_empty() {
                     continue;

@@ -24,7 +24,9 @@
 mod chunk;
 mod document;
 
-pub use chunk::{chunk_document, Chunk, ChunkConfig, ChunkConfigError, TokenCounter};
+pub use chunk::{
+    chunk_document, Chunk, ChunkConfig, ChunkConfigError, TokenCounter, CHUNKER_VERSION,
+};
 pub use document::{Block, BlockKind, Document, SourceKind};
 
 mod encoder;

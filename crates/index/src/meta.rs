@@ -32,6 +32,10 @@ pub struct IndexMeta {
     pub format: u32,
     pub encoder: EncoderInfo,
     pub chunking: ChunkConfig,
+    /// [`docent_core::CHUNKER_VERSION`] of the chunks; 0 in indexes built
+    /// before it was recorded.
+    #[serde(default)]
+    pub chunker: u32,
     pub hnsw: HnswParams,
     /// The indexed folder, as given to `docent index`, made absolute.
     pub root: String,

@@ -174,6 +174,7 @@ pub fn build_index(
     let reusable_index = previous.as_ref().is_some_and(|p| {
         !cfg.rebuild
             && p.meta().chunking == chunking
+            && p.meta().chunker == docent_core::CHUNKER_VERSION
             && p.meta().encoder.same_vectors(encoder.info())
     });
     let known: HashMap<String, String> = match &previous {
@@ -288,6 +289,7 @@ pub fn build_index(
         format: FORMAT_VERSION,
         encoder: encoder.info().clone(),
         chunking,
+        chunker: docent_core::CHUNKER_VERSION,
         hnsw: previous.as_ref().map(|p| p.meta().hnsw).unwrap_or_default(),
         root: root.display().to_string(),
         docent_version: env!("CARGO_PKG_VERSION").into(),
