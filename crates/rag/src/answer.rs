@@ -232,10 +232,12 @@ impl Citation {
         }
     }
 
+    /// The source as the prompt gives it, its wrapped lines joined
+    /// ([`crate::reflow`]).
     pub(crate) fn source(&self) -> Source {
         Source {
             label: self.label(),
-            text: self.text.clone(),
+            text: crate::reflow::reflow(&self.text).text,
         }
     }
 }

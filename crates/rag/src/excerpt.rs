@@ -20,17 +20,22 @@
 //! ([`fill`], [`crate::SourceFit::Fill`]): the best source whole, and the
 //! next cut to the room it leaves.
 //!
+//! Hard-wrapped lines are joined first ([`crate::reflow`]), so that a
+//! sentence that runs over lines is one sentence here too.
+//!
 //! Text only: the caller counts tokens with the model's tokenizer.
 
 use crate::grounding::{sentences, units};
+use crate::reflow::reflow;
 use std::collections::HashSet;
 
 /// Marks text left out of a source.
 pub const ELLIPSIS: &str = "…";
 
-/// A source cut down to fit: its text, and how many lines of the original
-/// come before its first sentence after the title (so that a citation
-/// points at the line the kept sentences start on).
+/// A source cut down to fit: its text (with its wrapped lines joined), and
+/// how many lines of the original come before its first sentence after the
+/// title (so that a citation points at the line the kept sentences start
+/// on).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Excerpt {
     pub text: String,
@@ -89,6 +94,8 @@ pub fn excerpt(
     max_tokens: usize,
     count: &dyn Fn(&str) -> usize,
 ) -> Option<Excerpt> {
+    let flowed = reflow(text);
+    let text = flowed.text.as_str();
     if count(text) <= max_tokens {
         return None;
     }
@@ -158,7 +165,7 @@ pub fn excerpt(
     }
     Some(Excerpt {
         text: out,
-        lines_skipped: text[..start].matches('\n').count() as u32,
+        lines_skipped: flowed.lines_before(start) as u32,
     })
 }
 
@@ -200,6 +207,24 @@ mod tests {
         assert!(words(&e.text) <= 20, "{}", e.text);
         assert!(e.text.ends_with(ELLIPSIS), "{}", e.text);
         assert_eq!(e.lines_skipped, 2);
+    }
+
+    #[test]
+    fn wrapped_lines_are_cut_as_sentences_and_counted_as_lines() {
+        let text = "Storage\n\nChunks are kept in SQLite, and the vectors in an\n\
+                    HNSW graph. A new index is written beside the old one and\n\
+                    switched in with one atomic rename. Each result shows its\n\
+                    score and heading.";
+        let e = excerpt(text, "How is a new index switched in?", 22, &words).unwrap();
+        assert!(
+            e.text.contains(
+                "A new index is written beside the old one and switched in with one atomic rename."
+            ),
+            "{}",
+            e.text
+        );
+        // The kept sentence starts on the fourth line of the original.
+        assert_eq!(e.lines_skipped, 3, "{}", e.text);
     }
 
     #[test]

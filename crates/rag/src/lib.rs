@@ -55,6 +55,7 @@
 //! * `retrieve.rs`: ranking, fusion and fetching; [`SearchMode`];
 //! * `answer.rs`: [`AnswerConfig`], [`Answer`], [`Citation`], [`Event`];
 //! * `excerpt.rs`: long sources cut to the sentences about the question;
+//! * `reflow.rs`: hard-wrapped lines of a source joined for the prompt;
 //! * `grounding.rs`: each answer sentence's support in its sources;
 //! * `compare.rs`: a source for each side of a comparison question;
 //! * `rewrite.rs`: follow-up questions made standalone for retrieval;
@@ -71,6 +72,7 @@ pub mod excerpt;
 pub mod grounding;
 pub mod indexer;
 pub mod models;
+pub mod reflow;
 pub mod retrieve;
 pub mod rewrite;
 pub mod trace;
