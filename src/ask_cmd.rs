@@ -216,6 +216,21 @@ pub fn run(index_dir: &Path, args: AskArgs, started: Instant) -> Result<()> {
             }
         }
     }
+    let recited: Vec<&SentenceSupport> = answer
+        .support
+        .iter()
+        .filter(|s| !s.model_cites.is_empty())
+        .collect();
+    if !recited.is_empty() {
+        writeln!(
+            stdout,
+            "\nCitations corrected (the source cited does not hold it):"
+        )?;
+        for s in recited {
+            let marks: Vec<String> = s.model_cites.iter().map(|n| format!("[{n}]")).collect();
+            writeln!(stdout, "  {} (the model cited {})", s.text, marks.join(""))?;
+        }
+    }
     writeln!(stdout, "\nSources:")?;
     for c in &answer.citations {
         writeln!(stdout, "[{}] {}", c.n, label(&at(c), &c.heading))?;

@@ -562,8 +562,9 @@ impl Engine {
             text = no_answer_text(question).to_string();
         } else {
             let sources: Vec<&str> = citations.iter().map(|c| c.text.as_str()).collect();
-            support = grounding::check(&text, &sources, cfg.grounding.min_support);
             let min = cfg.grounding.min_support;
+            let checked = grounding::check(&text, &sources, min);
+            (text, support) = grounding::correct_citations(&text, checked, &sources, min);
             if !support.is_empty() && support.iter().all(|s| s.best_support < min) {
                 // Nothing the model wrote is in its sources: on questions
                 // the documents do not answer, small models invent

@@ -34,6 +34,10 @@ pub struct SentenceSupport {
     /// than invented.
     pub best_source: Option<usize>,
     pub best_support: f32,
+    /// The sources the model cited, when docent corrected them
+    /// ([`correct_citations`]); empty when the marks are the model's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub model_cites: Vec<usize>,
 }
 
 /// Scores every sentence of `answer` against `sources` (numbered from 1).
@@ -74,9 +78,90 @@ pub fn check(answer: &str, sources: &[&str], min_support: f32) -> Vec<SentenceSu
                 supported: support >= min_support,
                 best_source,
                 best_support,
+                model_cites: Vec::new(),
             }
         })
         .collect()
+}
+
+/// Whether a sentence cites sources that do not hold it while another
+/// source does.
+fn miscited(s: &SentenceSupport, min_support: f32) -> bool {
+    !s.supported && !s.cites.is_empty() && s.best_source.is_some() && s.best_support >= min_support
+}
+
+/// `answer` with the citation marks of each miscited sentence (it cites
+/// sources that do not hold it, and another source does) pointed at the
+/// source that holds it, and the support of the result; a corrected
+/// sentence records the marks the model wrote in
+/// [`SentenceSupport::model_cites`]. With two sources in its prompt a small
+/// model often numbers a sentence after the other one ("1985 [2]" where
+/// [1] says it); the sentence is right, its citation is not. `support` is
+/// `check(answer, sources, min_support)`; nothing changes when no sentence
+/// is miscited.
+pub fn correct_citations(
+    answer: &str,
+    support: Vec<SentenceSupport>,
+    sources: &[&str],
+    min_support: f32,
+) -> (String, Vec<SentenceSupport>) {
+    if !support.iter().any(|s| miscited(s, min_support)) {
+        return (answer.to_string(), support);
+    }
+    let mut out = String::with_capacity(answer.len());
+    let mut last = 0;
+    for s in &support {
+        out.push_str(&answer[last..s.start]);
+        let text = &answer[s.start..s.end];
+        match s.best_source {
+            Some(n) if miscited(s, min_support) => {
+                out.push_str(&replace_marks(text, &format!("[{n}]")))
+            }
+            _ => out.push_str(text),
+        }
+        last = s.end;
+    }
+    out.push_str(&answer[last..]);
+    let mut checked = check(&out, sources, min_support);
+    if checked.len() == support.len() {
+        for (new, old) in checked.iter_mut().zip(&support) {
+            if miscited(old, min_support) {
+                new.model_cites = old.cites.clone();
+            }
+        }
+    }
+    (out, checked)
+}
+
+/// `text` with every citation mark (`[2]`, `[1, 2]`) made `with`.
+fn replace_marks(text: &str, with: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('[') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find(']') {
+            Some(close) if is_mark(&after[..close]) => {
+                out.push_str(with);
+                rest = &after[close + 1..];
+            }
+            _ => {
+                out.push('[');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Whether `inside` the brackets is a citation mark's: numbers, commas and
+/// spaces.
+fn is_mark(inside: &str) -> bool {
+    !inside.is_empty()
+        && inside
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == ',' || c == ' ')
 }
 
 /// Whether `answer` says nothing but citation marks and punctuation
@@ -240,11 +325,7 @@ fn citations(text: &str) -> Vec<usize> {
         let after = &rest[open + 1..];
         let Some(close) = after.find(']') else { break };
         let inside = &after[..close];
-        if !inside.is_empty()
-            && inside
-                .chars()
-                .all(|c| c.is_ascii_digit() || c == ',' || c == ' ')
-        {
+        if is_mark(inside) {
             out.extend(
                 inside
                     .split(',')
@@ -258,27 +339,7 @@ fn citations(text: &str) -> Vec<usize> {
 }
 
 fn strip_citations(text: &str) -> String {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(open) = rest.find('[') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        match after.find(']') {
-            Some(close)
-                if after[..close]
-                    .chars()
-                    .all(|c| c.is_ascii_digit() || c == ',' || c == ' ') =>
-            {
-                rest = &after[close + 1..];
-            }
-            _ => {
-                out.push('[');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+    replace_marks(text, "")
 }
 
 /// Byte ranges of the sentences of `text`: a sentence ends at a line break,
@@ -338,6 +399,28 @@ mod tests {
     const EN: &str = "LangServe deploys LangChain chains as a REST API. \
                       LangSmith records every step of a chain run for tracing.";
     const KO: &str = "양자화는 모델의 가중치를 4비트나 8비트처럼 더 적은 비트로 저장하는 기술이다.";
+
+    #[test]
+    fn a_miscited_sentence_is_pointed_at_the_source_that_holds_it() {
+        let other = "LangChain is a framework for building applications on language models.";
+        let answer = "LangServe deploys chains as a REST API [2]. LangChain is a framework [2].";
+        let support = check(answer, &[EN, other], 0.5);
+        assert!(!support[0].supported);
+        let (fixed, support) = correct_citations(answer, support, &[EN, other], 0.5);
+        assert_eq!(
+            fixed,
+            "LangServe deploys chains as a REST API [1]. LangChain is a framework [2]."
+        );
+        assert!(support.iter().all(|s| s.supported), "{support:?}");
+        assert_eq!(support[0].cites, [1]);
+        assert_eq!(support[0].model_cites, [2]);
+        assert!(support[1].model_cites.is_empty());
+        // An invented sentence keeps its mark: no source holds it.
+        let invented = "A LangSmith subscription costs $100 per month [1].";
+        let support = check(invented, &[EN, other], 0.5);
+        let (same, _) = correct_citations(invented, support, &[EN, other], 0.5);
+        assert_eq!(same, invented);
+    }
 
     #[test]
     fn citation_marks_alone_say_nothing() {
