@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use docent_generate::gguf::GgufFile;
-use docent_generate::prompt::question_language;
+use docent_generate::prompt::{no_answer, question_language};
 use docent_generate::{
     build_prompt, GenerateError, Generator, GeneratorConfig, PromptTemplate, Source,
 };
@@ -117,7 +117,21 @@ fn the_answer_is_asked_for_in_the_questions_language() {
         &|t| g.tokenize_prompt(t),
     )
     .unwrap();
-    assert!(p.text.contains("in Korean"), "{}", p.text);
+    // A Korean question gets its answer instructions in Korean, and the
+    // Korean decline sentence.
+    assert!(p.text.contains("한국어로 답하세요"), "{}", p.text);
+    assert!(p.text.contains(no_answer("Korean")), "{}", p.text);
+    assert!(!p.text.contains("in as few words"), "{}", p.text);
+    let p = build_prompt(
+        &PromptTemplate::default(),
+        g.chat_template(),
+        "What is quantization?",
+        &sources(1, 20),
+        2000,
+        &|t| g.tokenize_prompt(t),
+    )
+    .unwrap();
+    assert!(p.text.contains("Answer in English"), "{}", p.text);
 }
 
 /// `docent ask --docs corpus ARGS` with the small model these tests use
