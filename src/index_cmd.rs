@@ -47,6 +47,8 @@ impl Progress {
     pub fn on(&mut self, event: IndexEvent<'_>) {
         match event {
             IndexEvent::Warning(w) => eprintln!("warning: {w}"),
+            IndexEvent::Note(n) if !self.quiet => eprintln!("note: {n}"),
+            IndexEvent::Note(_) => {}
             IndexEvent::Embedding { done, total } if !self.quiet => {
                 let bar = self.bar.get_or_insert_with(|| {
                     ProgressBar::new(total as u64).with_style(

@@ -575,7 +575,18 @@ fn an_index_chunked_by_an_older_rule_is_chunked_again() {
     w.commit().unwrap();
     let encoder = docent_rag::models::load_encoder(None, Default::default()).unwrap();
     let cfg = docent_rag::IndexConfig::for_folder(&common::corpus());
-    let r = docent_rag::build_index(&root, &cfg, &encoder, &mut |_| {}).unwrap();
+    let mut notes = Vec::new();
+    let r = docent_rag::build_index(&root, &cfg, &encoder, &mut |e| {
+        if let docent_rag::IndexEvent::Note(n) = e {
+            notes.push(n.to_string());
+        }
+    })
+    .unwrap();
+    // The user is told why everything is embedded again.
+    assert!(
+        notes.iter().any(|n| n.contains("chunking rule changed")),
+        "{notes:?}"
+    );
     assert_eq!(
         (r.embedded_files, r.reused_files),
         (files.len(), 0),

@@ -59,6 +59,9 @@ impl IndexConfig {
 pub enum IndexEvent<'a> {
     /// A file skipped, or read with a problem; the run goes on.
     Warning(&'a str),
+    /// Why the run does more than its changes ask for (every file embedded
+    /// again after the chunking rule changed).
+    Note(&'a str),
     /// `done` of `total` distinct new texts embedded so far.
     Embedding { done: usize, total: usize },
 }
@@ -177,6 +180,24 @@ pub fn build_index(
             && p.meta().chunker == docent_core::CHUNKER_VERSION
             && p.meta().encoder.same_vectors(encoder.info())
     });
+    if let Some(p) = previous
+        .as_ref()
+        .filter(|_| !reusable_index && !cfg.rebuild)
+    {
+        let why = if p.meta().chunker != docent_core::CHUNKER_VERSION {
+            Some("the chunking rule changed since this index was built (a new docent)")
+        } else if p.meta().chunking != chunking {
+            Some("the chunk size or overlap changed")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            on_event(IndexEvent::Note(&format!(
+                "{why}: every file is chunked and embedded again"
+            )));
+        }
+    }
+    let mut warn = |msg: &str| on_event(IndexEvent::Warning(msg));
     let known: HashMap<String, String> = match &previous {
         Some(p) if reusable_index => p.files()?.into_iter().map(|f| (f.path, f.sha256)).collect(),
         _ => Default::default(),
