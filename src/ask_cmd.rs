@@ -205,15 +205,10 @@ pub fn run(index_dir: &Path, args: AskArgs, started: Instant) -> Result<()> {
         answer.support.iter().filter(|s| !s.supported).collect();
     if !unsupported.is_empty() {
         writeln!(stdout, "\nNot supported by the sources:")?;
+        // A sentence another source holds has had its citation corrected
+        // (listed below), so what is left here no source holds.
         for s in unsupported {
-            match s.best_source {
-                Some(n) if s.best_support >= cfg.grounding.min_support => writeln!(
-                    stdout,
-                    "  ? {} (support {:.2}; source [{n}] holds it)",
-                    s.text, s.support
-                )?,
-                _ => writeln!(stdout, "  ? {} (support {:.2})", s.text, s.support)?,
-            }
+            writeln!(stdout, "  ? {} (support {:.2})", s.text, s.support)?;
         }
     }
     let recited: Vec<&SentenceSupport> = answer

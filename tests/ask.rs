@@ -108,30 +108,26 @@ fn the_answer_is_asked_for_in_the_questions_language() {
     let file = GgufFile::open(&common::gguf(MODEL)).unwrap();
     drop(file);
     let g = Generator::load(&common::gguf(MODEL), GeneratorConfig::default()).unwrap();
-    let p = build_prompt(
-        &PromptTemplate::default(),
-        g.chat_template(),
-        "양자화란 무엇인가?",
-        &sources(1, 20),
-        2000,
-        &|t| g.tokenize_prompt(t),
-    )
-    .unwrap();
+    let prompt = |question: &str| {
+        build_prompt(
+            &PromptTemplate::default(),
+            g.chat_template(),
+            question,
+            &sources(1, 20),
+            2000,
+            &|t| g.tokenize_prompt(t),
+        )
+        .unwrap()
+        .text
+    };
     // A Korean question gets its answer instructions in Korean, and the
     // Korean decline sentence.
-    assert!(p.text.contains("한국어로 답하세요"), "{}", p.text);
-    assert!(p.text.contains(no_answer("Korean")), "{}", p.text);
-    assert!(!p.text.contains("in as few words"), "{}", p.text);
-    let p = build_prompt(
-        &PromptTemplate::default(),
-        g.chat_template(),
-        "What is quantization?",
-        &sources(1, 20),
-        2000,
-        &|t| g.tokenize_prompt(t),
-    )
-    .unwrap();
-    assert!(p.text.contains("Answer in English"), "{}", p.text);
+    let p = prompt("양자화란 무엇인가?");
+    assert!(p.contains("한국어로 답하세요"), "{p}");
+    assert!(p.contains(no_answer("Korean")), "{p}");
+    assert!(!p.contains("in as few words"), "{p}");
+    let p = prompt("What is quantization?");
+    assert!(p.contains("Answer in English"), "{p}");
 }
 
 /// `docent ask --docs corpus ARGS` with the small model these tests use

@@ -78,10 +78,10 @@ type BuildPrompt<'a> = dyn Fn(
 /// Cuts the sources that are too long for their share of the prompt's
 /// `budget` to their sentences most about the question ([`excerpt`]), when
 /// they do not all fit whole. The shares are equal ([`SourceFit::Excerpt`])
-/// or taken in rank order ([`SourceFit::Fill`]). The share is of what the prompt leaves
-/// without earlier turns: those are dropped before sources are cut. A
-/// citation then holds the text the model read and the line that text
-/// starts on.
+/// or taken in rank order ([`SourceFit::Fill`]); [`SourceFit::Whole`] cuts
+/// nothing. The share is of what the prompt leaves without earlier turns:
+/// those are dropped before sources are cut. A citation then holds the text
+/// the model read and the line that text starts on.
 fn fit_excerpts(
     fit: SourceFit,
     citations: &mut [Citation],
@@ -90,6 +90,11 @@ fn fit_excerpts(
     build: &BuildPrompt,
     count: &dyn Fn(&str) -> usize,
 ) {
+    let shares_of: fn(&[usize], usize) -> Vec<usize> = match fit {
+        SourceFit::Fill => excerpt::fill,
+        SourceFit::Excerpt => excerpt::shares,
+        SourceFit::Whole => return,
+    };
     let sources: Vec<_> = citations.iter().map(Citation::source).collect();
     if matches!(build(&[], &sources, budget), Ok(p) if p.sources_used == sources.len()) {
         return;
@@ -111,11 +116,7 @@ fn fit_excerpts(
         return;
     };
     let sizes: Vec<usize> = sources.iter().map(|s| count(&s.text)).collect();
-    let shares = match fit {
-        SourceFit::Fill => excerpt::fill(&sizes, room),
-        _ => excerpt::shares(&sizes, room),
-    };
-    for (c, share) in citations.iter_mut().zip(shares) {
+    for (c, share) in citations.iter_mut().zip(shares_of(&sizes, room)) {
         if share == 0 {
             // Left whole, and so left out by the prompt's builder.
             continue;
@@ -438,16 +439,14 @@ impl Engine {
                     &|text| g.tokenize_prompt(text),
                 )
             };
-            if cfg.source_fit != SourceFit::Whole {
-                fit_excerpts(
-                    cfg.source_fit,
-                    &mut relevant,
-                    question,
-                    budget,
-                    &build,
-                    &|text| g.tokenize_prompt(text).len(),
-                );
-            }
+            fit_excerpts(
+                cfg.source_fit,
+                &mut relevant,
+                question,
+                budget,
+                &build,
+                &|text| g.tokenize_prompt(text).len(),
+            );
             let sources: Vec<_> = relevant.iter().map(Citation::source).collect();
             let prompt = match build(history, &sources, budget) {
                 Ok(p) if p.sources_used > 0 => Ok(p),

@@ -31,7 +31,7 @@ pub struct SentenceSupport {
     pub supported: bool,
     /// The source (`n`) that supports it best, cited or not, and how well:
     /// a sentence that cites `[1]` when `[2]` holds it is miscited rather
-    /// than invented.
+    /// than invented, and [`correct_citations`] points it at `[2]`.
     pub best_source: Option<usize>,
     pub best_support: f32,
     /// The sources the model cited, when docent corrected them

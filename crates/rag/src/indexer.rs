@@ -126,6 +126,25 @@ enum Prepared {
     New(FileRecord, Vec<Chunk>),
 }
 
+/// Why the chunks of an index made as `meta` says cannot be kept for files
+/// that did not change, when chunking with `chunking` and embedding with
+/// `encoder`; `None` when they can.
+fn stale_chunks(
+    meta: &IndexMeta,
+    chunking: &ChunkConfig,
+    encoder: &docent_core::EncoderInfo,
+) -> Option<&'static str> {
+    if meta.chunker != docent_core::CHUNKER_VERSION {
+        Some("the chunking rule changed since this index was built (a new docent)")
+    } else if meta.chunking != *chunking {
+        Some("the chunk size or overlap changed")
+    } else if !meta.encoder.same_vectors(encoder) {
+        Some("the encoder's vectors changed")
+    } else {
+        None
+    }
+}
+
 /// Indexes `cfg.folder` into `index_dir` with `encoder`, reusing the
 /// vectors of unchanged files when the existing index was built the same
 /// way. Progress and warnings go to `on_event`.
@@ -174,28 +193,14 @@ pub fn build_index(
         overlap_tokens: cfg.chunking.overlap_tokens,
     };
     chunking.validate()?;
-    let reusable_index = previous.as_ref().is_some_and(|p| {
-        !cfg.rebuild
-            && p.meta().chunking == chunking
-            && p.meta().chunker == docent_core::CHUNKER_VERSION
-            && p.meta().encoder.same_vectors(encoder.info())
-    });
-    if let Some(p) = previous
+    let stale = previous
         .as_ref()
-        .filter(|_| !reusable_index && !cfg.rebuild)
-    {
-        let why = if p.meta().chunker != docent_core::CHUNKER_VERSION {
-            Some("the chunking rule changed since this index was built (a new docent)")
-        } else if p.meta().chunking != chunking {
-            Some("the chunk size or overlap changed")
-        } else {
-            None
-        };
-        if let Some(why) = why {
-            on_event(IndexEvent::Note(&format!(
-                "{why}: every file is chunked and embedded again"
-            )));
-        }
+        .and_then(|p| stale_chunks(p.meta(), &chunking, encoder.info()));
+    let reusable_index = previous.is_some() && !cfg.rebuild && stale.is_none();
+    if let Some(why) = stale.filter(|_| !cfg.rebuild) {
+        on_event(IndexEvent::Note(&format!(
+            "{why}: every file is chunked and embedded again"
+        )));
     }
     let mut warn = |msg: &str| on_event(IndexEvent::Warning(msg));
     let known: HashMap<String, String> = match &previous {
