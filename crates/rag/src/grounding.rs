@@ -253,8 +253,6 @@ const STOPWORDS: &[&str] = &[
     "our",
     "your",
     "you",
-    "one",
-    "two",
     "per",
     "via",
     "does",
@@ -279,38 +277,111 @@ fn is_hangul(c: char) -> bool {
     ('\u{AC00}'..='\u{D7A3}').contains(&c)
 }
 
+/// How a run of characters in a word is read: its script decides, so that
+/// `베이징TV` and `c1110` are taken run by run.
+#[derive(Clone, Copy, PartialEq)]
+enum Run {
+    Hangul,
+    Digits,
+    Letters,
+}
+
+fn run_of(c: char) -> Run {
+    if is_hangul(c) {
+        Run::Hangul
+    } else if c.is_ascii_digit() {
+        Run::Digits
+    } else {
+        Run::Letters
+    }
+}
+
+/// English number words, cardinal and ordinal, read as the digits an answer
+/// often writes instead ("2" for "two formations", "1/5" for "one-fifth").
+const NUMBER_WORDS: &[(&str, &str)] = &[
+    ("zero", "0"),
+    ("one", "1"),
+    ("first", "1"),
+    ("two", "2"),
+    ("second", "2"),
+    ("three", "3"),
+    ("third", "3"),
+    ("four", "4"),
+    ("fourth", "4"),
+    ("five", "5"),
+    ("fifth", "5"),
+    ("six", "6"),
+    ("sixth", "6"),
+    ("seven", "7"),
+    ("seventh", "7"),
+    ("eight", "8"),
+    ("eighth", "8"),
+    ("nine", "9"),
+    ("ninth", "9"),
+    ("ten", "10"),
+    ("tenth", "10"),
+    ("eleven", "11"),
+    ("eleventh", "11"),
+    ("twelve", "12"),
+    ("twelfth", "12"),
+    ("thirteen", "13"),
+    ("fourteen", "14"),
+    ("fifteen", "15"),
+    ("sixteen", "16"),
+    ("seventeen", "17"),
+    ("eighteen", "18"),
+    ("nineteen", "19"),
+    ("twenty", "20"),
+    ("thirty", "30"),
+    ("forty", "40"),
+    ("fifty", "50"),
+    ("sixty", "60"),
+    ("seventy", "70"),
+    ("eighty", "80"),
+    ("ninety", "90"),
+];
+
 /// The content units of a text (see the module's overview). A word that
-/// mixes scripts (`베이징TV`, `4번`) is taken run by run: pairs of
-/// syllables from its Hangul, whole words from the rest.
+/// mixes scripts (`베이징TV`, `4번`) or letters and digits (`c1110`, `5th`)
+/// is taken run by run: pairs of syllables from its Hangul, numbers from
+/// its digits, whole words from the rest. A number word counts as its
+/// digits.
 pub(crate) fn units(text: &str) -> HashSet<String> {
     let mut out = HashSet::new();
     for word in text.split(|c: char| !c.is_alphanumeric()) {
         let mut rest = word;
         while let Some(first) = rest.chars().next() {
-            let hangul = is_hangul(first);
+            let kind = run_of(first);
             let end = rest
                 .char_indices()
-                .find(|&(_, c)| is_hangul(c) != hangul)
+                .find(|&(_, c)| run_of(c) != kind)
                 .map_or(rest.len(), |(i, _)| i);
             let run = &rest[..end];
             rest = &rest[end..];
-            if hangul {
-                let syllables: Vec<char> = run.chars().collect();
-                if syllables.len() == 1 {
-                    out.insert(run.to_string());
-                }
-                for pair in syllables.windows(2) {
-                    let pair: String = pair.iter().collect();
-                    if !ENDING_PAIRS.contains(&pair.as_str()) {
-                        out.insert(pair);
+            match kind {
+                Run::Hangul => {
+                    let syllables: Vec<char> = run.chars().collect();
+                    if syllables.len() == 1 {
+                        out.insert(run.to_string());
+                    }
+                    for pair in syllables.windows(2) {
+                        let pair: String = pair.iter().collect();
+                        if !ENDING_PAIRS.contains(&pair.as_str()) {
+                            out.insert(pair);
+                        }
                     }
                 }
-                continue;
-            }
-            let w = run.to_lowercase();
-            let digits = w.chars().all(|c| c.is_ascii_digit());
-            if (w.chars().count() >= 3 || digits) && !STOPWORDS.contains(&w.as_str()) {
-                out.insert(w);
+                Run::Digits => {
+                    out.insert(run.to_string());
+                }
+                Run::Letters => {
+                    let w = run.to_lowercase();
+                    if let Some((_, digits)) = NUMBER_WORDS.iter().find(|(n, _)| *n == w) {
+                        out.insert(digits.to_string());
+                    } else if w.chars().count() >= 3 && !STOPWORDS.contains(&w.as_str()) {
+                        out.insert(w);
+                    }
+                }
             }
         }
     }
@@ -340,6 +411,15 @@ fn citations(text: &str) -> Vec<usize> {
 
 fn strip_citations(text: &str) -> String {
     replace_marks(text, "")
+}
+
+/// `text` without its citation marks, its spaces made single: what an
+/// answer says, for a question about it.
+pub(crate) fn without_citations(text: &str) -> String {
+    strip_citations(text)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Byte ranges of the sentences of `text`: a sentence ends at a line break,
@@ -493,6 +573,24 @@ mod tests {
         assert!(s[0].supported, "{s:?}");
         let s = check("KBS [1]", &[source], DEFAULT_MIN_SUPPORT);
         assert!(!s[0].supported, "{s:?}");
+    }
+
+    #[test]
+    fn numbers_match_whether_written_in_digits_or_words() {
+        // Short answers from SQuAD 1.1 that were declined as unsupported
+        // before number words and letter-digit words were read as numbers.
+        let warsaw = "Warsaw is located on two main geomorphologic formations.";
+        assert!(check("2 [1]", &[warsaw], DEFAULT_MIN_SUPPORT)[0].supported);
+        let berlin = "By 1700, one-fifth of the city's population was French speaking.";
+        assert!(check("1/5 [1]", &[berlin], DEFAULT_MIN_SUPPORT)[0].supported);
+        let candlestick = "The Gloucester Candlestick (c1110) is made of gilt bronze.";
+        assert!(check("1110 [1]", &[candlestick], DEFAULT_MIN_SUPPORT)[0].supported);
+        let france = "Some one million Protestants live in France today.";
+        let s = check("1 million [1]", &[france], DEFAULT_MIN_SUPPORT);
+        assert!(s[0].supported && s[0].support > 0.99, "{s:?}");
+        // A different number is still not supported.
+        assert!(!check("3 [1]", &[warsaw], DEFAULT_MIN_SUPPORT)[0].supported);
+        assert!(!check("1120 [1]", &[candlestick], DEFAULT_MIN_SUPPORT)[0].supported);
     }
 
     #[test]
