@@ -201,6 +201,25 @@ pub fn run(index_dir: &Path, args: AskArgs, started: Instant) -> Result<()> {
             "(asked whether the sources below answer the question, the model said yes with probability {answerable:.2}, below --min-answerable {min_answerable:.2})"
         );
     }
+    match &answer.abstained {
+        // The streamed text was the model's answer; docent declined it.
+        Some(Abstention::NotConfirmed {
+            confirmed,
+            min_confirmed,
+        }) => {
+            if stream {
+                writeln!(stdout, "\n{}", answer.text)?;
+            }
+            eprintln!(
+                "(asked whether the sources below state this answer, the model said yes with probability {confirmed:.2}, below --min-confirmed {min_confirmed:.2})"
+            );
+        }
+        Some(Abstention::Unsupported) if stream => {
+            writeln!(stdout, "\n{}", answer.text)?;
+            eprintln!("(nothing in the answer above is in the sources below)");
+        }
+        _ => {}
+    }
     let unsupported: Vec<&SentenceSupport> =
         answer.support.iter().filter(|s| !s.supported).collect();
     if !unsupported.is_empty() {

@@ -110,6 +110,12 @@ struct QuestionRecord<'a> {
     /// The model's probability that its sources answer the question.
     #[serde(skip_serializing_if = "Option::is_none")]
     answerable: Option<f32>,
+    /// The model's probability that its sources state the answer it wrote.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    confirmed: Option<f32>,
+    /// Why the answer was declined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    abstention: Option<docent_rag::Abstention>,
     /// Cosine similarity of the closest chunk to the question: what the
     /// retrieval gate (`--min-score`) compares.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -390,6 +396,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
             prompt: None,
             stop: None,
             answerable: None,
+            confirmed: None,
+            abstention: None,
             closest: None,
             confidence: None,
             exact_match: None,
@@ -469,6 +477,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
             record.prompt = a.prompt.clone();
             record.stop = a.stop;
             record.answerable = a.trace.answerable;
+            record.confirmed = a.trace.confirmed;
+            record.abstention = a.abstained.clone();
             record.confidence = a.trace.confidence;
             record.closest = a
                 .trace

@@ -36,6 +36,9 @@ struct Record<'a> {
     support: &'a [SentenceSupport],
     /// The model's probability that its sources answer the question.
     answerable_probability: Option<f32>,
+    /// The model's probability that its sources state its answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    confirmed_probability: Option<f32>,
     time_to_first_token_ms: Option<f64>,
     total_ms: f64,
 }
@@ -176,6 +179,7 @@ pub fn run(args: &EvalArgs, set_path: &Path) -> Result<()> {
                 sources: paths,
                 support: &a.support,
                 answerable_probability: a.trace.answerable,
+                confirmed_probability: a.trace.confirmed,
                 time_to_first_token_ms: first,
                 total_ms: a.trace.timings.total_ms,
             };

@@ -202,6 +202,12 @@ pub struct AnswerFlags {
     /// calibrated for the model in models/manifest.toml, or none.
     #[arg(long)]
     pub min_answerable: Option<f32>,
+    /// Once it has answered, the model is asked whether the sources state
+    /// its answer; when its probability of yes is below this (0 to 1),
+    /// docent declines the answer. 0 asks nothing. By default, the
+    /// threshold calibrated for the model in models/manifest.toml, or none.
+    #[arg(long)]
+    pub min_confirmed: Option<f32>,
     /// In a conversation, how a follow-up question ("why is it faster?")
     /// is made standalone before retrieval.
     #[arg(long, value_enum, default_value_t = Rewrite::FollowUp)]
@@ -291,6 +297,7 @@ impl AnswerFlags {
                 strict: self.strict,
             },
             min_answerable: self.min_answerable,
+            min_confirmed: self.min_confirmed,
             rewrite: self.rewrite.into(),
         })
     }

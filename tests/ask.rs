@@ -8,7 +8,8 @@ use std::path::Path;
 use docent_generate::gguf::GgufFile;
 use docent_generate::prompt::{no_answer, question_language};
 use docent_generate::{
-    build_prompt, GenerateError, Generator, GeneratorConfig, PromptTemplate, Source,
+    build_confirm_prompt, build_prompt, GenerateError, Generator, GeneratorConfig, PromptTemplate,
+    Source,
 };
 use serde_json::Value;
 
@@ -128,6 +129,67 @@ fn the_answer_is_asked_for_in_the_questions_language() {
     assert!(!p.contains("in as few words"), "{p}");
     let p = prompt("What is quantization?");
     assert!(p.contains("Answer in English"), "{p}");
+}
+
+/// The question asked once the model has answered holds the answer and
+/// starts as the answer's prompt does, up to the question, so that only
+/// its last tokens are read.
+#[test]
+fn the_confirmation_holds_the_answer_and_shares_the_answers_prompt_start() {
+    let g = Generator::load(&common::gguf(MODEL), GeneratorConfig::default()).unwrap();
+    let tokenize = |t: &str| g.tokenize_prompt(t);
+    let template = PromptTemplate::default();
+    let src = sources(2, 60);
+    let question = "Which passage mentions retrieval first?";
+    let answer = build_prompt(
+        &template,
+        g.chat_template(),
+        question,
+        &src,
+        2000,
+        &tokenize,
+    )
+    .unwrap();
+    let confirm = build_confirm_prompt(
+        &template,
+        g.chat_template(),
+        &[],
+        question,
+        &src,
+        "Passage number 0",
+        &tokenize,
+    )
+    .expect("the default template asks")
+    .unwrap();
+    let text = g.tokenizer().decode(&confirm);
+    assert!(text.contains("Proposed answer: Passage number 0"), "{text}");
+    assert!(text.contains(question), "{text}");
+    let shared = confirm
+        .iter()
+        .zip(&answer.tokens)
+        .take_while(|(a, b)| a == b)
+        .count();
+    assert!(
+        confirm.len() - shared < 40,
+        "{} of {} tokens differ from the answer's prompt",
+        confirm.len() - shared,
+        confirm.len()
+    );
+    // A template without the question asks nothing.
+    let none = PromptTemplate {
+        confirm: None,
+        ..template
+    };
+    assert!(build_confirm_prompt(
+        &none,
+        g.chat_template(),
+        &[],
+        question,
+        &src,
+        "x",
+        &tokenize
+    )
+    .is_none());
 }
 
 /// `docent ask --docs corpus ARGS` with the small model these tests use

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use docent_rag::indexer::build_index;
 use docent_rag::{
     AnswerConfig, Engine, Event, GeneratorChoice, IndexConfig, RetrieveConfig, SearchMode,
-    SourceFit, StopReason, Turn,
+    SourceFit, Stage, StopReason, Turn,
 };
 
 const MODEL: &str = "smollm2-135m-instruct-q4_1";
@@ -314,6 +314,72 @@ fn the_answerability_check_is_asked_recorded_and_declines_below_its_threshold() 
         other => panic!("declined for another reason: {other:?}"),
     }
     // Sources read are still cited: the user sees what the model read.
+    assert!(!declined.citations.is_empty());
+}
+
+/// The question "do the sources state this answer?" is asked once the
+/// model has answered, when a threshold is set; its probability is in the
+/// trace, and an answer below the threshold is declined after it was
+/// written.
+#[test]
+fn the_confirmation_is_asked_after_the_answer_recorded_and_declines_below_its_threshold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ix = tmp.path().join("ix");
+    let enc = encoder();
+    index(&ix, &common::corpus(), &enc);
+    let engine = Engine::with_encoder(&ix, enc, generator()).unwrap();
+    let q = "What is retrieval-augmented generation?";
+    let ask = |min_confirmed: Option<f32>| {
+        let cfg = AnswerConfig {
+            max_tokens: 16,
+            min_answerable: Some(0.0),
+            min_confirmed,
+            // Whatever the small model writes is checked, not declined as
+            // unsupported first.
+            grounding: docent_rag::GroundingConfig {
+                min_support: 0.0,
+                strict: false,
+            },
+            ..AnswerConfig::default()
+        };
+        engine
+            .answer(q, &[], &cfg, &mut |_| ControlFlow::Continue(()))
+            .unwrap()
+    };
+    assert_eq!(docent_rag::models::min_confirmed(MODEL), 0.0);
+    let unasked = ask(None);
+    assert_eq!(unasked.trace.confirmed, None, "no threshold: not asked");
+    assert!(unasked.abstained.is_none(), "{:?}", unasked.abstained);
+    assert!(!unasked
+        .trace
+        .spans
+        .iter()
+        .any(|s| s.stage == Stage::Confirm));
+
+    let asked = ask(Some(0.0001));
+    let yes = asked.trace.confirmed.expect("asked and recorded");
+    assert!((0.0..=1.0).contains(&yes), "{yes}");
+    assert_eq!(asked.text, unasked.text, "asking changed the answer");
+    assert!(asked.abstained.is_none(), "{:?}", asked.abstained);
+    assert!(asked.trace.spans.iter().any(|s| s.stage == Stage::Confirm));
+
+    let declined = ask(Some(1.0));
+    assert_eq!(declined.text, docent_rag::no_answer_text(q));
+    assert!(
+        declined.trace.timings.decode_tokens > 0,
+        "it answered first"
+    );
+    assert!(declined.support.is_empty());
+    match declined.abstained {
+        Some(docent_rag::Abstention::NotConfirmed {
+            confirmed,
+            min_confirmed,
+        }) => {
+            assert_eq!(confirmed, yes);
+            assert_eq!(min_confirmed, 1.0);
+        }
+        other => panic!("declined for another reason: {other:?}"),
+    }
     assert!(!declined.citations.is_empty());
 }
 

@@ -353,6 +353,55 @@ fn a_gate_asks_yes_or_no_first_and_leaves_the_answer_alone() {
     );
 }
 
+/// A question asked once the model has answered starts from what the
+/// cache holds (the answer's prompt and the answer), and its "yes" is the
+/// same as when the whole question is read from an empty cache.
+#[test]
+fn a_question_after_the_answer_reuses_the_cache_and_reads_as_from_scratch() {
+    let model = "qwen2.5-coder-1.5b-instruct-q4_k_m";
+    let mut g = generator(model);
+    let source = "The source: Seoul is the capital of South Korea. \
+                  It has about 9.4 million inhabitants.";
+    let render = |g: &Generator, ask: &str| {
+        let messages = [Message::new("system", source), Message::new("user", ask)];
+        g.tokenize_prompt(&g.chat_template().render(&messages, true).unwrap())
+    };
+    let prompt = render(&g, "How many people live in Seoul? Answer in a few words.");
+    let greedy = GenerationConfig {
+        max_tokens: 12,
+        sampler: SamplerConfig::greedy(),
+        stop_on_repeat: false,
+        ..GenerationConfig::default()
+    };
+    let answer = g.generate(&prompt, &greedy, &mut |_| true).unwrap();
+    assert!(answer.text.contains("9.4"), "{model}: {:?}", answer.text);
+    let confirm = |answer: &str| {
+        format!(
+            "How many people live in Seoul? Proposed answer: {answer}. \
+             Does the source state that this is the answer? Reply with only yes or no."
+        )
+    };
+    let right = render(&g, &confirm("about 9.4 million"));
+    let wrong = render(&g, &confirm("about 2 million"));
+    // Asked after the answer, then the other after the first question.
+    let right_yes = g.yes_after(&right).unwrap().unwrap();
+    let wrong_yes = g.yes_after(&wrong).unwrap().unwrap();
+    assert!(right_yes > 0.5, "{model}: {right_yes}");
+    assert!(wrong_yes < 0.5, "{model}: {wrong_yes}");
+    // From an empty cache: the same probabilities, to rounding.
+    g.model_mut().reset();
+    let fresh_right = g.yes_after(&right).unwrap().unwrap();
+    g.model_mut().reset();
+    let fresh_wrong = g.yes_after(&wrong).unwrap().unwrap();
+    assert!(
+        (fresh_right - right_yes).abs() < 1e-3 && (fresh_wrong - wrong_yes).abs() < 1e-3,
+        "{model}: {right_yes} / {fresh_right}, {wrong_yes} / {fresh_wrong}"
+    );
+    // A question longer than the context is an error, not a panic.
+    let long = vec![right[1]; g.context() + 1];
+    assert!(g.yes_after(&long).is_err());
+}
+
 fn temp_copy(bytes: &[u8]) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.gguf");

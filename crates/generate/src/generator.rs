@@ -151,6 +151,9 @@ pub struct Generator {
     chat: ChatTemplate,
     cfg: GeneratorConfig,
     load_ms: f64,
+    /// The tokens the model's cache holds, in order, as far as this knows
+    /// (what [`Generator::yes_after`] can start from); empty when unknown.
+    cached: Vec<u32>,
 }
 
 impl Generator {
@@ -181,11 +184,13 @@ impl Generator {
             chat,
             cfg,
             load_ms: t0.elapsed().as_secs_f64() * 1000.0,
+            cached: Vec::new(),
         })
     }
 
     /// The network itself, for callers that drive it token by token.
     pub fn model_mut(&mut self) -> &mut Model {
+        self.cached.clear();
         &mut self.model
     }
 
@@ -259,7 +264,9 @@ impl Generator {
             ..Timings::default()
         };
         let t0 = Instant::now();
+        self.cached.clear();
         let (mut logits, gate_yes) = self.read_prompt(prompt, cfg.gate.as_ref())?;
+        self.cached = prompt.to_vec();
         timings.prompt_ms = ms(t0);
         if let (Some(gate), Some(yes)) = (&cfg.gate, gate_yes) {
             if yes < gate.min_yes {
@@ -334,7 +341,11 @@ impl Generator {
             if self.model.position() + 1 >= self.model.context() {
                 break StopReason::ContextFull;
             }
-            logits = self.model.forward(&[next])?;
+            logits = self
+                .model
+                .forward(&[next])
+                .inspect_err(|_| self.cached.clear())?;
+            self.cached.push(next);
         };
         if !matches!(stop, StopReason::StopString | StopReason::Repetition) {
             text.push_str(&stream.finish());
@@ -352,6 +363,44 @@ impl Generator {
             gate_yes,
             token_probs,
         })
+    }
+
+    /// The model's probability of "yes" against "no" as the next word after
+    /// `prompt`, a yes-or-no question such as "do the sources state this
+    /// answer?". The start it shares with what the cache holds (the last
+    /// generation's prompt and answer) is not read again, so a question
+    /// that repeats the answer's system message and sources costs only the
+    /// tokens after them. `None` for a model whose cache cannot go back.
+    pub fn yes_after(&mut self, prompt: &[u32]) -> Result<Option<f32>, GenerateError> {
+        if !self.model.can_rewind() {
+            return Ok(None);
+        }
+        if prompt.is_empty() {
+            return Err(GenerateError::Config("the question is empty".into()));
+        }
+        if prompt.len() >= self.model.context() {
+            return Err(GenerateError::PromptTooLong {
+                tokens: prompt.len(),
+                budget: self.model.context() - 1,
+            });
+        }
+        // The last token is read again in any case: it gives the logits.
+        let shared = self
+            .cached
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(prompt.len() - 1)
+            .min(self.model.position());
+        self.cached.clear();
+        self.model.rewind(shared);
+        let mut logits = Vec::new();
+        for part in prompt[shared..].chunks(self.cfg.prompt_batch.max(1)) {
+            logits = self.model.forward(part)?;
+        }
+        self.cached = prompt.to_vec();
+        Ok(Some(self.yes_share(&logits)))
     }
 
     /// Runs `prompt` from an empty cache and returns the logits after it,

@@ -34,6 +34,12 @@ pub struct PromptTemplate {
     /// [`build_check_prompt`]). Without it, no such question is asked.
     #[serde(default)]
     pub check: Option<String>,
+    /// A user message that asks, once the model has answered, whether the
+    /// sources state that answer (it also sees `answer`), to be replied
+    /// yes or no (see [`build_confirm_prompt`]). Without it, no such
+    /// question is asked.
+    #[serde(default)]
+    pub confirm: Option<String>,
 }
 
 /// The prompt templates docent ships, by name, as TOML files users can copy
@@ -86,7 +92,7 @@ impl PromptTemplate {
     pub fn from_toml(text: &str) -> Result<Self, GenerateError> {
         toml::from_str(text).map_err(|e| {
             GenerateError::Template(format!(
-                "a prompt template is a TOML file with `system` and `user` strings (and optionally `check`): {e}"
+                "a prompt template is a TOML file with `system` and `user` strings (and optionally `check` and `confirm`): {e}"
             ))
         })
     }
@@ -192,9 +198,12 @@ pub fn build_chat_prompt(
         template,
         &template.user,
         chat,
-        history,
-        question,
-        sources,
+        Rendered {
+            history,
+            question,
+            sources,
+            answer: "",
+        },
         budget,
         tokenize,
     )
@@ -218,9 +227,12 @@ pub fn build_check_prompt(
             template,
             check,
             chat,
-            history,
-            question,
-            sources,
+            Rendered {
+                history,
+                question,
+                sources,
+                answer: "",
+            },
             usize::MAX,
             tokenize,
         )
@@ -228,17 +240,63 @@ pub fn build_check_prompt(
     )
 }
 
-#[allow(clippy::too_many_arguments)]
-fn render_prompt(
+/// The prompt of `template.confirm`, which asks whether `sources` state
+/// `answer` as the answer to the question, with the same system message,
+/// earlier turns and sources as the answer's prompt (pass those it used),
+/// so that the two share their start; `None` if the template has no such
+/// question.
+pub fn build_confirm_prompt(
     template: &PromptTemplate,
-    user_template: &str,
     chat: &ChatTemplate,
     history: &[Turn],
     question: &str,
     sources: &[Source],
+    answer: &str,
+    tokenize: &dyn Fn(&str) -> Vec<u32>,
+) -> Option<Result<Vec<u32>, GenerateError>> {
+    let confirm = template.confirm.as_deref()?;
+    Some(
+        render_prompt(
+            template,
+            confirm,
+            chat,
+            Rendered {
+                history,
+                question,
+                sources,
+                answer,
+            },
+            usize::MAX,
+            tokenize,
+        )
+        .map(|p| p.tokens),
+    )
+}
+
+/// What a prompt is rendered from.
+#[derive(Clone, Copy)]
+struct Rendered<'a> {
+    history: &'a [Turn],
+    question: &'a str,
+    sources: &'a [Source],
+    /// The answer a `confirm` template asks about; empty for the others.
+    answer: &'a str,
+}
+
+fn render_prompt(
+    template: &PromptTemplate,
+    user_template: &str,
+    chat: &ChatTemplate,
+    what: Rendered<'_>,
     budget: usize,
     tokenize: &dyn Fn(&str) -> Vec<u32>,
 ) -> Result<Prompt, GenerateError> {
+    let Rendered {
+        history,
+        question,
+        sources,
+        answer,
+    } = what;
     let mut env = Environment::new();
     env.set_trim_blocks(true);
     env.add_template("system", &template.system)
@@ -261,6 +319,7 @@ fn render_prompt(
             language => language,
             no_answer => no_answer(language),
             sources => numbered,
+            answer => answer,
         };
         let part = |name: &str| -> Result<String, GenerateError> {
             env.get_template(name)

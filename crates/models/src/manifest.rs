@@ -67,6 +67,12 @@ pub struct ModelSpec {
     /// without it, the question is not asked.
     #[serde(default)]
     pub min_answerable: Option<f32>,
+    /// A language model's threshold for the template's `confirm` question,
+    /// asked once it has answered: below this probability that its sources
+    /// state the answer, the answer is declined. Without it, the question
+    /// is not asked.
+    #[serde(default)]
+    pub min_confirmed: Option<f32>,
     #[serde(rename = "file")]
     pub files: Vec<FileSpec>,
 }
@@ -118,6 +124,7 @@ impl ModelSpec {
             prefixes: None,
             prompt: None,
             min_answerable: None,
+            min_confirmed: None,
             files: vec![
                 file("config.json", false),
                 file("tokenizer.json", false),
@@ -144,6 +151,7 @@ impl ModelSpec {
             prefixes: None,
             prompt: None,
             min_answerable: None,
+            min_confirmed: None,
             files: vec![FileSpec {
                 path: file.into(),
                 sha256: None,

@@ -55,6 +55,12 @@ pub struct AnswerConfig {
     /// is the threshold calibrated for the model
     /// ([`crate::models::min_answerable`]).
     pub min_answerable: Option<f32>,
+    /// Once it has answered, the model is asked whether its sources state
+    /// that answer (the template's `confirm`); when its probability of
+    /// "yes" is below this, the answer is declined. 0 asks nothing; `None`
+    /// is the threshold calibrated for the model
+    /// ([`crate::models::min_confirmed`]).
+    pub min_confirmed: Option<f32>,
     /// Whether a follow-up question is made standalone before retrieval.
     pub rewrite: QueryRewrite,
 }
@@ -117,6 +123,7 @@ impl Default for AnswerConfig {
             template: PromptTemplate::default(),
             grounding: GroundingConfig::default(),
             min_answerable: None,
+            min_confirmed: None,
             rewrite: QueryRewrite::default(),
         }
     }
@@ -146,6 +153,11 @@ impl AnswerConfig {
                 "the minimum probability that the sources answer, {m}, is not between 0 and 1"
             )));
         }
+        if let Some(m) = self.min_confirmed.filter(|m| !(0.0..=1.0).contains(m)) {
+            return Err(RagError::Config(format!(
+                "the minimum probability that the sources state the answer, {m}, is not between 0 and 1"
+            )));
+        }
         self.sampler.validate()?;
         Ok(())
     }
@@ -169,6 +181,13 @@ pub enum Abstention {
         /// Its probability of "yes".
         answerable: f32,
         min_answerable: f32,
+    },
+    /// Asked, once it had answered, whether its sources state that answer
+    /// ([`AnswerConfig::min_confirmed`]), the model said no.
+    NotConfirmed {
+        /// Its probability of "yes".
+        confirmed: f32,
+        min_confirmed: f32,
     },
     /// No sentence of the answer is supported by its sources (see
     /// [`crate::grounding`]).

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use docent_embed::Encoder;
 use docent_generate::{
-    build_chat_prompt, build_check_prompt, Gate, GenerationConfig, StopReason, Turn,
+    build_chat_prompt, build_check_prompt, build_confirm_prompt, Gate, GenerationConfig,
+    StopReason, Turn,
 };
 use docent_index::{live_generation, Index};
 
@@ -374,6 +375,7 @@ impl Engine {
                 sources: Vec::new(),
                 abstained: None,
                 answerable: None,
+                confirmed: None,
                 confidence: None,
                 stop: None,
                 timings: AnswerTimings {
@@ -530,7 +532,6 @@ impl Engine {
         let generation = g.generate(&prompt.tokens, &gen_cfg, &mut |piece| {
             on_event(Event::Text(piece)).is_continue()
         })?;
-        drop(slot);
         let t = &generation.timings;
         spans.push(Stage::PromptProcessing, gen_start, t.prompt_ms);
         spans.push(Stage::Decoding, gen_start + t.prompt_ms, t.decode_ms);
@@ -580,6 +581,36 @@ impl Engine {
                 support = grounding::check(&text, &sources, cfg.grounding.min_support);
             }
         }
+        let min_confirmed = cfg
+            .min_confirmed
+            .unwrap_or_else(|| crate::models::min_confirmed(&self.generator_choice.model));
+        if abstained.is_none() && min_confirmed > 0.0 && generation.stop != StopReason::Cancelled {
+            let start = spans.now_ms();
+            let confirmed = build_confirm_prompt(
+                &cfg.template,
+                g.chat_template(),
+                &history[history.len() - prompt.turns_used..],
+                question,
+                &sources[..prompt.sources_used],
+                &grounding::without_citations(&text),
+                &|text| g.tokenize_prompt(text),
+            )
+            .transpose()?
+            .map(|tokens| g.yes_after(&tokens))
+            .transpose()?
+            .flatten();
+            spans.push(Stage::Confirm, start, spans.now_ms() - start);
+            record.trace.confirmed = confirmed;
+            if let Some(confirmed) = confirmed.filter(|&p| p < min_confirmed) {
+                abstained = Some(Abstention::NotConfirmed {
+                    confirmed,
+                    min_confirmed,
+                });
+                text = no_answer_text(question).to_string();
+                support.clear();
+            }
+        }
+        drop(slot);
         record.trace.support = support.clone();
         let _ = on_event(Event::End {
             stop: Some(generation.stop),

@@ -197,6 +197,17 @@ pub fn prompt_template(name: &str) -> docent_generate::PromptTemplate {
         .unwrap_or_default()
 }
 
+/// The probability of "yes" to the template's `confirm` question, asked
+/// once the model has answered, below which the language model `name`'s
+/// answer is declined, as its manifest entry calibrates it; 0 (not asked)
+/// for a model without one.
+pub fn min_confirmed(name: &str) -> f32 {
+    Manifest::builtin()
+        .get(name)
+        .and_then(|spec| spec.min_confirmed)
+        .unwrap_or(0.0)
+}
+
 /// The probability of "yes" to the answer prompt's check below which the
 /// language model `name` declines, as its manifest entry calibrates it; 0
 /// (the check is not asked) for a model without one.

@@ -40,6 +40,8 @@ pub enum Stage {
     PromptProcessing,
     /// The answer's tokens, one at a time.
     Decoding,
+    /// The model asked whether its sources state the answer it wrote.
+    Confirm,
 }
 
 /// One stage's span, in milliseconds from the start of the trace.
@@ -177,6 +179,10 @@ pub struct Trace {
     /// it was asked ([`crate::AnswerConfig::min_answerable`]).
     #[serde(default)]
     pub answerable: Option<f32>,
+    /// The model's probability that its sources state the answer it wrote,
+    /// when it was asked ([`crate::AnswerConfig::min_confirmed`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed: Option<f32>,
     /// How sure the model was of its answer: the geometric mean of its
     /// probability for each token it wrote, and the least of them (`None`
     /// when it wrote nothing).
