@@ -242,6 +242,7 @@ mod tests {
             sources: vec![],
             abstained: None,
             answerable: None,
+            confirmed: None,
             confidence: None,
             stop: None,
             timings: AnswerTimings::default(),
