@@ -34,6 +34,14 @@ fn generator() -> GeneratorChoice {
     }
 }
 
+/// An engine over `corpus/`, indexed into `dir`.
+fn engine_over_corpus(dir: &Path) -> Engine {
+    let ix = dir.join("ix");
+    let enc = encoder();
+    index(&ix, &common::corpus(), &enc);
+    Engine::with_encoder(&ix, enc, generator()).unwrap()
+}
+
 fn paths(engine: &Engine, q: &str) -> Vec<String> {
     let cfg = RetrieveConfig {
         k: 3,
@@ -98,10 +106,7 @@ fn threads_share_one_engine_and_see_a_new_generation_without_a_restart() {
 #[test]
 fn an_answer_streams_its_events_in_order_and_can_be_cancelled() {
     let tmp = tempfile::tempdir().unwrap();
-    let ix = tmp.path().join("ix");
-    let enc = encoder();
-    index(&ix, &common::corpus(), &enc);
-    let engine = Engine::with_encoder(&ix, enc, generator()).unwrap();
+    let engine = engine_over_corpus(tmp.path());
     let cfg = AnswerConfig {
         max_tokens: 24,
         ..AnswerConfig::default()
@@ -275,10 +280,7 @@ fn a_question_without_relevant_sources_is_declined_without_the_model() {
 #[test]
 fn the_answerability_check_is_asked_recorded_and_declines_below_its_threshold() {
     let tmp = tempfile::tempdir().unwrap();
-    let ix = tmp.path().join("ix");
-    let enc = encoder();
-    index(&ix, &common::corpus(), &enc);
-    let engine = Engine::with_encoder(&ix, enc, generator()).unwrap();
+    let engine = engine_over_corpus(tmp.path());
     let q = "What is retrieval-augmented generation?";
     let ask = |min_answerable: Option<f32>| {
         let cfg = AnswerConfig {
@@ -324,10 +326,7 @@ fn the_answerability_check_is_asked_recorded_and_declines_below_its_threshold() 
 #[test]
 fn the_confirmation_is_asked_after_the_answer_recorded_and_declines_below_its_threshold() {
     let tmp = tempfile::tempdir().unwrap();
-    let ix = tmp.path().join("ix");
-    let enc = encoder();
-    index(&ix, &common::corpus(), &enc);
-    let engine = Engine::with_encoder(&ix, enc, generator()).unwrap();
+    let engine = engine_over_corpus(tmp.path());
     let q = "What is retrieval-augmented generation?";
     let ask = |min_confirmed: Option<f32>| {
         let cfg = AnswerConfig {
