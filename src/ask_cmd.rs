@@ -245,6 +245,17 @@ pub fn run(index_dir: &Path, args: AskArgs, started: Instant) -> Result<()> {
             writeln!(stdout, "  {} (the model cited {})", s.text, marks.join(""))?;
         }
     }
+    let requoted: Vec<(&str, &str)> = answer
+        .support
+        .iter()
+        .filter_map(|s| Some((s.text.as_str(), s.model_text.as_deref()?)))
+        .collect();
+    if !requoted.is_empty() {
+        writeln!(stdout, "\nWritten as the source writes it:")?;
+        for (text, model) in requoted {
+            writeln!(stdout, "  {text} (the model wrote: {model})")?;
+        }
+    }
     writeln!(stdout, "\nSources:")?;
     for c in &answer.citations {
         writeln!(stdout, "[{}] {}", c.n, label(&at(c), &c.heading))?;

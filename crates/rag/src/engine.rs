@@ -22,6 +22,7 @@ use crate::models::{
     generator_is_local, load_encoder, load_generator, GeneratorChoice, GeneratorLoad,
     LoadedGenerator, ModelRef,
 };
+use crate::quote;
 use crate::retrieve::{self, Retrieval, RetrieveConfig};
 use crate::rewrite;
 use crate::trace::{
@@ -565,6 +566,7 @@ impl Engine {
             let min = cfg.grounding.min_support;
             let checked = grounding::check(&text, &sources, min);
             (text, support) = grounding::correct_citations(&text, checked, &sources, min);
+            (text, support) = quote::quote_sources(&text, support, &sources, min);
             if !support.is_empty() && support.iter().all(|s| s.best_support < min) {
                 // Nothing the model wrote is in its sources: on questions
                 // the documents do not answer, small models invent

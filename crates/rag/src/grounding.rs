@@ -38,6 +38,10 @@ pub struct SentenceSupport {
     /// ([`correct_citations`]); empty when the marks are the model's own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub model_cites: Vec<usize>,
+    /// What the model wrote, when docent wrote the sentence's claim as its
+    /// source does ([`crate::quote`]: "2 [1]" made "two [1]").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_text: Option<String>,
 }
 
 /// Scores every sentence of `answer` against `sources` (numbered from 1).
@@ -79,6 +83,7 @@ pub fn check(answer: &str, sources: &[&str], min_support: f32) -> Vec<SentenceSu
                 best_source,
                 best_support,
                 model_cites: Vec::new(),
+                model_text: None,
             }
         })
         .collect()
@@ -136,22 +141,30 @@ pub fn correct_citations(
 /// `text` with every citation mark (`[2]`, `[1, 2]`) made `with`.
 fn replace_marks(text: &str, with: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(open) = rest.find('[') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        match after.find(']') {
-            Some(close) if is_mark(&after[..close]) => {
-                out.push_str(with);
-                rest = &after[close + 1..];
+    let mut last = 0;
+    for (start, end) in marks(text) {
+        out.push_str(&text[last..start]);
+        out.push_str(with);
+        last = end;
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
+/// Byte ranges of the citation marks (`[2]`, `[1, 2]`) in `text`.
+pub(crate) fn marks(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(open) = text[from..].find('[').map(|i| from + i) {
+        let after = open + 1;
+        match text[after..].find(']') {
+            Some(close) if is_mark(&text[after..after + close]) => {
+                out.push((open, after + close + 1));
+                from = after + close + 1;
             }
-            _ => {
-                out.push('[');
-                rest = after;
-            }
+            _ => from = after,
         }
     }
-    out.push_str(rest);
     out
 }
 
@@ -341,6 +354,15 @@ const NUMBER_WORDS: &[(&str, &str)] = &[
     ("ninety", "90"),
 ];
 
+/// The digits a lowercase English number word stands for ("two" → "2",
+/// "fifth" → "5").
+pub(crate) fn number_word(word: &str) -> Option<&'static str> {
+    NUMBER_WORDS
+        .iter()
+        .find(|(n, _)| *n == word)
+        .map(|&(_, digits)| digits)
+}
+
 /// The content units of a text (see the module's overview). A word that
 /// mixes scripts (`베이징TV`, `4번`) or letters and digits (`c1110`, `5th`)
 /// is taken run by run: pairs of syllables from its Hangul, numbers from
@@ -376,7 +398,7 @@ pub(crate) fn units(text: &str) -> HashSet<String> {
                 }
                 Run::Letters => {
                     let w = run.to_lowercase();
-                    if let Some((_, digits)) = NUMBER_WORDS.iter().find(|(n, _)| *n == w) {
+                    if let Some(digits) = number_word(&w) {
                         out.insert(digits.to_string());
                     } else if w.chars().count() >= 3 && !STOPWORDS.contains(&w.as_str()) {
                         out.insert(w);
@@ -390,21 +412,14 @@ pub(crate) fn units(text: &str) -> HashSet<String> {
 
 /// The `n` of every citation mark (`[1]`, `[1, 2]`) in `text`.
 fn citations(text: &str) -> Vec<usize> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(open) = rest.find('[') {
-        let after = &rest[open + 1..];
-        let Some(close) = after.find(']') else { break };
-        let inside = &after[..close];
-        if is_mark(inside) {
-            out.extend(
-                inside
-                    .split(',')
-                    .filter_map(|n| n.trim().parse::<usize>().ok()),
-            );
-        }
-        rest = &after[close + 1..];
-    }
+    let mut out: Vec<usize> = marks(text)
+        .into_iter()
+        .flat_map(|(start, end)| {
+            text[start + 1..end - 1]
+                .split(',')
+                .filter_map(|n| n.trim().parse::<usize>().ok())
+        })
+        .collect();
     out.dedup();
     out
 }

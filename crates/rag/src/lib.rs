@@ -57,6 +57,7 @@
 //! * `excerpt.rs`: long sources cut to the sentences about the question;
 //! * `reflow.rs`: hard-wrapped lines of a source joined for the prompt;
 //! * `grounding.rs`: each answer sentence's support in its sources;
+//! * `quote.rs`: short answers written as their source writes them;
 //! * `compare.rs`: a source for each side of a comparison question;
 //! * `rewrite.rs`: follow-up questions made standalone for retrieval;
 //! * `trace.rs`: [`Trace`] and its spans;
@@ -72,6 +73,7 @@ pub mod excerpt;
 pub mod grounding;
 pub mod indexer;
 pub mod models;
+pub mod quote;
 pub mod reflow;
 pub mod retrieve;
 pub mod rewrite;

@@ -1,0 +1,330 @@
+//! Short answers written as their source writes them.
+//!
+//! Asked for the fewest words, a small model copies the fact but not always
+//! its wording: "2 [1]" where the source says "two", "1110" for "c1110",
+//! "1/5" for "one-fifth", "Forster I, Forster II, Forster III" for "Forster
+//! I, Forster II, and Forster III". The answer is right, but a reader who
+//! looks for it in the source does not find it, and a measure that compares
+//! words counts it wrong.
+//!
+//! A sentence's *claim* is its text between the citation marks that lead
+//! or close it (a sentence with marks inside its claim is left alone). A
+//! claim of at most [`MAX_CLAIM_WORDS`] words is rewritten as a run of its
+//! source when
+//!
+//! * no source it is checked against holds the claim word for word
+//!   (ignoring case and punctuation): then there is nothing to do;
+//! * a run of one source's words, within one sentence of it, holds every
+//!   word of the claim in order, beginning and ending on one, with at most
+//!   [`MAX_EXTRA_WORDS`] words besides ("and" in a list, "of" in a name).
+//!
+//! Words match when they are the same ignoring case, when one is an English
+//! number word and the other its digits ("two" and "2", "fifth" and "5"),
+//! or when the claim's word is a number the source writes with a letter or
+//! two ("c1110", "1990s", "5th"). The run found is the shortest, the first
+//! of the shortest; the sources checked are those the sentence cites (after
+//! [`crate::grounding::correct_citations`]), or the one that supports it
+//! best when it cites none. Korean claims are rewritten only where their
+//! words match exactly: a source's `서울에서` holds the answer `서울` with a
+//! particle the answer rightly leaves out.
+//!
+//! Reads text only: no IO, no model.
+
+use crate::grounding::{self, SentenceSupport};
+
+/// Claims longer than this are sentences, which the model words as it
+/// must; only short answers are rewritten.
+pub const MAX_CLAIM_WORDS: usize = 8;
+
+/// Source words a run may hold besides the claim's.
+pub const MAX_EXTRA_WORDS: usize = 2;
+
+/// A word of a text and where it is.
+#[derive(Debug, Clone, Copy)]
+struct Word<'a> {
+    start: usize,
+    end: usize,
+    text: &'a str,
+}
+
+/// The words of `text`: its runs of letters and digits.
+fn words(text: &str) -> Vec<Word<'_>> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in text
+        .char_indices()
+        .chain(std::iter::once((text.len(), ' ')))
+    {
+        match (start, c.is_alphanumeric()) {
+            (None, true) => start = Some(i),
+            (Some(s), false) => {
+                out.push(Word {
+                    start: s,
+                    end: i,
+                    text: &text[s..i],
+                });
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The digits a word stands for: itself when it is digits, its number when
+/// it is an English number word.
+fn number(word: &str) -> Option<String> {
+    if word.chars().all(|c| c.is_ascii_digit()) {
+        return Some(word.to_string());
+    }
+    grounding::number_word(&word.to_lowercase()).map(str::to_string)
+}
+
+/// Whether the claim's word `claim` is the source's word `source`.
+fn same(claim: &str, source: &str) -> bool {
+    if claim.to_lowercase() == source.to_lowercase() {
+        return true;
+    }
+    let Some(n) = number(claim) else {
+        return false;
+    };
+    if number(source).is_some_and(|m| m == n) {
+        return true;
+    }
+    // A number the source writes with a letter or two: "c1110", "1990s".
+    let digits: String = source.chars().filter(|c| c.is_ascii_digit()).collect();
+    let letters = source.chars().filter(|c| c.is_ascii_alphabetic()).count();
+    claim.chars().all(|c| c.is_ascii_digit())
+        && digits == claim
+        && (1..=2).contains(&letters)
+        && digits.len() + letters == source.chars().count()
+        && source.contains(claim)
+}
+
+/// Whether the text between two words of a source ends a sentence or a
+/// line, so that a run may not span it.
+fn breaks(between: &str) -> bool {
+    between.contains('\n')
+        || between.char_indices().any(|(i, c)| {
+            matches!(c, '.' | '!' | '?' | '。')
+                && between[i + c.len_utf8()..].starts_with(char::is_whitespace)
+        })
+}
+
+/// Whether `source` holds the claim's words word for word.
+fn holds(source: &[Word<'_>], claim: &[Word<'_>]) -> bool {
+    source.windows(claim.len()).any(|w| {
+        w.iter()
+            .zip(claim)
+            .all(|(s, c)| s.text.to_lowercase() == c.text.to_lowercase())
+    })
+}
+
+/// The shortest run of `text` (first of the shortest) that holds the
+/// claim's words in order, as byte range and number of words.
+fn find_run(text: &str, claim: &[Word<'_>]) -> Option<(usize, usize, usize)> {
+    let source = words(text);
+    let longest = claim.len() + MAX_EXTRA_WORDS;
+    let mut best: Option<(usize, usize, usize)> = None;
+    for i in 0..source.len() {
+        if !same(claim[0].text, source[i].text) {
+            continue;
+        }
+        let mut matched = 1;
+        let mut j = i;
+        while matched < claim.len() && j + 1 < source.len() && j + 1 - i < longest {
+            if breaks(&text[source[j].end..source[j + 1].start]) {
+                break;
+            }
+            j += 1;
+            if same(claim[matched].text, source[j].text) {
+                matched += 1;
+            }
+        }
+        if matched == claim.len() {
+            let len = j - i + 1;
+            if best.is_none_or(|(_, _, b)| len < b) {
+                best = Some((source[i].start, source[j].end, len));
+            }
+        }
+    }
+    best
+}
+
+/// The sentence `sentence` with its claim written as `sources` write it,
+/// or `None` when it is left as it is.
+fn requote(sentence: &str, sources: &[&str]) -> Option<String> {
+    let marks = grounding::marks(sentence);
+    let all = words(sentence);
+    let claim: Vec<Word<'_>> = all
+        .into_iter()
+        .filter(|w| !marks.iter().any(|&(s, e)| w.start >= s && w.end <= e))
+        .collect();
+    let (first, last) = (claim.first()?, claim.last()?);
+    if claim.len() > MAX_CLAIM_WORDS || marks.iter().any(|&(s, e)| s > first.start && e < last.end)
+    {
+        return None;
+    }
+    let source_words: Vec<Vec<Word<'_>>> = sources.iter().map(|s| words(s)).collect();
+    if source_words.iter().any(|s| holds(s, &claim)) {
+        return None;
+    }
+    let (text, (start, end, _)) = sources
+        .iter()
+        .filter_map(|s| find_run(s, &claim).map(|run| (*s, run)))
+        .min_by_key(|(_, (_, _, len))| *len)?;
+    Some(format!(
+        "{}{}{}",
+        &sentence[..first.start],
+        &text[start..end],
+        &sentence[last.end..]
+    ))
+}
+
+/// `answer` with each short claim written as its source writes it (see the
+/// module's overview), and its support; a rewritten sentence keeps what the
+/// model wrote in [`SentenceSupport::model_text`]. `support` is the
+/// grounding check of `answer` against `sources`; nothing changes when no
+/// claim is rewritten.
+pub fn quote_sources(
+    answer: &str,
+    support: Vec<SentenceSupport>,
+    sources: &[&str],
+    min_support: f32,
+) -> (String, Vec<SentenceSupport>) {
+    let mut out = String::with_capacity(answer.len());
+    let mut last = 0;
+    let mut rewritten = vec![false; support.len()];
+    for (i, s) in support.iter().enumerate() {
+        let checked: Vec<&str> = if s.cites.is_empty() {
+            s.best_source.into_iter().map(|n| sources[n - 1]).collect()
+        } else {
+            s.cites.iter().map(|&n| sources[n - 1]).collect()
+        };
+        out.push_str(&answer[last..s.start]);
+        match requote(&answer[s.start..s.end], &checked) {
+            Some(quoted) => {
+                out.push_str(&quoted);
+                rewritten[i] = true;
+            }
+            None => out.push_str(&answer[s.start..s.end]),
+        }
+        last = s.end;
+    }
+    if !rewritten.contains(&true) {
+        return (answer.to_string(), support);
+    }
+    out.push_str(&answer[last..]);
+    let mut checked = grounding::check(&out, sources, min_support);
+    if checked.len() == support.len() {
+        for ((new, old), rewritten) in checked.iter_mut().zip(&support).zip(rewritten) {
+            new.model_cites = old.model_cites.clone();
+            if rewritten {
+                new.model_text = Some(old.text.clone());
+            }
+        }
+    }
+    (out, checked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: f32 = grounding::DEFAULT_MIN_SUPPORT;
+
+    fn quoted(answer: &str, sources: &[&str]) -> String {
+        let support = grounding::check(answer, sources, MIN);
+        quote_sources(answer, support, sources, MIN).0
+    }
+
+    #[test]
+    fn numbers_are_written_as_the_source_writes_them() {
+        let warsaw = "Warsaw lies on two geomorphologic formations: the plain moraine plateau and the Vistula Valley.";
+        assert_eq!(quoted("2 [1]", &[warsaw]), "two [1]");
+        let berlin = "By 1700, one-fifth of the city's population was French speaking.";
+        assert_eq!(quoted("1/5 [1]", &[berlin]), "one-fifth [1]");
+        let candlestick = "The Gloucester Candlestick, c1110, is gilt bronze.";
+        assert_eq!(quoted("1110 [1]", &[candlestick]), "c1110 [1]");
+        assert_eq!(quoted("[1] 1110.", &[candlestick]), "[1] c1110.");
+    }
+
+    #[test]
+    fn a_list_takes_the_sources_words_between_its_items() {
+        let codex = "The Codex Forster consists of three parchment-bound manuscripts, known as Forster I, Forster II, and Forster III, quite small in size.";
+        let (text, support) = {
+            let answer = "Forster I, Forster II, Forster III [1]";
+            let support = grounding::check(answer, &[codex], MIN);
+            quote_sources(answer, support, &[codex], MIN)
+        };
+        assert_eq!(text, "Forster I, Forster II, and Forster III [1]");
+        assert_eq!(
+            support[0].model_text.as_deref(),
+            Some("Forster I, Forster II, Forster III [1]")
+        );
+        assert!(support[0].supported);
+    }
+
+    #[test]
+    fn what_the_source_holds_word_for_word_is_left_alone() {
+        let s = "The Broncos defeated the Panthers 24–10 to earn their third Super Bowl title.";
+        for answer in [
+            "24–10 [1]",
+            "the Panthers [1].",
+            "Third [1]",
+            "[1] Super Bowl",
+        ] {
+            let support = grounding::check(answer, &[s], MIN);
+            let (text, support) = quote_sources(answer, support.clone(), &[s], MIN);
+            assert_eq!(text, answer);
+            assert!(support.iter().all(|s| s.model_text.is_none()));
+        }
+        // "3" for "third" when the source also has "3" word for word.
+        let both = "It was the third title in 3 appearances.";
+        assert_eq!(quoted("3 [1]", &[both]), "3 [1]");
+    }
+
+    #[test]
+    fn runs_keep_order_stay_short_and_stay_in_one_sentence() {
+        // Out of order: "Broncos of Denver" is not "Denver Broncos".
+        let s = "The Broncos of Denver won.";
+        assert_eq!(quoted("Denver Broncos [1]", &[s]), "Denver Broncos [1]");
+        // Three words besides the claim's are too many.
+        let s = "Newcastle, a city with Gateshead, hosts it.";
+        assert_eq!(
+            quoted("Newcastle Gateshead [1]", &[s]),
+            "Newcastle Gateshead [1]"
+        );
+        // A run does not cross a sentence's end or a line.
+        let s = "It ended in 1870. Two theatres opened.\nTwo more followed.";
+        assert_eq!(quoted("1870 2 [1]", &[s]), "1870 2 [1]");
+        // A sentence answer is the model's to word.
+        let s = "Luther devised the catechism as a method of imparting the basics of Christianity to the congregations.";
+        let answer = "Luther devised the catechism to teach the basics of Christianity to 2 congregations. [1]";
+        assert_eq!(quoted(answer, &[s]), answer);
+    }
+
+    #[test]
+    fn only_the_sources_a_sentence_cites_are_read() {
+        let one = "There were five lines.";
+        let two = "Two lines were closed.";
+        // Cites [2], which does not say "five": left alone, though [1] does.
+        assert_eq!(quoted("5 [2]", &[one, two]), "5 [2]");
+        // Cites nothing: its best source is read.
+        assert_eq!(quoted("5 lines", &[one, two]), "five lines");
+    }
+
+    #[test]
+    fn korean_claims_keep_their_words() {
+        let s = "1989년에 서울에서 열렸다.";
+        assert_eq!(quoted("서울 [1]", &[s]), "서울 [1]");
+        assert_eq!(quoted("1989 [1]", &[s]), "1989 [1]");
+    }
+
+    #[test]
+    fn marks_inside_a_claim_leave_it_alone() {
+        let one = "There were five lines.";
+        let two = "And four stations.";
+        assert_eq!(quoted("5 [1] 4 [2]", &[one, two]), "5 [1] 4 [2]");
+    }
+}
