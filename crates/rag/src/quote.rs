@@ -23,8 +23,10 @@
 //! or when the claim's word is a number the source writes with a letter or
 //! two ("c1110", "1990s", "5th"). The run found is the shortest, the first
 //! of the shortest; the sources checked are those the sentence cites (after
-//! [`crate::grounding::correct_citations`]), or the one that supports it
-//! best when it cites none. Korean claims are rewritten only where their
+//! [`crate::grounding::correct_citations`]). A sentence that cites none is
+//! left alone: the prompt asks for the source's number after the answer,
+//! and what comes without one is support, or a list's "1." standing as a
+//! sentence of its own. Korean claims are rewritten only where their
 //! words match exactly: a source's `서울에서` holds the answer `서울` with a
 //! particle the answer rightly leaves out.
 //!
@@ -196,11 +198,7 @@ pub fn quote_sources(
     let mut last = 0;
     let mut rewritten = vec![false; support.len()];
     for (i, s) in support.iter().enumerate() {
-        let checked: Vec<&str> = if s.cites.is_empty() {
-            s.best_source.into_iter().map(|n| sources[n - 1]).collect()
-        } else {
-            s.cites.iter().map(|&n| sources[n - 1]).collect()
-        };
+        let checked: Vec<&str> = s.cites.iter().map(|&n| sources[n - 1]).collect();
         out.push_str(&answer[last..s.start]);
         match requote(&answer[s.start..s.end], &checked) {
             Some(quoted) => {
@@ -310,8 +308,10 @@ mod tests {
         let two = "Two lines were closed.";
         // Cites [2], which does not say "five": left alone, though [1] does.
         assert_eq!(quoted("5 [2]", &[one, two]), "5 [2]");
-        // Cites nothing: its best source is read.
-        assert_eq!(quoted("5 lines", &[one, two]), "five lines");
+        // Cites nothing: left alone, as is a list's number.
+        assert_eq!(quoted("5 lines", &[one, two]), "5 lines");
+        let first = "It was the first ray; ten years passed.";
+        assert_eq!(quoted("1. 10 years [1]", &[first]), "1. ten years [1]");
     }
 
     #[test]
