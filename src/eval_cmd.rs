@@ -101,6 +101,9 @@ struct QuestionRecord<'a> {
     answer: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     declined: Option<bool>,
+    /// What the model wrote, when docent declined it afterwards.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    declined_text: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sources: Option<Vec<SourceRecord<'a>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -392,6 +395,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             retrieval_ms,
             answer: None,
             declined: None,
+            declined_text: None,
             sources: None,
             prompt: None,
             stop: None,
@@ -473,6 +477,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             }
             record.answer = Some(a.text.clone());
             record.declined = Some(declined);
+            record.declined_text = a.trace.declined_text.clone();
             record.sources = Some(a.citations.iter().map(source_record).collect());
             record.prompt = a.prompt.clone();
             record.stop = a.stop;

@@ -369,6 +369,12 @@ fn the_confirmation_is_asked_after_the_answer_recorded_and_declines_below_its_th
         "it answered first"
     );
     assert!(declined.support.is_empty());
+    assert_eq!(
+        declined.trace.declined_text.as_deref(),
+        Some(unasked.text.as_str()),
+        "the trace keeps what the model wrote"
+    );
+    assert_eq!(unasked.trace.declined_text, None);
     match declined.abstained {
         Some(docent_rag::Abstention::NotConfirmed {
             confirmed,

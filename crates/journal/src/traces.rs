@@ -238,6 +238,7 @@ mod tests {
             candidates: vec![],
             prompt: None,
             answer: format!("answer {id}"),
+            declined_text: None,
             support: vec![],
             sources: vec![],
             abstained: None,

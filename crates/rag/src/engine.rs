@@ -372,6 +372,7 @@ impl Engine {
                 candidates: retrieval.candidates.clone(),
                 prompt: None,
                 answer: String::new(),
+                declined_text: None,
                 support: Vec::new(),
                 sources: Vec::new(),
                 abstained: None,
@@ -558,9 +559,14 @@ impl Engine {
             _ => None,
         };
         let mut support = Vec::new();
+        // What the model wrote, if it is declined below.
+        let mut declined_text = None;
         if abstained.is_some() {
             // One sentence, whatever the model went on to say.
-            text = no_answer_text(question).to_string();
+            declined_text = Some(std::mem::replace(
+                &mut text,
+                no_answer_text(question).to_string(),
+            ));
         } else {
             let sources: Vec<&str> = citations.iter().map(|c| c.text.as_str()).collect();
             let min = cfg.grounding.min_support;
@@ -572,13 +578,18 @@ impl Engine {
                 // the documents do not answer, small models invent
                 // ("a LangSmith subscription is $100 per month").
                 abstained = Some(Abstention::Unsupported);
-                text = no_answer_text(question).to_string();
+                declined_text = Some(std::mem::replace(
+                    &mut text,
+                    no_answer_text(question).to_string(),
+                ));
                 support.clear();
             } else if cfg.grounding.strict && support.iter().any(|s| !s.supported) {
-                text = grounding::supported_text(&text, &support);
+                let written = std::mem::take(&mut text);
+                text = grounding::supported_text(&written, &support);
                 if text.is_empty() {
                     abstained = Some(Abstention::Unsupported);
                     text = no_answer_text(question).to_string();
+                    declined_text = Some(written);
                 }
                 support = grounding::check(&text, &sources, cfg.grounding.min_support);
             }
@@ -608,11 +619,15 @@ impl Engine {
                     confirmed,
                     min_confirmed,
                 });
-                text = no_answer_text(question).to_string();
+                declined_text = Some(std::mem::replace(
+                    &mut text,
+                    no_answer_text(question).to_string(),
+                ));
                 support.clear();
             }
         }
         drop(slot);
+        record.trace.declined_text = declined_text.filter(|t: &String| !t.is_empty());
         record.trace.support = support.clone();
         let _ = on_event(Event::End {
             stop: Some(generation.stop),

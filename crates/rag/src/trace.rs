@@ -167,6 +167,11 @@ pub struct Trace {
     pub candidates: Vec<Candidate>,
     pub prompt: Option<PromptTrace>,
     pub answer: String,
+    /// What the model wrote, when docent declined it afterwards (the
+    /// model's own decline, an answer its sources do not hold, one it did
+    /// not confirm); `answer` is then the decline sentence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declined_text: Option<String>,
     /// Each sentence's support by the sources, and the source that
     /// supports it best.
     #[serde(default)]
