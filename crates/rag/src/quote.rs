@@ -16,7 +16,12 @@
 //!   (ignoring case and punctuation): then there is nothing to do;
 //! * a run of one source's words, within one sentence of it, holds every
 //!   word of the claim in order, beginning and ending on one, with at most
-//!   [`MAX_EXTRA_WORDS`] words besides ("and" in a list, "of" in a name).
+//!   [`MAX_EXTRA_WORDS`] words besides, each of them one of
+//!   [`JOINING_WORDS`] ("and" in a list, "of" in a name): a word that says
+//!   more ("the Nixon Administration" for "Nixon") is the model's to leave
+//!   out;
+//! * the claim is not stuck to a symbol (`70%`, `$5`), which the source
+//!   may write as a word.
 //!
 //! Words match when they are the same ignoring case, when one is an English
 //! number word and the other its digits ("two" and "2", "fifth" and "5"),
@@ -36,10 +41,14 @@ use crate::grounding::{self, SentenceSupport};
 
 /// Claims longer than this are sentences, which the model words as it
 /// must; only short answers are rewritten.
-pub const MAX_CLAIM_WORDS: usize = 8;
+pub const MAX_CLAIM_WORDS: usize = 6;
 
 /// Source words a run may hold besides the claim's.
 pub const MAX_EXTRA_WORDS: usize = 2;
+
+/// The only words a run may hold besides the claim's: those that join
+/// items of a list or parts of a name.
+pub const JOINING_WORDS: &[&str] = &["and", "or", "of", "the", "a", "an"];
 
 /// A word of a text and where it is.
 #[derive(Debug, Clone, Copy)]
@@ -141,6 +150,8 @@ fn find_run(text: &str, claim: &[Word<'_>]) -> Option<(usize, usize, usize)> {
             j += 1;
             if same(claim[matched].text, source[j].text) {
                 matched += 1;
+            } else if !JOINING_WORDS.contains(&source[j].text.to_lowercase().as_str()) {
+                break;
             }
         }
         if matched == claim.len() {
@@ -163,7 +174,19 @@ fn requote(sentence: &str, sources: &[&str]) -> Option<String> {
         .filter(|w| !marks.iter().any(|&(s, e)| w.start >= s && w.end <= e))
         .collect();
     let (first, last) = (claim.first()?, claim.last()?);
-    if claim.len() > MAX_CLAIM_WORDS || marks.iter().any(|&(s, e)| s > first.start && e < last.end)
+    let free = |c: Option<char>| {
+        c.is_none_or(|c| {
+            c.is_whitespace()
+                || matches!(
+                    c,
+                    '.' | ',' | ';' | ':' | '!' | '?' | '[' | ']' | '(' | ')' | '"'
+                )
+        })
+    };
+    if claim.len() > MAX_CLAIM_WORDS
+        || marks.iter().any(|&(s, e)| s > first.start && e < last.end)
+        || !free(sentence[..first.start].chars().next_back())
+        || !free(sentence[last.end..].chars().next())
     {
         return None;
     }
@@ -296,6 +319,15 @@ mod tests {
         // A run does not cross a sentence's end or a line.
         let s = "It ended in 1870. Two theatres opened.\nTwo more followed.";
         assert_eq!(quoted("1870 2 [1]", &[s]), "1870 2 [1]");
+        // A word that says more than the claim is not added.
+        let s = "The Nixon Administration began talks.";
+        assert_eq!(
+            quoted("Nixon began talks [1]", &[s]),
+            "Nixon began talks [1]"
+        );
+        // Nor is a symbol the source writes as a word.
+        let s = "Seventy percent of it was sold.";
+        assert_eq!(quoted("70% [1]", &[s]), "70% [1]");
         // A sentence answer is the model's to word.
         let s = "Luther devised the catechism as a method of imparting the basics of Christianity to the congregations.";
         let answer = "Luther devised the catechism to teach the basics of Christianity to 2 congregations. [1]";
