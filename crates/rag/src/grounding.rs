@@ -110,28 +110,59 @@ pub fn correct_citations(
     sources: &[&str],
     min_support: f32,
 ) -> (String, Vec<SentenceSupport>) {
-    if !support.iter().any(|s| miscited(s, min_support)) {
-        return (answer.to_string(), support);
-    }
+    rewrite_sentences(
+        answer,
+        support,
+        sources,
+        min_support,
+        |s, text| {
+            s.best_source
+                .filter(|_| miscited(s, min_support))
+                .map(|n| replace_marks(text, &format!("[{n}]")))
+        },
+        |new, old| new.model_cites = old.cites.clone(),
+    )
+}
+
+/// `answer` with each sentence that `rewrite` (given its support and text)
+/// returns a new text for replaced by it, and the support of the result.
+/// `mark` records, on each rewritten sentence's new support, what it was
+/// (given the old support); what earlier rewrites recorded carries over.
+/// Nothing changes when no sentence is rewritten.
+pub(crate) fn rewrite_sentences(
+    answer: &str,
+    support: Vec<SentenceSupport>,
+    sources: &[&str],
+    min_support: f32,
+    mut rewrite: impl FnMut(&SentenceSupport, &str) -> Option<String>,
+    mark: impl Fn(&mut SentenceSupport, &SentenceSupport),
+) -> (String, Vec<SentenceSupport>) {
     let mut out = String::with_capacity(answer.len());
     let mut last = 0;
+    let mut rewritten = false;
     for s in &support {
         out.push_str(&answer[last..s.start]);
         let text = &answer[s.start..s.end];
-        match s.best_source {
-            Some(n) if miscited(s, min_support) => {
-                out.push_str(&replace_marks(text, &format!("[{n}]")))
+        match rewrite(s, text) {
+            Some(new) => {
+                out.push_str(&new);
+                rewritten = true;
             }
-            _ => out.push_str(text),
+            None => out.push_str(text),
         }
         last = s.end;
+    }
+    if !rewritten {
+        return (answer.to_string(), support);
     }
     out.push_str(&answer[last..]);
     let mut checked = check(&out, sources, min_support);
     if checked.len() == support.len() {
         for (new, old) in checked.iter_mut().zip(&support) {
-            if miscited(old, min_support) {
-                new.model_cites = old.cites.clone();
+            new.model_cites.clone_from(&old.model_cites);
+            new.model_text.clone_from(&old.model_text);
+            if new.text != old.text {
+                mark(new, old);
             }
         }
     }

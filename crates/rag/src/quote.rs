@@ -131,10 +131,10 @@ fn holds(source: &[Word<'_>], claim: &[Word<'_>]) -> bool {
     })
 }
 
-/// The shortest run of `text` (first of the shortest) that holds the
-/// claim's words in order, as byte range and number of words.
-fn find_run(text: &str, claim: &[Word<'_>]) -> Option<(usize, usize, usize)> {
-    let source = words(text);
+/// The shortest run of `text`, whose words are `source`, (first of the
+/// shortest) that holds the claim's words in order, as byte range and
+/// number of words.
+fn find_run(text: &str, source: &[Word<'_>], claim: &[Word<'_>]) -> Option<(usize, usize, usize)> {
     let longest = claim.len() + MAX_EXTRA_WORDS;
     let mut best: Option<(usize, usize, usize)> = None;
     for i in 0..source.len() {
@@ -164,9 +164,9 @@ fn find_run(text: &str, claim: &[Word<'_>]) -> Option<(usize, usize, usize)> {
     best
 }
 
-/// The sentence `sentence` with its claim written as `sources` write it,
-/// or `None` when it is left as it is.
-fn requote(sentence: &str, sources: &[&str]) -> Option<String> {
+/// The sentence `sentence` with its claim written as `sources` (each text
+/// with its words) write it, or `None` when it is left as it is.
+fn requote(sentence: &str, sources: &[(&str, &[Word<'_>])]) -> Option<String> {
     let marks = grounding::marks(sentence);
     let all = words(sentence);
     let claim: Vec<Word<'_>> = all
@@ -190,13 +190,12 @@ fn requote(sentence: &str, sources: &[&str]) -> Option<String> {
     {
         return None;
     }
-    let source_words: Vec<Vec<Word<'_>>> = sources.iter().map(|s| words(s)).collect();
-    if source_words.iter().any(|s| holds(s, &claim)) {
+    if sources.iter().any(|(_, w)| holds(w, &claim)) {
         return None;
     }
     let (text, (start, end, _)) = sources
         .iter()
-        .filter_map(|s| find_run(s, &claim).map(|run| (*s, run)))
+        .filter_map(|&(text, w)| find_run(text, w, &claim).map(|run| (text, run)))
         .min_by_key(|(_, (_, _, len))| *len)?;
     Some(format!(
         "{}{}{}",
@@ -217,35 +216,22 @@ pub fn quote_sources(
     sources: &[&str],
     min_support: f32,
 ) -> (String, Vec<SentenceSupport>) {
-    let mut out = String::with_capacity(answer.len());
-    let mut last = 0;
-    let mut rewritten = vec![false; support.len()];
-    for (i, s) in support.iter().enumerate() {
-        let checked: Vec<&str> = s.cites.iter().map(|&n| sources[n - 1]).collect();
-        out.push_str(&answer[last..s.start]);
-        match requote(&answer[s.start..s.end], &checked) {
-            Some(quoted) => {
-                out.push_str(&quoted);
-                rewritten[i] = true;
-            }
-            None => out.push_str(&answer[s.start..s.end]),
-        }
-        last = s.end;
-    }
-    if !rewritten.contains(&true) {
-        return (answer.to_string(), support);
-    }
-    out.push_str(&answer[last..]);
-    let mut checked = grounding::check(&out, sources, min_support);
-    if checked.len() == support.len() {
-        for ((new, old), rewritten) in checked.iter_mut().zip(&support).zip(rewritten) {
-            new.model_cites = old.model_cites.clone();
-            if rewritten {
-                new.model_text = Some(old.text.clone());
-            }
-        }
-    }
-    (out, checked)
+    let source_words: Vec<Vec<Word<'_>>> = sources.iter().map(|s| words(s)).collect();
+    grounding::rewrite_sentences(
+        answer,
+        support,
+        sources,
+        min_support,
+        |s, text| {
+            let cited: Vec<(&str, &[Word<'_>])> = s
+                .cites
+                .iter()
+                .map(|&n| (sources[n - 1], source_words[n - 1].as_slice()))
+                .collect();
+            requote(text, &cited)
+        },
+        |new, old| new.model_text = Some(old.text.clone()),
+    )
 }
 
 #[cfg(test)]
