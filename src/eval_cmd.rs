@@ -351,6 +351,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
                     k: chunk_k,
                     mode: mode.into(),
                     ef: Some(ef),
+                    sentence_weight: args.answer.rank.sentence_weight,
                 },
             )?;
             let ms = r.spans.iter().map(|s| s.duration_ms).sum();

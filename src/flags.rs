@@ -135,6 +135,16 @@ impl IndexFlags {
     }
 }
 
+/// How hybrid search orders its best candidates: `search`, `ask` and `eval`.
+#[derive(Debug, Args, Clone)]
+pub struct RankFlags {
+    /// Hybrid search: how much the share of the question that a chunk's
+    /// best sentence holds adds to its fused score, for the best ten
+    /// fused chunks. 0 ranks by the fused score alone.
+    #[arg(long, default_value_t = RetrieveConfig::default().sentence_weight)]
+    pub sentence_weight: f32,
+}
+
 /// The language model and how it answers: `ask` and `eval --generate`.
 #[derive(Debug, Args, Clone)]
 pub struct AnswerFlags {
@@ -145,6 +155,8 @@ pub struct AnswerFlags {
     /// How many chunks to retrieve for the model.
     #[arg(short, default_value_t = DEFAULT_K)]
     pub k: usize,
+    #[command(flatten)]
+    pub rank: RankFlags,
     /// If no chunk's cosine similarity to the question reaches this, docent
     /// says the documents do not hold the answer without running the model.
     /// By default, the threshold calibrated for the index's encoder
@@ -278,6 +290,7 @@ impl AnswerFlags {
                 k: self.k,
                 mode,
                 ef: None,
+                sentence_weight: self.rank.sentence_weight,
             },
             min_score: self.min_score,
             max_tokens: self.max_tokens,

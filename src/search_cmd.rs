@@ -11,7 +11,7 @@ use docent_rag::{Engine, GeneratorChoice, IndexConfig, RetrieveConfig, Stage};
 use serde::Serialize;
 
 use crate::display::{location, snippet};
-use crate::flags::{EncoderFlagsWithLegacy, Mode};
+use crate::flags::{EncoderFlagsWithLegacy, Mode, RankFlags};
 use crate::index_cmd::{print_report, Progress};
 
 #[derive(Debug, Args)]
@@ -37,6 +37,8 @@ pub struct SearchArgs {
     /// Search breadth of the HNSW graph (default: the index's).
     #[arg(long)]
     pub ef: Option<usize>,
+    #[command(flatten)]
+    pub rank: RankFlags,
     #[command(flatten)]
     pub encoder: EncoderFlagsWithLegacy,
     /// Index this folder first (only new and changed files are embedded).
@@ -104,6 +106,7 @@ pub fn run(index_dir: &Path, args: SearchArgs) -> Result<()> {
         k: args.k,
         mode: args.mode.into(),
         ef: args.ef,
+        sentence_weight: args.rank.sentence_weight,
     };
     if let Some(file) = &args.queries {
         return latency(&engine, file, &cfg, args.json, args.hits.as_deref());

@@ -116,13 +116,14 @@ pub fn run(index_dir: &Path, cmd: TracesCommand) -> Result<()> {
             println!("candidates (kept ✓):");
             for c in trace.candidates.iter().filter(|c| c.rank.is_some()) {
                 println!(
-                    "  {} #{:<3} chunk {:<6} dense {:>6} lexical {:>7} fused {:>6}",
+                    "  {} #{:<3} chunk {:<6} dense {:>6} lexical {:>7} fused {:>6} sentence {:>6}",
                     if c.kept { "✓" } else { " " },
                     c.rank.unwrap_or(0),
                     c.chunk_id,
                     fmt(c.dense),
                     fmt(c.lexical),
-                    fmt(c.fused)
+                    fmt(c.fused),
+                    fmt(c.sentence)
                 );
             }
             for s in &trace.support {

@@ -47,6 +47,7 @@ fn paths(engine: &Engine, q: &str) -> Vec<String> {
         k: 3,
         mode: SearchMode::Hybrid,
         ef: None,
+        ..RetrieveConfig::default()
     };
     engine
         .retrieve(q, &cfg)

@@ -1,6 +1,7 @@
 //! Lexical and hybrid retrieval: Korean found through character bigrams,
-//! the lexical table kept in step with the store across re-indexing, and a
-//! source for each side of a comparison.
+//! the lexical table kept in step with the store across re-indexing, a
+//! source for each side of a comparison, and the chunk whose one sentence
+//! holds the question ranked above one that scatters its words.
 
 mod common;
 
@@ -20,6 +21,7 @@ fn top_paths(index: &Index, query: &str, mode: SearchMode) -> Vec<String> {
         k: 3,
         mode,
         ef: Some(64),
+        ..RetrieveConfig::default()
     };
     search(index, query, &v, &cfg)
         .unwrap()
@@ -194,6 +196,7 @@ fn a_comparison_gets_a_source_for_each_side() {
         k: 1,
         mode: SearchMode::Hybrid,
         ef: Some(64),
+        ..RetrieveConfig::default()
     };
     let paths = |question: &str, coverage| -> Vec<String> {
         retrieve_with(
@@ -224,4 +227,85 @@ fn a_comparison_gets_a_source_for_each_side() {
         paths("What does LangSmith do?", Coverage::BothSidesOfAComparison).len(),
         1
     );
+}
+
+#[test]
+fn the_chunk_whose_one_sentence_holds_the_question_is_ranked_first() {
+    common::encoder();
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    // Every word of the question, each in a sentence of its own, the most
+    // telling ones more than once.
+    write(
+        &docs,
+        "scattered.txt",
+        "Luther lived in Wittenberg. Christianity there was changing. Luther wrote hymns. \
+         The congregation sang them. Luther grew old. The congregation grew large. \
+         Christianity spread. Teaching mattered. Later reformers would devise their own forms.\n",
+    );
+    // The question's words together in one sentence, among longer ones
+    // about something else.
+    write(
+        &docs,
+        "together.txt",
+        "The printing press spread pamphlets quickly across the German lands, and printers in \
+         Augsburg, Nuremberg and Strasbourg competed for the trade. Paper mills multiplied \
+         along the rivers, and woodcut artists found steady work illustrating broadsheets. In \
+         1529 Luther devised the catechism to teach Christianity to the congregation. Printers \
+         in many cities sold cheap editions, and booksellers carried them to the book fairs in \
+         Frankfurt and Leipzig, where merchants from across Europe bought stock for the year.\n",
+    );
+    for (name, text) in [
+        (
+            "rail.txt",
+            "Rail transport in Victoria runs over government-owned lines.",
+        ),
+        (
+            "born.txt",
+            "Luther was born in Eisleben in 1483 and studied law at Erfurt.",
+        ),
+        (
+            "worms.txt",
+            "The Diet of Worms in 1521 declared Luther an outlaw of the empire.",
+        ),
+        (
+            "zebra.txt",
+            "Zebras have black and white stripes and live in herds on the savanna.",
+        ),
+    ] {
+        write(&docs, name, &format!("{text}\n"));
+    }
+    common::ok(&common::docent(tmp.path(), &["index", "docs"]));
+    let index = Index::open(&tmp.path().join(".docent")).unwrap();
+    let q = "What did Luther devise to teach Christianity to the congregation?";
+    let v = common::encoder().embed(&[q]).unwrap().pop().unwrap();
+    let first = |sentence_weight: f32| {
+        let cfg = RetrieveConfig {
+            k: 3,
+            mode: SearchMode::Hybrid,
+            ef: Some(64),
+            sentence_weight,
+        };
+        let hits = search(&index, q, &v, &cfg).unwrap();
+        assert!(
+            hits.iter().all(|h| (0.0..=1.0).contains(&h.score)),
+            "{hits:?}"
+        );
+        hits[0].chunk.chunk.path.clone()
+    };
+    // The premise: the fused score alone puts the scattered words first.
+    assert_eq!(first(0.0), "scattered.txt");
+    assert_eq!(
+        first(RetrieveConfig::default().sentence_weight),
+        "together.txt"
+    );
+    // The command line ranks the same way.
+    let out = common::ok(&common::docent(tmp.path(), &["search", q, "-k", "1"]));
+    assert!(out.contains("together.txt"), "{out}");
+    let out = common::ok(&common::docent(
+        tmp.path(),
+        &["search", q, "-k", "1", "--sentence-weight", "0"],
+    ));
+    assert!(out.contains("scattered.txt"), "{out}");
 }

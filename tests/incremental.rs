@@ -71,6 +71,7 @@ fn check_dense(ix: &Index, text: &str) {
             k: ix.len(),
             mode,
             ef: Some(200),
+            ..RetrieveConfig::default()
         };
         search(ix, text, &v, &cfg).unwrap_or_else(|e| panic!("{text} ({mode:?}): {e}"));
     }

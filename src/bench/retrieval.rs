@@ -412,6 +412,7 @@ fn measure(
             k,
             mode: SearchMode::Hybrid,
             ef: Some(default_ef),
+            ..RetrieveConfig::default()
         };
         std::hint::black_box(rank(index, text, q, &cfg, &mut Spans::start())?);
         hybrid.push(t.elapsed().as_secs_f64() * 1e3);

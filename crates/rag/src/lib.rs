@@ -10,8 +10,10 @@
 //!
 //! 1. **Retrieve** ([`Engine::retrieve`], [`retrieve`]): embed the question,
 //!    search the HNSW graph (dense) and the BM25 table (lexical), fuse the
-//!    two rankings (hybrid, the default), read the best `k` chunks back
-//!    with their cosine similarity to the question.
+//!    two rankings (hybrid, the default), rank the best few again by how
+//!    much of the question one of their sentences holds ([`proximity`]),
+//!    read the best `k` chunks back with their cosine similarity to the
+//!    question.
 //! 2. **Filter**: keep the chunks at least [`AnswerConfig::min_score`]
 //!    similar to the question. None left: the answer is declined
 //!    ([`Abstention::NoRelevantSource`]) and the model is never run.
@@ -53,6 +55,8 @@
 //!
 //! * `engine.rs`: [`Engine`], the loop above;
 //! * `retrieve.rs`: ranking, fusion and fetching; [`SearchMode`];
+//! * `proximity.rs`: the best fused chunks ranked again by their best
+//!   sentence;
 //! * `answer.rs`: [`AnswerConfig`], [`Answer`], [`Citation`], [`Event`];
 //! * `excerpt.rs`: long sources cut to the sentences about the question;
 //! * `reflow.rs`: hard-wrapped lines of a source joined for the prompt;
@@ -73,6 +77,7 @@ pub mod excerpt;
 pub mod grounding;
 pub mod indexer;
 pub mod models;
+pub mod proximity;
 pub mod quote;
 pub mod reflow;
 pub mod retrieve;

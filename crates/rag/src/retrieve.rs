@@ -5,8 +5,12 @@
 //! 40)`, scales each list to [0, 1] and adds them with a dense weight chosen
 //! from the question's script and the encoder's settings recorded with the
 //! index ([`docent_core::RetrievalSettings::dense_weight`]), and keeps the
-//! best `k`. Every chunk either side returned is a [`Candidate`] with its
-//! scores, so a trace can show why the kept ones won.
+//! best. The best [`crate::proximity::RERANKED`] of those are then ranked
+//! again with the share of the question their best sentence holds
+//! ([`crate::proximity`], weighted by [`RetrieveConfig::sentence_weight`]),
+//! and the first `k` kept. Every chunk either side returned is a
+//! [`Candidate`] with its scores, so a trace can show why the kept ones
+//! won.
 
 use docent_embed::Encoder;
 use docent_index::{Hit, Index};
@@ -40,13 +44,17 @@ impl SearchMode {
 }
 
 /// What a search asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetrieveConfig {
     /// How many chunks to return.
     pub k: usize,
     pub mode: SearchMode,
     /// Search breadth of the graph; `None` is the index's own default.
     pub ef: Option<usize>,
+    /// Hybrid search: how much the share of the question that a chunk's
+    /// best sentence holds adds to its fused score ([`crate::proximity`]);
+    /// 0 ranks by the fused score alone.
+    pub sentence_weight: f32,
 }
 
 impl Default for RetrieveConfig {
@@ -55,6 +63,7 @@ impl Default for RetrieveConfig {
             k: 5,
             mode: SearchMode::Hybrid,
             ef: None,
+            sentence_weight: crate::proximity::DEFAULT_SENTENCE_WEIGHT,
         }
     }
 }
@@ -71,6 +80,12 @@ impl RetrieveConfig {
                 "the graph's search breadth (ef) must be at least 1".into(),
             ));
         }
+        if !(self.sentence_weight.is_finite() && self.sentence_weight >= 0.0) {
+            return Err(RagError::Config(format!(
+                "the sentence weight must be a number of at least 0 (it is {})",
+                self.sentence_weight
+            )));
+        }
         Ok(())
     }
 }
@@ -85,6 +100,10 @@ pub struct Candidate {
     pub lexical: Option<f32>,
     /// The fused score (hybrid search).
     pub fused: Option<f32>,
+    /// The share of the question its best sentence holds, when it was
+    /// among the fused candidates ranked again ([`crate::proximity`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentence: Option<f32>,
     /// Its place in the final ranking (1 is best), when it made the top `k`.
     pub rank: Option<usize>,
     /// Whether it was used: returned by a search, given to the model by an
@@ -117,6 +136,7 @@ pub fn rank(
         dense: None,
         lexical: None,
         fused: None,
+        sentence: None,
         rank: None,
         kept: false,
     };
@@ -149,26 +169,44 @@ pub fn rank(
                 index.dense(vector, pool, ef.max(pool))
             })?;
             let lexical = spans.time(Stage::LexicalSearch, || index.lexical(text, pool))?;
-            let fused = spans.time(Stage::Fusion, || {
-                docent_core::fuse(
+            let (fused, shares) = spans.time(Stage::Fusion, || {
+                let fused = docent_core::fuse(
                     &dense,
                     &lexical,
                     index.meta().encoder.retrieval.dense_weight(text),
                     usize::MAX,
-                )
-            });
+                );
+                let shares = if cfg.sentence_weight > 0.0 {
+                    let top: Vec<u64> = fused
+                        .iter()
+                        .take(crate::proximity::RERANKED)
+                        .map(|&(id, _)| id)
+                        .collect();
+                    let chunks = index.chunks(&top)?;
+                    let texts: Vec<(&[String], &str)> = chunks
+                        .iter()
+                        .map(|c| (c.chunk.heading_path.as_slice(), c.chunk.text.as_str()))
+                        .collect();
+                    crate::proximity::best_sentence_shares(text, &texts)
+                } else {
+                    Vec::new()
+                };
+                Ok::<_, RagError>((fused, shares))
+            })?;
             let score =
                 |list: &[(u64, f32)], id: u64| list.iter().find(|(i, _)| *i == id).map(|&(_, s)| s);
             let cands: Vec<Candidate> = fused
                 .iter()
-                .map(|&(id, f)| Candidate {
+                .enumerate()
+                .map(|(i, &(id, f))| Candidate {
                     dense: score(&dense, id),
                     lexical: score(&lexical, id),
                     fused: Some(f),
+                    sentence: shares.get(i).copied(),
                     ..candidate(id)
                 })
                 .collect();
-            let mut ranked = fused;
+            let mut ranked = rerank(fused, &shares, cfg.sentence_weight);
             ranked.truncate(k);
             (ranked, cands)
         }
@@ -176,6 +214,24 @@ pub fn rank(
     let mut ranking = Ranking { ranked, candidates };
     ranking.mark_kept();
     Ok(ranking)
+}
+
+/// The fused list with its first `shares.len()` entries ranked again by
+/// fused score plus `weight` times their share, all scores divided by
+/// `1 + weight` so that they stay within [0, 1]. Those below keep their
+/// order: each of the first has a fused score at least theirs, so the
+/// list stays sorted.
+fn rerank(mut fused: Vec<(u64, f32)>, shares: &[f32], weight: f32) -> Vec<(u64, f32)> {
+    if shares.is_empty() {
+        return fused;
+    }
+    let scale = 1.0 / (1.0 + weight);
+    for (i, (_, s)) in fused.iter_mut().enumerate() {
+        *s = (*s + weight * shares.get(i).copied().unwrap_or(0.0)) * scale;
+    }
+    // Stable: equal scores keep the fused order.
+    fused[..shares.len()].sort_by(|a, b| b.1.total_cmp(&a.1));
+    fused
 }
 
 impl Ranking {
@@ -191,6 +247,7 @@ impl Ranking {
                         dense: None,
                         lexical: None,
                         fused: None,
+                        sentence: None,
                         rank: None,
                         kept: false,
                     });
@@ -306,4 +363,32 @@ pub fn retrieve_with(
         ef: cfg.ef.unwrap_or(index.meta().hnsw.ef_search),
         spans: spans.list[first_span..].to_vec(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rerank_orders_the_first_by_sentence_and_keeps_the_rest_below() {
+        let fused = vec![(1, 1.0), (2, 0.9), (3, 0.5), (4, 0.4)];
+        let r = rerank(fused.clone(), &[0.0, 1.0, 0.2], 0.5);
+        let ids: Vec<u64> = r.iter().map(|&(id, _)| id).collect();
+        assert_eq!(ids, [2, 1, 3, 4]);
+        assert!(r.windows(2).all(|w| w[0].1 >= w[1].1), "{r:?}");
+        assert!(r.iter().all(|&(_, s)| (0.0..=1.0).contains(&s)), "{r:?}");
+        // No shares: the fused ranking as it was.
+        assert_eq!(rerank(fused.clone(), &[], 0.5), fused);
+    }
+
+    #[test]
+    fn a_negative_or_missing_sentence_weight_is_refused() {
+        for w in [-0.1, f32::NAN] {
+            let cfg = RetrieveConfig {
+                sentence_weight: w,
+                ..RetrieveConfig::default()
+            };
+            assert!(cfg.validate().is_err(), "{w}");
+        }
+    }
 }

@@ -26,7 +26,8 @@ pub enum Stage {
     DenseSearch,
     /// BM25 over the lexical table.
     LexicalSearch,
-    /// Dense and lexical lists merged into one ranking.
+    /// Dense and lexical lists merged into one ranking, and its best few
+    /// ranked again by their best sentence ([`crate::proximity`]).
     Fusion,
     /// Reading the ranked chunks and their similarity from the store.
     Fetch,

@@ -98,6 +98,7 @@ pub async fn search(
         k,
         mode: req.mode.unwrap_or_default(),
         ef: None,
+        ..RetrieveConfig::default()
     };
     let engine = state.engine.clone();
     let query = req.query.clone();
