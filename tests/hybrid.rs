@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use docent_index::Index;
 use docent_rag::retrieve::search;
@@ -13,6 +13,22 @@ use docent_rag::{RetrieveConfig, SearchMode};
 
 fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
+}
+
+/// A temporary folder with an empty `docs` folder in it, the encoder
+/// fetched first.
+fn folder() -> (tempfile::TempDir, PathBuf) {
+    common::encoder();
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    (tmp, docs)
+}
+
+/// `docent index docs` in `tmp`, then the index it wrote.
+fn index(tmp: &Path) -> Index {
+    common::ok(&common::docent(tmp, &["index", "docs"]));
+    Index::open(&tmp.join(".docent")).unwrap()
 }
 
 fn top_paths(index: &Index, query: &str, mode: SearchMode) -> Vec<String> {
@@ -32,10 +48,7 @@ fn top_paths(index: &Index, query: &str, mode: SearchMode) -> Vec<String> {
 
 #[test]
 fn a_korean_question_sharing_only_bigrams_with_its_paragraph_is_found() {
-    common::encoder();
-    let tmp = tempfile::tempdir().unwrap();
-    let docs = tmp.path().join("docs");
-    std::fs::create_dir(&docs).unwrap();
+    let (tmp, docs) = folder();
     write(
         &docs,
         "seoul.txt",
@@ -56,8 +69,7 @@ fn a_korean_question_sharing_only_bigrams_with_its_paragraph_is_found() {
         "kimchi.txt",
         "김치는 배추와 무를 소금에 절이고 고춧가루와 젓갈로 양념하여 발효시킨 음식이다.\n",
     );
-    common::ok(&common::docent(tmp.path(), &["index", "docs"]));
-    let index = Index::open(&tmp.path().join(".docent")).unwrap();
+    let index = index(tmp.path());
     // No word of the question appears as such in the paragraph ("서울"
     // against "서울특별시는", "인구가" against "인구는"): only the bigrams
     // 서울 and 인구 are shared.
@@ -90,10 +102,7 @@ fn a_korean_question_sharing_only_bigrams_with_its_paragraph_is_found() {
 
 #[test]
 fn the_lexical_table_follows_the_store_through_reindexing() {
-    common::encoder();
-    let tmp = tempfile::tempdir().unwrap();
-    let docs = tmp.path().join("docs");
-    std::fs::create_dir(&docs).unwrap();
+    let (tmp, docs) = folder();
     write(
         &docs,
         "a.md",
@@ -170,9 +179,7 @@ fn the_lexical_table_follows_the_store_through_reindexing() {
 fn a_comparison_gets_a_source_for_each_side() {
     use docent_rag::retrieve::{retrieve_with, Coverage};
     use docent_rag::trace::Spans;
-    let tmp = tempfile::tempdir().unwrap();
-    let docs = tmp.path().join("docs");
-    std::fs::create_dir(&docs).unwrap();
+    let (tmp, docs) = folder();
     write(
         &docs,
         "langserve.txt",
@@ -190,8 +197,7 @@ fn a_comparison_gets_a_source_for_each_side() {
         "fastapi.txt",
         "FastAPI is a Python web framework for building REST APIs quickly.\n",
     );
-    common::ok(&common::docent(tmp.path(), &["index", "docs"]));
-    let index = Index::open(&tmp.path().join(".docent")).unwrap();
+    let index = index(tmp.path());
     let cfg = RetrieveConfig {
         k: 1,
         mode: SearchMode::Hybrid,
@@ -231,10 +237,7 @@ fn a_comparison_gets_a_source_for_each_side() {
 
 #[test]
 fn the_chunk_whose_one_sentence_holds_the_question_is_ranked_first() {
-    common::encoder();
-    let tmp = tempfile::tempdir().unwrap();
-    let docs = tmp.path().join("docs");
-    std::fs::create_dir(&docs).unwrap();
+    let (tmp, docs) = folder();
     // Every word of the question, each in a sentence of its own, the most
     // telling ones more than once.
     write(
@@ -276,8 +279,7 @@ fn the_chunk_whose_one_sentence_holds_the_question_is_ranked_first() {
     ] {
         write(&docs, name, &format!("{text}\n"));
     }
-    common::ok(&common::docent(tmp.path(), &["index", "docs"]));
-    let index = Index::open(&tmp.path().join(".docent")).unwrap();
+    let index = index(tmp.path());
     let q = "What did Luther devise to teach Christianity to the congregation?";
     let v = common::encoder().embed(&[q]).unwrap().pop().unwrap();
     let first = |sentence_weight: f32| {

@@ -239,6 +239,21 @@ impl Generator {
         }
     }
 
+    /// Refuses an empty `prompt` (named `what` in the message) and one that
+    /// leaves no room in the context for a token after it.
+    fn check_prompt(&self, prompt: &[u32], what: &str) -> Result<(), GenerateError> {
+        if prompt.is_empty() {
+            return Err(GenerateError::Config(format!("{what} is empty")));
+        }
+        if prompt.len() >= self.model.context() {
+            return Err(GenerateError::PromptTooLong {
+                tokens: prompt.len(),
+                budget: self.model.context() - 1,
+            });
+        }
+        Ok(())
+    }
+
     /// Runs `prompt` and generates an answer, calling `on_text` with each
     /// piece of text as soon as it is complete; `on_text` returns false to
     /// stop early.
@@ -249,15 +264,7 @@ impl Generator {
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> Result<Generation, GenerateError> {
         cfg.sampler.validate()?;
-        if prompt.is_empty() {
-            return Err(GenerateError::Config("the prompt is empty".into()));
-        }
-        if prompt.len() >= self.model.context() {
-            return Err(GenerateError::PromptTooLong {
-                tokens: prompt.len(),
-                budget: self.model.context() - 1,
-            });
-        }
+        self.check_prompt(prompt, "the prompt")?;
         let mut sampler = Sampler::new(cfg.sampler.clone());
         let mut timings = Timings {
             prompt_tokens: prompt.len(),
@@ -375,15 +382,7 @@ impl Generator {
         if !self.model.can_rewind() {
             return Ok(None);
         }
-        if prompt.is_empty() {
-            return Err(GenerateError::Config("the question is empty".into()));
-        }
-        if prompt.len() >= self.model.context() {
-            return Err(GenerateError::PromptTooLong {
-                tokens: prompt.len(),
-                budget: self.model.context() - 1,
-            });
-        }
+        self.check_prompt(prompt, "the question")?;
         // The last token is read again in any case: it gives the logits.
         let shared = self
             .cached
