@@ -141,7 +141,7 @@ pub struct RankFlags {
     /// Hybrid search: how much the share of the question that a chunk's
     /// best sentence holds adds to its fused score, for the best ten
     /// fused chunks. 0 ranks by the fused score alone.
-    #[arg(long, default_value_t = RetrieveConfig::default().sentence_weight)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = RetrieveConfig::default().sentence_weight)]
     pub sentence_weight: f32,
 }
 

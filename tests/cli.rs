@@ -270,6 +270,17 @@ fn bad_inputs_give_warnings_not_panics() {
     assert!((3..=4).contains(&files), "{report}");
     let hits = search(tmp.path(), ".docent", "crème brûlée dessert");
     assert!(hits.contains(&"latin1.txt".to_string()), "{hits:?}");
+    // A ranking setting out of range says which and why.
+    let out = docent(
+        tmp.path(),
+        &["search", "dessert", "--sentence-weight", "-1"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("sentence weight must be a number of at least 0"),
+        "{}",
+        stderr(&out)
+    );
 
     // A missing folder and a missing index are clear errors.
     let out = docent(tmp.path(), &["index", "no-such-folder"]);
