@@ -26,16 +26,30 @@ highest that still keeps 90% of that language's answerable questions
 (declining a question the documents answer costs a user more than running
 the model on one they do not: the model may still decline it); the best
 balanced accuracy over all files is printed beside them.
+
+With `--across`, each file is a set whose questions were translated into
+another language than its documents (`cargo bench --bench
+translate_questions`; its unanswerable questions are left out), and the
+threshold is the one for a chunk in another script than the question
+(`retrieval.min_score_across`): the same split, a Korean question about an
+English article in the index against one about an article outside it.
+
+    python3 scripts/calibrate_min_score.py --encoder multilingual-e5-small --across sq1-ko.json
+
+`DOCENT` names the binary (default: target/debug/docent).
 """
 import argparse
 import json
+import os
 import pathlib
 import random
 import subprocess
 import sys
 import tempfile
 
-DOCENT = pathlib.Path(__file__).resolve().parent.parent / "target" / "debug" / "docent"
+DOCENT = os.environ.get(
+    "DOCENT", pathlib.Path(__file__).resolve().parent.parent / "target" / "debug" / "docent"
+)
 PER_SIDE = 400
 
 
@@ -67,7 +81,11 @@ def run(path, work, encoder):
     n = 0
     for i, article in enumerate(data):
         for p in article["paragraphs"]:
-            qs = [q["question"].replace("\n", " ").strip() for q in p["qas"]]
+            qs = [
+                q["question"].replace("\n", " ").strip()
+                for q in p["qas"]
+                if not q.get("is_impossible")
+            ]
             if i % 2 == 0:
                 (docs / f"{n:05d}.txt").write_text(
                     article["title"].replace("_", " ") + "\n\n" + p["context"] + "\n"
@@ -97,6 +115,8 @@ def table(name, yes, no, thresholds):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--encoder", default="all-minilm-l6-v2")
+    ap.add_argument("--across", action="store_true",
+                    help="the files' questions are translated: calibrate min_score_across")
     ap.add_argument("files", nargs="+")
     args = ap.parse_args()
     thresholds = [x / 100 for x in range(10, 96, 1)]
@@ -121,7 +141,8 @@ def main():
         table(pathlib.Path(path).name, yes, no, near)
         kept = sum(s >= best for s in yes) / len(yes)
         declined = sum(s < best for s in no) / len(no)
-        print(f"{args.encoder}, {pathlib.Path(path).name}: highest threshold keeping 90% of "
+        what = "min_score_across" if args.across else "min_score"
+        print(f"{args.encoder}, {pathlib.Path(path).name}: {what}, highest threshold keeping 90% of "
               f"answerable questions {best:.2f}: answerable kept {kept:.3f}, "
               f"unanswerable declined {declined:.3f}")
 

@@ -94,3 +94,75 @@ fn the_default_model_answers_the_corpus_questions_and_declines_the_others() {
         );
     }
 }
+
+#[test]
+fn a_korean_question_over_english_documents_gets_a_korean_answer_the_check_supports() {
+    common::gguf(docent_rag::DEFAULT_GENERATOR);
+    let work = tempfile::tempdir().unwrap();
+    let docs = work.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    // The English documents of `corpus/` only: the answer's sources cannot
+    // be in Korean.
+    for f in ["glossary-en.md", "langchain-ecosystem.html"] {
+        std::fs::copy(common::corpus().join(f), docs.join(f)).unwrap();
+    }
+    let o = common::docent(
+        work.path(),
+        &["ask", "--docs", "docs", "--json", "LangServe는 무엇인가요?"],
+    );
+    let out: Value = serde_json::from_str(&common::ok(&o)).unwrap();
+    let answer = out["answer"].as_str().unwrap();
+    assert_eq!(out["abstained"], false, "{out:#}");
+    assert_eq!(
+        docent_rag::crosslingual::script(answer),
+        docent_rag::crosslingual::Script::Hangul,
+        "{out:#}"
+    );
+    // Its words are not the sources', so the encoder vouches for it: a
+    // sentence close to an English sentence of the LangServe entry.
+    let support = out["support"].as_array().unwrap();
+    let translated: Vec<&Value> = support
+        .iter()
+        .filter(|s| s["similarity"].as_f64().is_some_and(|x| x >= 0.86))
+        .collect();
+    assert!(!translated.is_empty(), "{out:#}");
+    for s in &translated {
+        assert_eq!(s["supported"], true, "{out:#}");
+        let n = s["best_source"].as_u64().unwrap() as usize;
+        let source = &out["sources"][n - 1];
+        assert!(source.to_string().contains("LangServe"), "{out:#}");
+    }
+    // Its citation marks are after what they cite.
+    assert!(!answer.starts_with('['), "{out:#}");
+
+    // A question whose closest English chunk is below the Korean threshold
+    // (0.85) gets through the gate on the threshold for a chunk in another
+    // language, and is answered.
+    let o = common::docent(
+        work.path(),
+        &[
+            "ask",
+            "--docs",
+            "docs",
+            "--json",
+            "깃허브는 어느 회사가 소유하고 있나요?",
+        ],
+    );
+    let out: Value = serde_json::from_str(&common::ok(&o)).unwrap();
+    let closest = out["trace"]["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["dense"].as_f64())
+        .fold(0.0, f64::max);
+    assert!(
+        closest < out["trace"]["settings"]["min_score"].as_f64().unwrap(),
+        "the premise: the Korean threshold alone declines it\n{out:#}"
+    );
+    assert_eq!(out["abstained"], false, "{out:#}");
+    let answer = out["answer"].as_str().unwrap();
+    assert!(
+        answer.contains("Microsoft") || answer.contains("마이크로소프트"),
+        "{out:#}"
+    );
+}

@@ -355,7 +355,8 @@ fn ask_json_carries_the_trace_of_every_stage() {
             "model_load",
             "prompt",
             "prompt_processing",
-            "decoding"
+            "decoding",
+            "grounding"
         ]
     );
     let mut end = 0.0;

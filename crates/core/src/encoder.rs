@@ -31,6 +31,19 @@ pub struct RetrievalSettings {
     pub dense_weight_latin: f32,
     /// ... and for one in Hangul, Han or kana; mixed scripts in proportion.
     pub dense_weight_cjk: f32,
+    /// The cosine between an answer sentence and a source sentence in
+    /// another script at or above which the grounding check takes the one
+    /// for a translation of the other; `None` for an encoder that does not
+    /// place languages side by side (and for indexes recorded before).
+    #[serde(default)]
+    pub min_translation_similarity: Option<f32>,
+    /// The cosine a chunk in another script than the question (Korean
+    /// question, English chunk, or the other way round) lets the question
+    /// through the retrieval gate at: an encoder puts a question and a
+    /// passage in two languages less close than in one. `None`: only the
+    /// thresholds above.
+    #[serde(default)]
+    pub min_score_across: Option<f32>,
 }
 
 impl Default for RetrievalSettings {
@@ -42,6 +55,8 @@ impl Default for RetrievalSettings {
             min_score_cjk: 0.40,
             dense_weight_latin: 0.5,
             dense_weight_cjk: 0.0,
+            min_translation_similarity: None,
+            min_score_across: None,
         }
     }
 }

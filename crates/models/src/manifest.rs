@@ -100,6 +100,15 @@ pub struct RetrievalSpec {
     /// script, and for one in Hangul or other CJK script.
     pub dense_weight_latin: f32,
     pub dense_weight_cjk: f32,
+    /// The cosine at which an answer sentence and a source sentence in
+    /// another script count as saying the same (`benches/cross_language.rs`);
+    /// absent for an encoder of one language.
+    #[serde(default)]
+    pub min_translation_similarity: Option<f32>,
+    /// The gate's cosine for a chunk in another script than the question;
+    /// absent for an encoder of one language.
+    #[serde(default)]
+    pub min_score_across: Option<f32>,
 }
 
 impl ModelSpec {

@@ -15,8 +15,9 @@ use docent_index::{live_generation, Index};
 use crate::answer::{
     is_decline, no_answer_text, Abstention, Answer, AnswerConfig, Citation, Event, SourceFit,
 };
+use crate::crosslingual::{self, CrossLanguage};
 use crate::excerpt;
-use crate::grounding;
+use crate::grounding::{self, SentenceSupport};
 use crate::indexer::{build_index, load_encoder_for, IndexConfig, IndexEvent, IndexReport};
 use crate::models::{
     generator_is_local, load_encoder, load_generator, GeneratorChoice, GeneratorLoad,
@@ -25,6 +26,7 @@ use crate::models::{
 use crate::quote;
 use crate::retrieve::{self, Retrieval, RetrieveConfig};
 use crate::rewrite;
+use crate::tidy::Tidy;
 use crate::trace::{
     new_trace_id, unix_ms, AnswerTimings, Confidence, IndexRef, PromptTrace, SourceRef, Spans,
     Stage, Trace, TraceSettings,
@@ -315,9 +317,15 @@ impl Engine {
             &mut spans,
         )?;
         let retrieval_ms = spans.now_ms();
+        let settings = index.meta().encoder.retrieval;
         let min_score = cfg
             .min_score
-            .unwrap_or_else(|| index.meta().encoder.retrieval.min_score(question));
+            .unwrap_or_else(|| settings.min_score(question));
+        // A chunk in another language than the question has its own
+        // threshold, unless the caller set one for all.
+        let min_across = settings
+            .min_score_across
+            .filter(|_| cfg.min_score.is_none());
         let (relevant, best) = spans.time(Stage::Filter, || {
             // The closest chunk of the whole index, whether or not the
             // fusion ranks it among the k: whether the documents hold an
@@ -328,12 +336,22 @@ impl Engine {
                 .map(|h| h.similarity)
                 .chain(retrieval.candidates.iter().filter_map(|c| c.dense))
                 .fold(f32::NEG_INFINITY, f32::max);
+            let asked_in = crosslingual::script(question);
+            let best_across = retrieval
+                .hits
+                .iter()
+                .filter(|h| {
+                    crosslingual::differ(asked_in, crosslingual::script(&h.chunk.chunk.text))
+                })
+                .map(|h| h.similarity)
+                .fold(f32::NEG_INFINITY, f32::max);
             // The threshold decides whether the documents hold an answer at
             // all; when the best chunk passes it, the model gets the top k,
             // since the chunk that holds the answer is often not the one
             // most similar to the question (on the shared sets, filtering
             // each chunk by the threshold left the model without it).
-            let relevant: Vec<Citation> = if best >= min_score {
+            let passes = best >= min_score || min_across.is_some_and(|m| best_across >= m);
+            let relevant: Vec<Citation> = if passes {
                 retrieval
                     .hits
                     .iter()
@@ -531,9 +549,22 @@ impl Engine {
             gate,
         };
         let gen_start = spans.now_ms();
+        // Marks the model puts in front of what they cite are moved after
+        // it as the text streams, so every front end reads the answer the
+        // grounding check reads.
+        let mut tidy = Tidy::new();
+        let mut cancelled = false;
         let generation = g.generate(&prompt.tokens, &gen_cfg, &mut |piece| {
-            on_event(Event::Text(piece)).is_continue()
+            let piece = tidy.push(piece);
+            if !cancelled && !piece.is_empty() {
+                cancelled = on_event(Event::Text(&piece)).is_break();
+            }
+            !cancelled
         })?;
+        let rest = tidy.finish();
+        if !cancelled && !rest.is_empty() {
+            let _ = on_event(Event::Text(&rest));
+        }
         let t = &generation.timings;
         spans.push(Stage::PromptProcessing, gen_start, t.prompt_ms);
         spans.push(Stage::Decoding, gen_start + t.prompt_ms, t.decode_ms);
@@ -545,7 +576,7 @@ impl Engine {
         record.trace.timings.decode_tokens_per_s = t.decode_tokens_per_s();
         record.trace.answerable = generation.gate_yes;
         record.trace.confidence = Confidence::of(&generation.token_probs);
-        let mut text = generation.text.trim().to_string();
+        let mut text = tidy.text().trim().to_string();
         let mut abstained = match (generation.stop, generation.gate_yes) {
             (StopReason::Gated, Some(answerable)) => Some(Abstention::NotAnswerable {
                 answerable,
@@ -570,9 +601,26 @@ impl Engine {
         } else {
             let sources: Vec<&str> = citations.iter().map(|c| c.text.as_str()).collect();
             let min = cfg.grounding.min_support;
-            let checked = grounding::check(&text, &sources, min);
+            let start = spans.now_ms();
+            // A sentence in another language than its source is checked
+            // through the encoder, again after each rewrite.
+            let mut cross = index
+                .meta()
+                .encoder
+                .retrieval
+                .min_translation_similarity
+                .map(CrossLanguage::new);
+            let encoder = &self.encoder;
+            let mut across = |support: &mut [SentenceSupport]| match cross.as_mut() {
+                Some(c) => c.support(support, &sources, min, &mut |t| encoder.embed_queries(t)),
+                None => Ok(()),
+            };
+            let mut checked = grounding::check(&text, &sources, min);
+            across(&mut checked)?;
             (text, support) = grounding::correct_citations(&text, checked, &sources, min);
+            across(&mut support)?;
             (text, support) = quote::quote_sources(&text, support, &sources, min);
+            across(&mut support)?;
             if !support.is_empty() && support.iter().all(|s| s.best_support < min) {
                 // Nothing the model wrote is in its sources: on questions
                 // the documents do not answer, small models invent
@@ -592,7 +640,9 @@ impl Engine {
                     declined_text = Some(written);
                 }
                 support = grounding::check(&text, &sources, cfg.grounding.min_support);
+                across(&mut support)?;
             }
+            spans.push(Stage::Grounding, start, spans.now_ms() - start);
         }
         let min_confirmed = cfg
             .min_confirmed

@@ -42,6 +42,12 @@ pub struct SentenceSupport {
     /// source does ([`crate::quote`]: "2 [1]" made "two [1]").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_text: Option<String>,
+    /// For a sentence the words leave unsupported and whose sources are in
+    /// another script: the encoder's cosine to the closest sentence of the
+    /// sources it is checked against ([`crate::crosslingual`]), which is
+    /// its support when it reaches the encoder's threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub similarity: Option<f32>,
 }
 
 /// Scores every sentence of `answer` against `sources` (numbered from 1).
@@ -84,6 +90,7 @@ pub fn check(answer: &str, sources: &[&str], min_support: f32) -> Vec<SentenceSu
                 best_support,
                 model_cites: Vec::new(),
                 model_text: None,
+                similarity: None,
             }
         })
         .collect()
@@ -201,7 +208,7 @@ pub(crate) fn marks(text: &str) -> Vec<(usize, usize)> {
 
 /// Whether `inside` the brackets is a citation mark's: numbers, commas and
 /// spaces.
-fn is_mark(inside: &str) -> bool {
+pub(crate) fn is_mark(inside: &str) -> bool {
     !inside.is_empty()
         && inside
             .chars()
@@ -317,7 +324,7 @@ const ENDING_PAIRS: &[&str] = &[
     "이에", "에요", "예요", "인가", "는가",
 ];
 
-fn is_hangul(c: char) -> bool {
+pub(crate) fn is_hangul(c: char) -> bool {
     ('\u{AC00}'..='\u{D7A3}').contains(&c)
 }
 
@@ -468,10 +475,19 @@ pub(crate) fn without_citations(text: &str) -> String {
         .join(" ")
 }
 
+/// Whether `text` ends with a capital letter standing alone, whose full
+/// stop is a name's initial ("Dwight D. Eisenhower"), not a sentence's end.
+pub(crate) fn ends_with_initial(text: &str) -> bool {
+    let mut last = text.chars().rev();
+    matches!(last.next(), Some(c) if c.is_ascii_uppercase())
+        && last.next().is_none_or(|c| c.is_whitespace() || c == '(')
+}
+
 /// Byte ranges of the sentences of `text`: a sentence ends at a line break,
 /// or after `.`, `!`, `?` or `。` and any citation marks that follow, where
-/// whitespace comes next (so `3.5` and `e.g.x` stay whole).
-pub(crate) fn sentences(text: &str) -> Vec<(usize, usize)> {
+/// whitespace comes next (so `3.5` and `e.g.x` stay whole), unless the full
+/// stop follows a name's initial ("James E. Webb").
+pub fn sentences(text: &str) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let bytes = text.as_bytes();
     let mut start = 0;
@@ -482,7 +498,9 @@ pub(crate) fn sentences(text: &str) -> Vec<(usize, usize)> {
         if c == '\n' {
             out.push((start, i));
             start = next;
-        } else if matches!(c, '.' | '!' | '?' | '。') {
+        } else if matches!(c, '.' | '!' | '?' | '。')
+            && !(c == '.' && ends_with_initial(&text[..i]))
+        {
             // Citation marks after the full stop belong to the sentence.
             let mut end = next;
             while bytes.get(end) == Some(&b' ') || bytes.get(end) == Some(&b'[') {
@@ -571,6 +589,18 @@ mod tests {
             ]
         );
         assert_eq!(citations("a [1, 2] b [3] [x] [10]"), [1, 2, 3, 10]);
+        // A name's initial ends no sentence (nor, the price of it, "Plan
+        // B."); a word in capitals does.
+        let t = "James E. Webb led NASA. It grew. Plan B. Then (C. Smith) left.";
+        let s: Vec<&str> = sentences(t).into_iter().map(|(a, b)| &t[a..b]).collect();
+        assert_eq!(
+            s,
+            [
+                "James E. Webb led NASA.",
+                "It grew.",
+                "Plan B. Then (C. Smith) left."
+            ]
+        );
     }
 
     #[test]

@@ -71,6 +71,7 @@
 
 pub mod answer;
 pub mod compare;
+pub mod crosslingual;
 mod engine;
 mod error;
 pub mod excerpt;
@@ -82,6 +83,7 @@ pub mod quote;
 pub mod reflow;
 pub mod retrieve;
 pub mod rewrite;
+pub mod tidy;
 pub mod trace;
 pub mod watch;
 

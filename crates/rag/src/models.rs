@@ -118,6 +118,8 @@ pub fn retrieval_settings(spec: &ModelSpec) -> RetrievalSettings {
             min_score_cjk: r.min_score_cjk,
             dense_weight_latin: r.dense_weight_latin,
             dense_weight_cjk: r.dense_weight_cjk,
+            min_translation_similarity: r.min_translation_similarity,
+            min_score_across: r.min_score_across,
         })
         .unwrap_or_default()
 }

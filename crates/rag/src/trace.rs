@@ -43,6 +43,10 @@ pub enum Stage {
     Decoding,
     /// The model asked whether its sources state the answer it wrote.
     Confirm,
+    /// The answer's sentences checked against its sources, with the
+    /// encoder for those in another language than their source
+    /// ([`crate::crosslingual`]).
+    Grounding,
 }
 
 /// One stage's span, in milliseconds from the start of the trace.
