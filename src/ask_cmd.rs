@@ -176,11 +176,19 @@ pub fn run(index_dir: &Path, args: AskArgs, started: Instant) -> Result<()> {
     if let Some(Abstention::NoRelevantSource {
         best_similarity,
         min_score,
+        best_across,
+        min_score_across,
     }) = &answer.abstained
     {
         println!("{}", answer.text);
+        let across = match (best_across, min_score_across) {
+            (Some(best), Some(min)) => {
+                format!("; the closest in the other language scored {best:.3}, below {min:.2}")
+            }
+            _ => String::new(),
+        };
         eprintln!(
-            "(the closest passage scored {best_similarity:.3}, below --min-score {min_score:.2}; the model was not run)"
+            "(the closest passage scored {best_similarity:.3}, below --min-score {min_score:.2}{across}; the model was not run)"
         );
         return Ok(());
     }

@@ -165,4 +165,37 @@ fn a_korean_question_over_english_documents_gets_a_korean_answer_the_check_suppo
         answer.contains("Microsoft") || answer.contains("마이크로소프트"),
         "{out:#}"
     );
+
+    // One the documents do not touch still stops at the gate, which says
+    // what the closest English chunk scored against its threshold.
+    let o = common::docent(
+        work.path(),
+        &[
+            "ask",
+            "--docs",
+            "docs",
+            "--json",
+            "이순신 장군은 어느 해에 태어났나요?",
+        ],
+    );
+    let out: Value = serde_json::from_str(&common::ok(&o)).unwrap();
+    let gate = &out["abstention"];
+    assert_eq!(gate["reason"], "no_relevant_source", "{out:#}");
+    let min = gate["min_score_across"].as_f64().unwrap();
+    assert!((min - 0.76).abs() < 1e-6, "{out:#}");
+    assert!(gate["best_across"].as_f64().unwrap() < min, "{out:#}");
+    let o = common::docent(
+        work.path(),
+        &[
+            "ask",
+            "--docs",
+            "docs",
+            "이순신 장군은 어느 해에 태어났나요?",
+        ],
+    );
+    assert!(
+        common::stderr(&o).contains("the closest in the other language scored"),
+        "{}",
+        common::stderr(&o)
+    );
 }

@@ -172,6 +172,14 @@ pub enum Abstention {
     NoRelevantSource {
         best_similarity: f32,
         min_score: f32,
+        /// The closest of the retrieved chunks in the other language than
+        /// the question, and the threshold such a chunk had to reach
+        /// ([`docent_core::RetrievalSettings::min_score_across`]), when the
+        /// encoder has one and such a chunk was retrieved.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        best_across: Option<f32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        min_score_across: Option<f32>,
     },
     /// The model said that its sources do not hold the answer.
     ModelDeclined,

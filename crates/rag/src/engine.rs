@@ -326,7 +326,7 @@ impl Engine {
         let min_across = settings
             .min_score_across
             .filter(|_| cfg.min_score.is_none());
-        let (relevant, best) = spans.time(Stage::Filter, || {
+        let (relevant, best, best_across) = spans.time(Stage::Filter, || {
             // The closest chunk of the whole index, whether or not the
             // fusion ranks it among the k: whether the documents hold an
             // answer does not depend on the lexical side's ranking.
@@ -361,7 +361,7 @@ impl Engine {
             } else {
                 Vec::new()
             };
-            (relevant, best)
+            (relevant, best, best_across)
         });
         let mut record = Record {
             trace: Trace {
@@ -408,9 +408,12 @@ impl Engine {
         record.keep(&[]);
 
         if relevant.is_empty() {
+            let across = min_across.filter(|_| best_across.is_finite());
             let abstained = Abstention::NoRelevantSource {
                 best_similarity: if best.is_finite() { best } else { 0.0 },
                 min_score,
+                best_across: across.map(|_| best_across),
+                min_score_across: across,
             };
             let _ = on_event(Event::End {
                 stop: None,
