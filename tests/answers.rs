@@ -106,11 +106,12 @@ fn a_korean_question_over_english_documents_gets_a_korean_answer_the_check_suppo
     for f in ["glossary-en.md", "langchain-ecosystem.html"] {
         std::fs::copy(common::corpus().join(f), docs.join(f)).unwrap();
     }
-    let o = common::docent(
-        work.path(),
-        &["ask", "--docs", "docs", "--json", "LangServe는 무엇인가요?"],
-    );
-    let out: Value = serde_json::from_str(&common::ok(&o)).unwrap();
+    // `docent ask --json` over the folder.
+    let ask = |question: &str| -> Value {
+        let o = common::docent(work.path(), &["ask", "--docs", "docs", "--json", question]);
+        serde_json::from_str(&common::ok(&o)).unwrap()
+    };
+    let out = ask("LangServe는 무엇인가요?");
     let answer = out["answer"].as_str().unwrap();
     assert_eq!(out["abstained"], false, "{out:#}");
     assert_eq!(
@@ -138,17 +139,7 @@ fn a_korean_question_over_english_documents_gets_a_korean_answer_the_check_suppo
     // A question whose closest English chunk is below the Korean threshold
     // (0.85) gets through the gate on the threshold for a chunk in another
     // language, and is answered.
-    let o = common::docent(
-        work.path(),
-        &[
-            "ask",
-            "--docs",
-            "docs",
-            "--json",
-            "깃허브는 어느 회사가 소유하고 있나요?",
-        ],
-    );
-    let out: Value = serde_json::from_str(&common::ok(&o)).unwrap();
+    let out = ask("깃허브는 어느 회사가 소유하고 있나요?");
     let closest = out["trace"]["candidates"]
         .as_array()
         .unwrap()
@@ -168,17 +159,7 @@ fn a_korean_question_over_english_documents_gets_a_korean_answer_the_check_suppo
 
     // One the documents do not touch still stops at the gate, which says
     // what the closest English chunk scored against its threshold.
-    let o = common::docent(
-        work.path(),
-        &[
-            "ask",
-            "--docs",
-            "docs",
-            "--json",
-            "이순신 장군은 어느 해에 태어났나요?",
-        ],
-    );
-    let out: Value = serde_json::from_str(&common::ok(&o)).unwrap();
+    let out = ask("이순신 장군은 어느 해에 태어났나요?");
     let gate = &out["abstention"];
     assert_eq!(gate["reason"], "no_relevant_source", "{out:#}");
     let min = gate["min_score_across"].as_f64().unwrap();

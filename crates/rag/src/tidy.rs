@@ -70,8 +70,8 @@ fn bracket(s: &str, at_end: bool) -> Bracket {
     }
 }
 
-/// One step of [`Tidy`]: how much of the pending text it consumed and what
-/// it wrote, or that it needs more text to decide.
+/// One step of [`Tidy`]: how much of the pending text it consumed (what
+/// it wrote went to its output), or that it needs more text to decide.
 enum Step {
     Consumed(usize),
     NeedMore,
