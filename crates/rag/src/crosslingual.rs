@@ -149,6 +149,18 @@ impl CrossLanguage {
                 self.vectors.insert(text.to_string(), v);
             }
         }
+        // Each needed source's words, read once for every sentence.
+        let source_units: Vec<HashSet<String>> = sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                if needed.contains(&(i + 1)) {
+                    grounding::units(s)
+                } else {
+                    HashSet::new()
+                }
+            })
+            .collect();
         for (i, text, others) in &wanted {
             let s = &mut support[*i];
             let own = &self.vectors[text];
@@ -166,7 +178,7 @@ impl CrossLanguage {
                 if checked {
                     closest = closest.max(sim);
                 }
-                let units = grounding::units(sources[n - 1]);
+                let units = &source_units[n - 1];
                 if sim < self.min_similarity || !numbers.iter().all(|u| units.contains(u)) {
                     continue;
                 }
