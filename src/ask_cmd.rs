@@ -246,7 +246,7 @@ pub fn run(index_dir: &Path, args: AskArgs, started: Instant) -> Result<()> {
     if !recited.is_empty() {
         writeln!(
             stdout,
-            "\nCitations corrected (the source cited does not hold it):"
+            "\nCitations corrected (the sources cited do not hold all of it):"
         )?;
         for s in recited {
             let marks: Vec<String> = s.model_cites.iter().map(|n| format!("[{n}]")).collect();

@@ -115,6 +115,9 @@ fn rag(e: &RagError) -> Option<String> {
             "--encoder names the sentence encoder; see `docent models list`".into()
         }
         RagError::NoRoomForPrompt { .. } => "lower --max-tokens or raise --ctx".into(),
+        RagError::EmptyQuestion => {
+            "put the question in quotes after the command: docent ask \"What is HNSW?\"".into()
+        }
         _ => return None,
     })
 }

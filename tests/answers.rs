@@ -74,6 +74,24 @@ fn the_default_model_answers_the_corpus_questions_and_declines_the_others() {
     let ko = find("양자화란 무엇인가요?");
     assert_eq!(ko["right"], true, "{ko:#}");
     assert_eq!(ko["language"], "Korean", "{ko:#}");
+    // A comparison takes one side from each source, and its citations
+    // name both (the model cites one; the check gives it the other).
+    let both = find("What is the difference between LangServe and LangSmith?");
+    let mut cited: Vec<u64> = both["support"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| {
+            s["cites"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n.as_u64().unwrap())
+        })
+        .collect();
+    cited.sort_unstable();
+    cited.dedup();
+    assert!(cited.len() >= 2, "{both:#}");
     // The default model is asked whether its sources answer the question
     // before each answer it writes (its manifest entry calibrates it).
     for r in records.iter().filter(|r| r["declined"] == false) {

@@ -282,6 +282,16 @@ fn bad_inputs_give_warnings_not_panics() {
         stderr(&out)
     );
 
+    // An empty question is refused before anything is searched, not
+    // answered with whatever chunk happens to be first.
+    for args in [&["search", " "][..], &["ask", ""][..]] {
+        let out = docent(tmp.path(), args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains("the question is empty"), "{args:?}: {err}");
+        assert!(err.contains("hint:"), "{args:?}: {err}");
+    }
+
     // A missing folder and a missing index are clear errors.
     let out = docent(tmp.path(), &["index", "no-such-folder"]);
     assert!(!out.status.success());

@@ -375,7 +375,13 @@ fn the_confirmation_is_asked_after_the_answer_recorded_and_declines_below_its_th
         Some(unasked.text.as_str()),
         "the trace keeps what the model wrote"
     );
+    assert_eq!(
+        declined.trace.declined_support, unasked.support,
+        "and the check's reading of it"
+    );
+    assert!(!unasked.support.is_empty());
     assert_eq!(unasked.trace.declined_text, None);
+    assert!(unasked.trace.declined_support.is_empty());
     match declined.abstained {
         Some(docent_rag::Abstention::NotConfirmed {
             confirmed,

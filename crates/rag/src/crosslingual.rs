@@ -185,6 +185,7 @@ impl CrossLanguage {
                 if sim > s.best_support {
                     s.best_support = sim;
                     s.best_source = Some(n);
+                    s.best_sources = vec![n];
                 }
                 if checked && sim > s.support {
                     s.support = sim;

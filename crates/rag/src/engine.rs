@@ -246,6 +246,9 @@ impl Engine {
 
     /// Embeds `question` and retrieves its best chunks.
     pub fn retrieve(&self, question: &str, cfg: &RetrieveConfig) -> Result<Retrieval, RagError> {
+        if question.trim().is_empty() {
+            return Err(RagError::EmptyQuestion);
+        }
         let index = self.index()?;
         let mut spans = Spans::start();
         retrieve::retrieve(&index, &self.encoder, question, cfg, &mut spans)
@@ -302,6 +305,9 @@ impl Engine {
         on_event: &mut dyn FnMut(Event<'_>) -> ControlFlow<()>,
     ) -> Result<Answer, RagError> {
         cfg.validate()?;
+        if question.trim().is_empty() {
+            return Err(RagError::EmptyQuestion);
+        }
         let started_at_ms = unix_ms();
         let mut spans = Spans::start();
         let index = self.index()?;
@@ -382,6 +388,7 @@ impl Engine {
                     mode: cfg.retrieve.mode,
                     ef: retrieval.ef,
                     min_score,
+                    min_score_across: min_across,
                     max_tokens: cfg.max_tokens,
                     context: None,
                     sampler: cfg.sampler.clone(),
@@ -391,6 +398,7 @@ impl Engine {
                 prompt: None,
                 answer: String::new(),
                 declined_text: None,
+                declined_support: Vec::new(),
                 support: Vec::new(),
                 sources: Vec::new(),
                 abstained: None,
@@ -593,8 +601,9 @@ impl Engine {
             _ => None,
         };
         let mut support = Vec::new();
-        // What the model wrote, if it is declined below.
+        // What the model wrote, if it is declined below, and its support.
         let mut declined_text = None;
+        let mut declined_support = Vec::new();
         if abstained.is_some() {
             // One sentence, whatever the model went on to say.
             declined_text = Some(std::mem::replace(
@@ -633,7 +642,7 @@ impl Engine {
                     &mut text,
                     no_answer_text(question).to_string(),
                 ));
-                support.clear();
+                declined_support = std::mem::take(&mut support);
             } else if cfg.grounding.strict && support.iter().any(|s| !s.supported) {
                 let written = std::mem::take(&mut text);
                 text = grounding::supported_text(&written, &support);
@@ -641,6 +650,7 @@ impl Engine {
                     abstained = Some(Abstention::Unsupported);
                     text = no_answer_text(question).to_string();
                     declined_text = Some(written);
+                    declined_support = support.clone();
                 }
                 support = grounding::check(&text, &sources, cfg.grounding.min_support);
                 across(&mut support)?;
@@ -676,11 +686,12 @@ impl Engine {
                     &mut text,
                     no_answer_text(question).to_string(),
                 ));
-                support.clear();
+                declined_support = std::mem::take(&mut support);
             }
         }
         drop(slot);
         record.trace.declined_text = declined_text.filter(|t: &String| !t.is_empty());
+        record.trace.declined_support = declined_support;
         record.trace.support = support.clone();
         let _ = on_event(Event::End {
             stop: Some(generation.stop),

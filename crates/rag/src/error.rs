@@ -51,6 +51,10 @@ pub enum RagError {
          in the model's {context}-token context"
     )]
     NoRoomForPrompt { max_tokens: usize, context: usize },
+    /// A question or search of nothing but spaces: there is nothing to
+    /// look for, and every chunk would be as near as any other.
+    #[error("the question is empty")]
+    EmptyQuestion,
     /// A setting out of its range (the message names it).
     #[error("{0}")]
     Config(String),

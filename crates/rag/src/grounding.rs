@@ -1,11 +1,16 @@
 //! The grounding check: how well each sentence of an answer is supported
 //! by the sources it cites (by all the sources when it cites none).
 //!
-//! A sentence's support is the share of its content that its best source
-//! also holds: words of three letters or more outside a short list of
-//! function words, and for Korean, whose words take particles and endings
-//! (`서울에서`, `서울은`), the pairs of neighbouring Hangul syllables
-//! within a word. The check reads text only: no IO, no model.
+//! A sentence's support is the share of its content that the sources it
+//! cites hold between them: words of three letters or more outside a short
+//! list of function words, and for Korean, whose words take particles and
+//! endings (`서울에서`, `서울은`), the pairs of neighbouring Hangul
+//! syllables within a word. A sentence that cites none, or cites sources
+//! that do not hold it, is measured against the best of the sources: the
+//! one that holds most of it, with a second (third…) beside it when that
+//! one holds a real part of what the first does not, as a comparison draws
+//! on one source for each side. The check reads text only: no IO, no
+//! model.
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -29,11 +34,18 @@ pub struct SentenceSupport {
     pub support: f32,
     /// `support >= min_support`.
     pub supported: bool,
-    /// The source (`n`) that supports it best, cited or not, and how well:
-    /// a sentence that cites `[1]` when `[2]` holds it is miscited rather
-    /// than invented, and [`correct_citations`] points it at `[2]`.
+    /// The source (`n`) that supports it best, cited or not, and how well
+    /// it and [`best_sources`](Self::best_sources) do together: a sentence
+    /// that cites `[1]` when `[2]` holds it is miscited rather than
+    /// invented, and [`correct_citations`] points it at `[2]`.
     pub best_source: Option<usize>,
     pub best_support: f32,
+    /// The sources that hold it best between them, best first: the best
+    /// source alone, or with the others that each hold at least
+    /// [`JOINT_SHARE`] of the sentence the ones before it do not ("HNSW is
+    /// an index [2], while quantization stores weights in fewer bits [1]").
+    #[serde(default)]
+    pub best_sources: Vec<usize>,
     /// The sources the model cited, when docent corrected them
     /// ([`correct_citations`]); empty when the marks are the model's own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -50,6 +62,11 @@ pub struct SentenceSupport {
     pub similarity: Option<f32>,
 }
 
+/// A source joins the best source in supporting a sentence when it holds
+/// at least this share of the sentence's content that the sources before
+/// it do not: a real part of the sentence, not a stray word of it.
+pub const JOINT_SHARE: f32 = 0.25;
+
 /// Scores every sentence of `answer` against `sources` (numbered from 1).
 pub fn check(answer: &str, sources: &[&str], min_support: f32) -> Vec<SentenceSupport> {
     let source_units: Vec<HashSet<String>> = sources.iter().map(|s| units(s)).collect();
@@ -62,22 +79,11 @@ pub fn check(answer: &str, sources: &[&str], min_support: f32) -> Vec<SentenceSu
                 .filter(|&n| n >= 1 && n <= sources.len())
                 .collect();
             let own = units(&strip_citations(text));
-            let score = |n: usize| {
-                if own.is_empty() {
-                    1.0
-                } else {
-                    own.intersection(&source_units[n - 1]).count() as f32 / own.len() as f32
-                }
-            };
-            let best_of = |ns: &mut dyn Iterator<Item = usize>| {
-                ns.map(|n| (score(n), Some(n)))
-                    .fold((0.0f32, None), |a, b| if b.0 > a.0 { b } else { a })
-            };
-            let (best_support, best_source) = best_of(&mut (1..=sources.len()));
+            let (best_sources, best_support) = best_sources(&own, &source_units);
             let support = if cites.is_empty() {
                 best_support
             } else {
-                best_of(&mut cites.iter().copied()).0
+                held(&own, &source_units, &cites)
             };
             SentenceSupport {
                 text: text.to_string(),
@@ -86,8 +92,9 @@ pub fn check(answer: &str, sources: &[&str], min_support: f32) -> Vec<SentenceSu
                 cites,
                 support,
                 supported: support >= min_support,
-                best_source,
+                best_source: best_sources.first().copied(),
                 best_support,
+                best_sources,
                 model_cites: Vec::new(),
                 model_text: None,
                 similarity: None,
@@ -96,21 +103,95 @@ pub fn check(answer: &str, sources: &[&str], min_support: f32) -> Vec<SentenceSu
         .collect()
 }
 
-/// Whether a sentence cites sources that do not hold it while another
-/// source does.
-fn miscited(s: &SentenceSupport, min_support: f32) -> bool {
-    !s.supported && !s.cites.is_empty() && s.best_source.is_some() && s.best_support >= min_support
+/// The share of `own` that the sources `ns` (numbered from 1) hold between
+/// them; 1 when there is nothing to check.
+fn held(own: &HashSet<String>, source_units: &[HashSet<String>], ns: &[usize]) -> f32 {
+    if own.is_empty() {
+        return 1.0;
+    }
+    let found = own
+        .iter()
+        .filter(|u| ns.iter().any(|&n| source_units[n - 1].contains(*u)))
+        .count();
+    found as f32 / own.len() as f32
+}
+
+/// The sources that hold `own` best between them, best first, and the
+/// share they hold: the source that holds most of it, then, while one
+/// holds at least [`JOINT_SHARE`] of it that those before do not, the
+/// one that holds most. No source when none holds any of it.
+fn best_sources(own: &HashSet<String>, source_units: &[HashSet<String>]) -> (Vec<usize>, f32) {
+    if source_units.is_empty() {
+        return (Vec::new(), 0.0);
+    }
+    if own.is_empty() {
+        return (vec![1], 1.0);
+    }
+    let mut chosen: Vec<usize> = Vec::new();
+    let mut left: Vec<&String> = own.iter().collect();
+    loop {
+        // The first source with the most of what is left (ties go to the
+        // better-ranked source).
+        let best = (1..=source_units.len())
+            .filter(|n| !chosen.contains(n))
+            .map(|n| {
+                let adds = left
+                    .iter()
+                    .filter(|u| source_units[n - 1].contains(**u))
+                    .count();
+                (n, adds)
+            })
+            .fold(None, |a: Option<(usize, usize)>, b| match a {
+                Some(a) if a.1 >= b.1 => Some(a),
+                _ => Some(b),
+            });
+        let Some((n, adds)) = best else { break };
+        let enough = if chosen.is_empty() {
+            adds > 0
+        } else {
+            adds >= 2 && adds as f32 >= JOINT_SHARE * own.len() as f32
+        };
+        if !enough {
+            break;
+        }
+        chosen.push(n);
+        left.retain(|u| !source_units[n - 1].contains(*u));
+    }
+    let support = (own.len() - left.len()) as f32 / own.len() as f32;
+    (chosen, support)
+}
+
+/// The sources a sentence should cite instead of those it does, in
+/// order, if any: the ones that hold it best, when those it cites do not
+/// hold it (it is miscited) or hold a real part less of it
+/// ([`JOINT_SHARE`]: "LangServe deploys chains, while LangSmith traces
+/// them [1]" where [2] is LangServe's, or "19 yards [2]" where [2] says
+/// "yards" and [1] says "19 yards").
+fn recited(s: &SentenceSupport, min_support: f32) -> Option<Vec<usize>> {
+    if s.cites.is_empty() || s.best_sources.is_empty() || s.best_support < min_support {
+        return None;
+    }
+    if s.supported && s.best_support - s.support < JOINT_SHARE {
+        return None;
+    }
+    let mut ns = s.best_sources.clone();
+    ns.sort_unstable();
+    let mut cites = s.cites.clone();
+    cites.sort_unstable();
+    cites.dedup();
+    (ns != cites).then_some(ns)
 }
 
 /// `answer` with the citation marks of each miscited sentence (it cites
-/// sources that do not hold it, and another source does) pointed at the
-/// source that holds it, and the support of the result; a corrected
-/// sentence records the marks the model wrote in
+/// sources that do not hold it, and others do) pointed at the sources that
+/// hold it, and of each sentence that leaves out a source holding a real
+/// part of it ([`JOINT_SHARE`]) given that one too; and the support of
+/// the result. A corrected sentence records the marks the model wrote in
 /// [`SentenceSupport::model_cites`]. With two sources in its prompt a small
 /// model often numbers a sentence after the other one ("1985 [2]" where
-/// [1] says it); the sentence is right, its citation is not. `support` is
-/// `check(answer, sources, min_support)`; nothing changes when no sentence
-/// is miscited.
+/// [1] says it), or a comparison after one side; the sentence is right,
+/// its citation is not. `support` is `check(answer, sources,
+/// min_support)`; nothing changes when no sentence is miscited.
 pub fn correct_citations(
     answer: &str,
     support: Vec<SentenceSupport>,
@@ -123,9 +204,10 @@ pub fn correct_citations(
         sources,
         min_support,
         |s, text| {
-            s.best_source
-                .filter(|_| miscited(s, min_support))
-                .map(|n| replace_marks(text, &format!("[{n}]")))
+            recited(s, min_support).map(|ns| {
+                let ns: Vec<String> = ns.iter().map(usize::to_string).collect();
+                replace_marks(text, &format!("[{}]", ns.join(", ")))
+            })
         },
         |new, old| new.model_cites = old.cites.clone(),
     )
@@ -667,6 +749,65 @@ mod tests {
         // A different number is still not supported.
         assert!(!check("3 [1]", &[warsaw], DEFAULT_MIN_SUPPORT)[0].supported);
         assert!(!check("1120 [1]", &[candlestick], DEFAULT_MIN_SUPPORT)[0].supported);
+    }
+
+    #[test]
+    fn a_sentence_that_draws_on_two_sources_is_held_by_them_together() {
+        // `corpus/`: "What is the difference between HNSW and
+        // quantization?" was withdrawn as unsupported, each source
+        // holding only its own half of the model's one sentence.
+        let quantization = "Quantization stores a model's weights with fewer bits, \
+                            for example 4 or 8 bits instead of 16 or 32.";
+        let retriever = "Dense retrievers embed text with a sentence encoder and search \
+                         the vectors with an approximate nearest-neighbour index such as HNSW.";
+        let sources = [quantization, retriever];
+        let answer = "HNSW is a type of approximate nearest-neighbour index, while \
+                      quantization is a technique used to store model weights with fewer \
+                      bits. [1]";
+        let s = check(answer, &sources, DEFAULT_MIN_SUPPORT);
+        assert!(!s[0].supported && s[0].support < 0.4, "{s:?}");
+        assert_eq!(s[0].best_sources, [1, 2], "{s:?}");
+        assert!(s[0].best_support >= 0.6, "{s:?}");
+        // Cited as the two, it is supported; the citation is corrected to
+        // name both.
+        let both = answer.replace("[1]", "[1, 2]");
+        assert!(check(&both, &sources, DEFAULT_MIN_SUPPORT)[0].supported);
+        let (fixed, support) = correct_citations(answer, s, &sources, DEFAULT_MIN_SUPPORT);
+        assert_eq!(fixed, both);
+        assert!(
+            support[0].supported && support[0].model_cites == [1],
+            "{support:?}"
+        );
+        // Supported by the one it cites, it is given the other too when
+        // that holds a real part of it; a source that holds only a stray
+        // word of it gives way to the one that holds it all.
+        let run = ["He ran 19 yards.", "Ten yards."];
+        let s = check("19 yards [2].", &run, 0.5);
+        assert!(s[0].supported && s[0].best_sources == [1], "{s:?}");
+        let (fixed, _) = correct_citations("19 yards [2].", s, &run, 0.5);
+        assert_eq!(fixed, "19 yards [1].");
+        let half = "HNSW is an approximate nearest-neighbour index, while quantization \
+                    stores model weights with fewer bits [1].";
+        let s = check(half, &sources, DEFAULT_MIN_SUPPORT);
+        assert!(s[0].supported && s[0].support < 0.7, "{s:?}");
+        let (fixed, _) = correct_citations(half, s, &sources, DEFAULT_MIN_SUPPORT);
+        assert_eq!(fixed, half.replace("[1]", "[1, 2]"));
+        // Each half alone keeps one source.
+        let s = check(
+            "Quantization stores weights with fewer bits.",
+            &sources,
+            0.5,
+        );
+        assert_eq!(s[0].best_sources, [1]);
+        // A stray word of another source does not join it: the invented
+        // rest stays unsupported.
+        let invented = "Quantization was invented in Paris by Napoleon for every index.";
+        let s = check(invented, &sources, DEFAULT_MIN_SUPPORT);
+        assert_eq!(s[0].best_sources, [1], "{s:?}");
+        assert!(
+            !s[0].supported && s[0].best_support < DEFAULT_MIN_SUPPORT,
+            "{s:?}"
+        );
     }
 
     #[test]

@@ -109,6 +109,11 @@ pub struct TraceSettings {
     pub mode: SearchMode,
     pub ef: usize,
     pub min_score: f32,
+    /// The threshold for a chunk in another script than the question
+    /// ([`docent_core::RetrievalSettings::min_score_across`]), when it
+    /// applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_score_across: Option<f32>,
     pub max_tokens: usize,
     pub context: Option<usize>,
     pub sampler: SamplerConfig,
@@ -177,6 +182,11 @@ pub struct Trace {
     /// not confirm); `answer` is then the decline sentence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub declined_text: Option<String>,
+    /// The grounding check's reading of `declined_text`, sentence by
+    /// sentence, when it was checked before it was declined (what was
+    /// withdrawn as unsupported says here why).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub declined_support: Vec<crate::grounding::SentenceSupport>,
     /// Each sentence's support by the sources, and the source that
     /// supports it best.
     #[serde(default)]

@@ -58,6 +58,7 @@ impl ApiError {
     pub fn from_rag(e: RagError) -> ApiError {
         match e {
             RagError::Config(m) => ApiError::bad_request(m),
+            RagError::EmptyQuestion => ApiError::bad_request("the question is empty"),
             other => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

@@ -267,7 +267,8 @@ pub async fn output_schema() -> Json<Value> {
                         "text": {"type": "string"},
                         "support": {"type": "number"},
                         "supported": {"type": "boolean"},
-                        "best_source": {"type": "integer"}
+                        "best_source": {"type": "integer"},
+                        "best_sources": {"type": "array", "items": {"type": "integer"}}
                     }
                 }
             }
