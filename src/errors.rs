@@ -116,7 +116,8 @@ fn rag(e: &RagError) -> Option<String> {
         }
         RagError::NoRoomForPrompt { .. } => "lower --max-tokens or raise --ctx".into(),
         RagError::EmptyQuestion => {
-            "put the question in quotes after the command: docent ask \"What is HNSW?\"".into()
+            "give the question in quotes after the command, as in: docent ask \"What is HNSW?\""
+                .into()
         }
         _ => return None,
     })

@@ -650,7 +650,7 @@ impl Engine {
                     abstained = Some(Abstention::Unsupported);
                     text = no_answer_text(question).to_string();
                     declined_text = Some(written);
-                    declined_support = support.clone();
+                    declined_support = std::mem::take(&mut support);
                 }
                 support = grounding::check(&text, &sources, cfg.grounding.min_support);
                 across(&mut support)?;

@@ -58,7 +58,7 @@ impl ApiError {
     pub fn from_rag(e: RagError) -> ApiError {
         match e {
             RagError::Config(m) => ApiError::bad_request(m),
-            RagError::EmptyQuestion => ApiError::bad_request("the question is empty"),
+            e @ RagError::EmptyQuestion => ApiError::bad_request(e.to_string()),
             other => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
