@@ -11,7 +11,7 @@ use docent_ingest::{LoadOptions, WalkOptions};
 use docent_rag::answer::{DEFAULT_K, DEFAULT_MAX_PROMPT_TOKENS, DEFAULT_MAX_TOKENS};
 use docent_rag::{
     AnswerConfig, GeneratorChoice, GroundingConfig, IndexConfig, PromptTemplate, QueryRewrite,
-    RetrieveConfig, SamplerConfig, SearchMode, SourceFit, DEFAULT_GENERATOR,
+    QueryTranslation, RetrieveConfig, SamplerConfig, SearchMode, SourceFit, DEFAULT_GENERATOR,
 };
 use serde::Serialize;
 
@@ -224,6 +224,31 @@ pub struct AnswerFlags {
     /// is made standalone before retrieval.
     #[arg(long, value_enum, default_value_t = Rewrite::FollowUp)]
     pub rewrite: Rewrite,
+    /// Translate the question into the documents' other language (Korean
+    /// or English) when its sources are all in that language, so the model
+    /// reads and answers in theirs and the answer is translated back; and
+    /// when nothing in the question's language answers it, to search again.
+    #[arg(long, value_enum, default_value_t = Translate::Auto)]
+    pub translate: Translate,
+}
+
+/// `--translate`: questions across the documents' two languages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Translate {
+    /// Read and search with the question as asked only.
+    Off,
+    /// Translate when the sources are all in the other language, or when
+    /// nothing in the question's language answers it.
+    Auto,
+}
+
+impl From<Translate> for QueryTranslation {
+    fn from(t: Translate) -> Self {
+        match t {
+            Translate::Off => QueryTranslation::Off,
+            Translate::Auto => QueryTranslation::Auto,
+        }
+    }
 }
 
 /// `--source-fit`: what is done with chunks too long for the prompt.
@@ -312,6 +337,7 @@ impl AnswerFlags {
             min_answerable: self.min_answerable,
             min_confirmed: self.min_confirmed,
             rewrite: self.rewrite.into(),
+            translate: self.translate.into(),
         })
     }
 }

@@ -40,6 +40,12 @@ pub struct PromptTemplate {
     /// question is asked.
     #[serde(default)]
     pub confirm: Option<String>,
+    /// A user message that asks for `text` in the language `to`: a question
+    /// searched again in the documents' other language when those in its
+    /// own do not answer it, and the answer written from them (see
+    /// [`build_translate_prompt`]). Without it, nothing is translated.
+    #[serde(default)]
+    pub translate: Option<String>,
 }
 
 /// The prompt templates docent ships, by name, as TOML files users can copy
@@ -92,7 +98,7 @@ impl PromptTemplate {
     pub fn from_toml(text: &str) -> Result<Self, GenerateError> {
         toml::from_str(text).map_err(|e| {
             GenerateError::Template(format!(
-                "a prompt template is a TOML file with `system` and `user` strings (and optionally `check` and `confirm`): {e}"
+                "a prompt template is a TOML file with `system` and `user` strings (and optionally `check`, `confirm` and `translate`): {e}"
             ))
         })
     }
@@ -368,4 +374,30 @@ fn render_prompt(
             });
         }
     }
+}
+
+/// The prompt of `template.translate`, which asks for `text`, a `what`
+/// ("question", "sentence"), in the language `to` ("English", "Korean"): a
+/// user message alone, without the answer's system message or sources, so
+/// the model only translates. `None` if the template has no such request.
+pub fn build_translate_prompt(
+    template: &PromptTemplate,
+    chat: &ChatTemplate,
+    text: &str,
+    what: &str,
+    to: &str,
+    tokenize: &dyn Fn(&str) -> Vec<u32>,
+) -> Option<Result<Vec<u32>, GenerateError>> {
+    let translate = template.translate.as_deref()?;
+    let render = || -> Result<Vec<u32>, GenerateError> {
+        let mut env = Environment::new();
+        env.set_trim_blocks(true);
+        let user = env
+            .template_from_str(translate)
+            .and_then(|t| t.render(context! { text => text, what => what, to => to }))
+            .map_err(|e| GenerateError::Template(format!("the translate prompt template: {e}")))?;
+        let text = chat.render(&[Message::new("user", user)], true)?;
+        Ok(tokenize(&text))
+    };
+    Some(render())
 }

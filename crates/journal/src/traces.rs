@@ -215,6 +215,8 @@ mod tests {
             question: format!("question {id}"),
             history_turns: 0,
             retrieval_query: None,
+            translated_query: None,
+            translated_answer_from: None,
             encoder: ModelRef {
                 id: "multilingual-e5-small".into(),
                 revision: "r".into(),

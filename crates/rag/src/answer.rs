@@ -63,6 +63,41 @@ pub struct AnswerConfig {
     pub min_confirmed: Option<f32>,
     /// Whether a follow-up question is made standalone before retrieval.
     pub rewrite: QueryRewrite,
+    /// Whether a question is translated into the documents' other
+    /// language when its sources are all in that language, or when those
+    /// in its own do not answer it.
+    pub translate: QueryTranslation,
+}
+
+/// When the model translates the question into the documents' other
+/// language (Korean for an English question, English for a Korean one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueryTranslation {
+    /// Never: the model reads sources in another language with the
+    /// question as asked and answers in the question's language, and the
+    /// encoder vouches for sentences across languages
+    /// ([`crate::crosslingual`]).
+    Off,
+    /// The default, with the template's `translate`:
+    ///
+    /// * **Searched again.** When no chunk passes the retrieval gate (but
+    ///   the closest is near it) or the model says its sources do not
+    ///   answer, and the index holds text in the other language, the
+    ///   translation is searched; its sources are used if one in that
+    ///   language passes the gate.
+    /// * **Read in the sources' language.** When every source given to
+    ///   the model is in the other language, it answers the translated
+    ///   question in theirs, the grounding check compares words with
+    ///   words, and each sentence of the checked answer is translated
+    ///   into the question's language, its marks and support kept.
+    ///
+    /// On questions written by hand about facts that `corpus/` states only
+    /// in the other language, 3 of 12 answered right against none
+    /// (docs/benchmarks.md, "Questions in one language about documents in
+    /// the other").
+    #[default]
+    Auto,
 }
 
 /// How the sources are fitted to [`AnswerConfig::max_prompt_tokens`].
@@ -125,6 +160,7 @@ impl Default for AnswerConfig {
             min_answerable: None,
             min_confirmed: None,
             rewrite: QueryRewrite::default(),
+            translate: QueryTranslation::default(),
         }
     }
 }

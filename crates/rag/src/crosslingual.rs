@@ -62,6 +62,79 @@ pub fn differ(a: Script, b: Script) -> bool {
     a != b && a != Script::Other && b != Script::Other
 }
 
+/// The language a question is translated into for a second search: English
+/// for a Korean question and Korean for an English one, when one of `texts`
+/// (chunks found near the question) is written in that language's script;
+/// `None` for a question in neither script or an index in one language.
+pub fn other_language<'a>(
+    question: &str,
+    texts: impl IntoIterator<Item = &'a str>,
+) -> Option<&'static str> {
+    let (asked, to) = match script(question) {
+        Script::Hangul => (Script::Hangul, "English"),
+        Script::Latin => (Script::Latin, "Korean"),
+        Script::Other => return None,
+    };
+    texts
+        .into_iter()
+        .any(|t| differ(asked, script(t)))
+        .then_some(to)
+}
+
+/// The language a question is read in when every one of `texts` (the
+/// sources it is answered from) is written in the other script than the
+/// question: English for a Korean question, Korean for an English one;
+/// `None` when any source is in the question's script, or there is none.
+pub fn sources_language<'a>(
+    question: &str,
+    texts: impl IntoIterator<Item = &'a str>,
+) -> Option<&'static str> {
+    let (asked, to) = match script(question) {
+        Script::Hangul => (Script::Hangul, "English"),
+        Script::Latin => (Script::Latin, "Korean"),
+        Script::Other => return None,
+    };
+    let mut texts = texts.into_iter().peekable();
+    texts.peek()?;
+    texts.all(|t| differ(asked, script(t))).then_some(to)
+}
+
+/// The translation a model's `reply` holds: its first non-empty line,
+/// without a label ("Translation:") or the quotes around it; `None` when
+/// that is not written in the script of `to` (the model answered, refused
+/// or repeated the text instead of translating it).
+pub fn translated_text(reply: &str, to: &str) -> Option<String> {
+    let line = reply.lines().map(str::trim).find(|l| !l.is_empty())?;
+    const LABELS: &[&str] = &[
+        "translation",
+        "translated question",
+        "english",
+        "korean",
+        "question",
+        "번역",
+        "영어",
+        "한국어",
+        "질문",
+    ];
+    let line = match line.split_once(':') {
+        Some((label, rest))
+            if LABELS.contains(&label.trim().to_lowercase().as_str())
+                && !rest.trim().is_empty() =>
+        {
+            rest.trim()
+        }
+        _ => line,
+    };
+    let line = line
+        .trim_matches(|c: char| matches!(c, '"' | '\'' | '“' | '”' | '「' | '」' | '`'))
+        .trim();
+    let want = match to {
+        "Korean" => Script::Hangul,
+        _ => Script::Latin,
+    };
+    (!line.is_empty() && script(line) == want).then(|| line.to_string())
+}
+
 /// One vector per text, in order, or the encoder's error.
 pub type Embedded<E> = Result<Vec<Vec<f32>>, E>;
 
@@ -216,6 +289,59 @@ mod tests {
 
     const EN: &str = "LangServe deploys LangChain chains as a REST API. It builds on FastAPI.";
     const KO: &str = "랭서브는 랭체인 체인을 REST API로 배포합니다. FastAPI 위에서 동작합니다.";
+
+    #[test]
+    fn the_other_language_is_one_the_index_holds() {
+        assert_eq!(
+            other_language("벡터 스토어는 무엇인가요?", [KO, EN]),
+            Some("English")
+        );
+        assert_eq!(
+            other_language("What is a vector store?", [EN, KO]),
+            Some("Korean")
+        );
+        // An index in the question's language only, or a question in neither.
+        assert_eq!(other_language("벡터 스토어는 무엇인가요?", [KO]), None);
+        assert_eq!(other_language("What is a vector store?", [EN, EN]), None);
+        assert_eq!(other_language("2 + 2?", [EN, KO]), None);
+    }
+
+    #[test]
+    fn sources_all_in_the_other_language_are_read_in_it() {
+        assert_eq!(
+            sources_language("벡터 스토어는?", [EN, EN]),
+            Some("English")
+        );
+        assert_eq!(sources_language("What is LangServe?", [KO]), Some("Korean"));
+        assert_eq!(sources_language("벡터 스토어는?", [EN, KO]), None);
+        assert_eq!(sources_language("벡터 스토어는?", []), None);
+        assert_eq!(sources_language("2 + 2?", [EN]), None);
+    }
+
+    #[test]
+    fn a_translation_is_its_first_line_in_the_script_asked_for() {
+        let t = |reply| translated_text(reply, "English");
+        assert_eq!(
+            t("Which integrations do vector stores support?").as_deref(),
+            Some("Which integrations do vector stores support?")
+        );
+        assert_eq!(
+            t("Translation: \"What operator does LCEL use?\"\n\nLCEL uses |.").as_deref(),
+            Some("What operator does LCEL use?")
+        );
+        // A colon that is part of the question stays.
+        assert_eq!(
+            t("LCEL: which operator joins steps?").as_deref(),
+            Some("LCEL: which operator joins steps?")
+        );
+        // Not translated: the question again, or nothing.
+        assert_eq!(t("벡터 스토어는 어떤 통합을 지원하나요?"), None);
+        assert_eq!(t("  \n "), None);
+        assert_eq!(
+            translated_text("벡터 스토어는 무엇인가요?", "Korean").as_deref(),
+            Some("벡터 스토어는 무엇인가요?")
+        );
+    }
 
     #[test]
     fn scripts_are_read_by_their_letters() {

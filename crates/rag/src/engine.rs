@@ -7,13 +7,14 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use docent_embed::Encoder;
 use docent_generate::{
-    build_chat_prompt, build_check_prompt, build_confirm_prompt, Gate, GenerationConfig,
-    StopReason, Turn,
+    build_chat_prompt, build_check_prompt, build_confirm_prompt, build_translate_prompt, Gate,
+    GenerationConfig, Generator, PromptTemplate, StopReason, Turn,
 };
 use docent_index::{live_generation, Index};
 
 use crate::answer::{
-    is_decline, no_answer_text, Abstention, Answer, AnswerConfig, Citation, Event, SourceFit,
+    is_decline, no_answer_text, Abstention, Answer, AnswerConfig, Citation, Event,
+    QueryTranslation, SourceFit,
 };
 use crate::crosslingual::{self, CrossLanguage};
 use crate::excerpt;
@@ -32,6 +33,14 @@ use crate::trace::{
     Stage, Trace, TraceSettings,
 };
 use crate::RagError;
+
+/// How far below the retrieval gate a question's closest chunk may be for
+/// the question to be translated and searched again in the documents'
+/// other language ([`QueryTranslation`]). On `corpus/`, Korean questions
+/// whose answer only an English page holds came 0.010 and 0.022 below
+/// their threshold, off-topic questions 0.023 to 0.108 below it: those
+/// farther off are declined at once, without loading the model.
+const TRANSLATION_MARGIN: f32 = 0.03;
 
 /// An index with its encoder and language model, shared by every thread
 /// that asks (`Engine` is `Sync`; put it in an `Arc`).
@@ -54,7 +63,9 @@ use crate::RagError;
 ///   from the one held, and the next request tries again; a new generation
 ///   built with another encoder is an error.
 /// * The language model is loaded on the first answer that needs it (a
-///   question declined at retrieval never loads it), or at open in the
+///   question declined at retrieval never loads it, unless its closest
+///   chunk came near the gate and the index holds the other language, to
+///   which it is then translated: [`QueryTranslation`]), or at open in the
 ///   background ([`GeneratorLoad`]).
 pub struct Engine {
     index_dir: PathBuf,
@@ -333,41 +344,7 @@ impl Engine {
             .min_score_across
             .filter(|_| cfg.min_score.is_none());
         let (relevant, best, best_across) = spans.time(Stage::Filter, || {
-            // The closest chunk of the whole index, whether or not the
-            // fusion ranks it among the k: whether the documents hold an
-            // answer does not depend on the lexical side's ranking.
-            let best = retrieval
-                .hits
-                .iter()
-                .map(|h| h.similarity)
-                .chain(retrieval.candidates.iter().filter_map(|c| c.dense))
-                .fold(f32::NEG_INFINITY, f32::max);
-            let asked_in = crosslingual::script(question);
-            let best_across = retrieval
-                .hits
-                .iter()
-                .filter(|h| {
-                    crosslingual::differ(asked_in, crosslingual::script(&h.chunk.chunk.text))
-                })
-                .map(|h| h.similarity)
-                .fold(f32::NEG_INFINITY, f32::max);
-            // The threshold decides whether the documents hold an answer at
-            // all; when the best chunk passes it, the model gets the top k,
-            // since the chunk that holds the answer is often not the one
-            // most similar to the question (on the shared sets, filtering
-            // each chunk by the threshold left the model without it).
-            let passes = best >= min_score || min_across.is_some_and(|m| best_across >= m);
-            let relevant: Vec<Citation> = if passes {
-                retrieval
-                    .hits
-                    .iter()
-                    .enumerate()
-                    .map(|(i, h)| Citation::from_hit(i + 1, h))
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            (relevant, best, best_across)
+            gate(&retrieval, question, min_score, min_across)
         });
         let mut record = Record {
             trace: Trace {
@@ -376,6 +353,8 @@ impl Engine {
                 question: question.to_string(),
                 history_turns: history.len(),
                 retrieval_query,
+                translated_query: None,
+                translated_answer_from: None,
                 encoder: self.encoder_ref.clone(),
                 model: None,
                 index: IndexRef {
@@ -415,6 +394,39 @@ impl Engine {
         // Only the sources given to the model count as kept.
         record.keep(&[]);
 
+        // Nothing in the question's language answers it: the documents'
+        // other language is searched with the question translated, once.
+        let mut relevant = relevant;
+        let mut retry = language_to_try(&index, question, &retrieval, cfg)?;
+        // The question as translated, when its sources are read with it.
+        let mut translation: Option<String> = None;
+        let translates = cfg.translate != QueryTranslation::Off && cfg.template.translate.is_some();
+        if relevant.is_empty() && best >= min_score - TRANSLATION_MARGIN {
+            if let Some(to) = retry.take() {
+                let mut slot = self.generator.lock().unwrap_or_else(|e| e.into_inner());
+                let load_start = spans.now_ms();
+                let load_ms = self.ensure_generator(&mut slot)?;
+                if load_ms > 0.0 {
+                    spans.push(Stage::ModelLoad, load_start, spans.now_ms() - load_start);
+                }
+                record.trace.timings.model_load_ms = load_ms;
+                let g = &mut slot.as_mut().expect("loaded above").generator;
+                let found = search_in(
+                    to,
+                    g,
+                    &index,
+                    &self.encoder,
+                    question,
+                    cfg,
+                    &mut spans,
+                    &mut record,
+                )?;
+                if let Some(found) = found {
+                    relevant = found;
+                    translation = record.trace.translated_query.clone();
+                }
+            }
+        }
         if relevant.is_empty() {
             let across = min_across.filter(|_| best_across.is_finite());
             let abstained = Abstention::NoRelevantSource {
@@ -445,7 +457,7 @@ impl Engine {
         if load_ms > 0.0 {
             spans.push(Stage::ModelLoad, load_start, spans.now_ms() - load_start);
         }
-        record.trace.timings.model_load_ms = load_ms;
+        record.trace.timings.model_load_ms += load_ms;
         let loaded = slot.as_mut().expect("loaded above");
         record.trace.model = Some(loaded.model.clone());
         let g = &mut loaded.generator;
@@ -457,125 +469,180 @@ impl Engine {
                 context,
             });
         }
-        let mut relevant = relevant;
-        let room = context - cfg.max_tokens;
-        let budget = room.min(cfg.max_prompt_tokens);
-        let (prompt, sources) = spans.time(Stage::Prompt, || {
-            let build = |history: &[Turn], sources: &[docent_generate::Source], budget: usize| {
-                build_chat_prompt(
-                    &cfg.template,
-                    g.chat_template(),
-                    history,
-                    question,
-                    sources,
-                    budget,
-                    &|text| g.tokenize_prompt(text),
-                )
-            };
-            fit_excerpts(
-                cfg.source_fit,
-                &mut relevant,
-                question,
-                budget,
-                &build,
-                &|text| g.tokenize_prompt(text).len(),
-            );
-            let sources: Vec<_> = relevant.iter().map(Citation::source).collect();
-            let prompt = match build(history, &sources, budget) {
-                Ok(p) if p.sources_used > 0 => Ok(p),
-                // Over the prompt limit with even one source: the best one
-                // goes in anyway, as far as the context holds it.
-                _ => build(history, &sources[..1], room).map(|p| docent_generate::Prompt {
-                    sources_dropped: sources.len() - p.sources_used,
-                    ..p
-                }),
-            };
-            prompt.map(|p| (p, sources))
-        })?;
-        let mut citations = relevant;
-        let dropped: Vec<u64> = citations[prompt.sources_used..]
-            .iter()
-            .map(|c| c.chunk_id)
-            .collect();
-        citations.truncate(prompt.sources_used);
-        record.keep(&citations);
-        record.trace.prompt = Some(PromptTrace {
-            tokens: prompt.tokens.len(),
-            history_turns: prompt.turns_used,
-            source_ids: citations.iter().map(|c| c.chunk_id).collect(),
-            dropped_ids: dropped,
-            dropped_turns: prompt.turns_dropped,
-        });
-        let mut cancelled = on_event(Event::Sources(&citations)).is_break();
-        cancelled = cancelled
-            || on_event(Event::Prompt {
-                tokens: prompt.tokens.len(),
-                context,
-                sources_dropped: prompt.sources_dropped,
-                turns_dropped: prompt.turns_dropped,
-                text: &prompt.text,
-            })
-            .is_break();
-        if cancelled {
-            let _ = on_event(Event::End {
-                stop: Some(StopReason::Cancelled),
-                abstained: None,
-            });
-            return Ok(record.finish(
-                spans,
-                String::new(),
-                None,
-                citations,
-                prompt.sources_dropped,
-                Some(prompt.text),
-                Some(StopReason::Cancelled),
-            ));
-        }
         let min_answerable = cfg
             .min_answerable
             .unwrap_or_else(|| crate::models::min_answerable(&self.generator_choice.model));
-        let gate = if min_answerable > 0.0 {
-            build_check_prompt(
-                &cfg.template,
-                g.chat_template(),
-                &history[history.len() - prompt.turns_used..],
-                question,
-                &sources[..prompt.sources_used],
-                &|text| g.tokenize_prompt(text),
-            )
-            .transpose()?
-            .map(|prompt| Gate {
-                prompt,
-                min_yes: min_answerable,
-                fallback: no_answer_text(question).to_string(),
-            })
-        } else {
-            None
-        };
-        let gen_cfg = GenerationConfig {
-            max_tokens: cfg.max_tokens,
-            sampler: cfg.sampler.clone(),
-            stop_strings: g.default_stop_strings(),
-            stop_on_repeat: true,
-            gate,
-        };
-        let gen_start = spans.now_ms();
-        // Marks the model puts in front of what they cite are moved after
-        // it as the text streams, so every front end reads the answer the
-        // grounding check reads.
-        let mut tidy = Tidy::new();
-        let mut cancelled = false;
-        let generation = g.generate(&prompt.tokens, &gen_cfg, &mut |piece| {
-            let piece = tidy.push(piece);
-            if !cancelled && !piece.is_empty() {
-                cancelled = on_event(Event::Text(&piece)).is_break();
+        let room = context - cfg.max_tokens;
+        let budget = room.min(cfg.max_prompt_tokens);
+        let (prompt, sources, citations, generation, written, gen_start) = loop {
+            // Sources all in the other language than the question's are
+            // read with the question translated, and the answer written in
+            // theirs is translated back below: the model reads and writes
+            // its sources' language better than it crosses languages, and
+            // the grounding check then compares words with words.
+            if translation.is_none() && translates {
+                let to = crosslingual::sources_language(
+                    question,
+                    relevant.iter().map(|c| c.text.as_str()),
+                );
+                if let Some(to) = to {
+                    let start = spans.now_ms();
+                    translation = translate_text(g, &cfg.template, question, "question", to)?;
+                    spans.push(Stage::Translation, start, spans.now_ms() - start);
+                    if translation.is_some() {
+                        record.trace.translated_query = translation.clone();
+                        // Searching with it would find these sources again.
+                        retry = None;
+                    }
+                }
             }
-            !cancelled
-        })?;
-        let rest = tidy.finish();
-        if !cancelled && !rest.is_empty() {
-            let _ = on_event(Event::Text(&rest));
-        }
+            let asked = translation.as_deref().unwrap_or(question);
+            let (prompt, sources) = spans.time(Stage::Prompt, || {
+                let build =
+                    |history: &[Turn], sources: &[docent_generate::Source], budget: usize| {
+                        build_chat_prompt(
+                            &cfg.template,
+                            g.chat_template(),
+                            history,
+                            asked,
+                            sources,
+                            budget,
+                            &|text| g.tokenize_prompt(text),
+                        )
+                    };
+                fit_excerpts(
+                    cfg.source_fit,
+                    &mut relevant,
+                    asked,
+                    budget,
+                    &build,
+                    &|text| g.tokenize_prompt(text).len(),
+                );
+                let sources: Vec<_> = relevant.iter().map(Citation::source).collect();
+                let prompt = match build(history, &sources, budget) {
+                    Ok(p) if p.sources_used > 0 => Ok(p),
+                    // Over the prompt limit with even one source: the best one
+                    // goes in anyway, as far as the context holds it.
+                    _ => build(history, &sources[..1], room).map(|p| docent_generate::Prompt {
+                        sources_dropped: sources.len() - p.sources_used,
+                        ..p
+                    }),
+                };
+                prompt.map(|p| (p, sources))
+            })?;
+            let mut citations = relevant;
+            let dropped: Vec<u64> = citations[prompt.sources_used..]
+                .iter()
+                .map(|c| c.chunk_id)
+                .collect();
+            citations.truncate(prompt.sources_used);
+            record.keep(&citations);
+            record.trace.prompt = Some(PromptTrace {
+                tokens: prompt.tokens.len(),
+                history_turns: prompt.turns_used,
+                source_ids: citations.iter().map(|c| c.chunk_id).collect(),
+                dropped_ids: dropped,
+                dropped_turns: prompt.turns_dropped,
+            });
+            // The sources go to the front ends before the model reads
+            // them; after a second search, the new ones replace them.
+            let mut cancelled = on_event(Event::Sources(&citations)).is_break();
+            cancelled = cancelled
+                || on_event(Event::Prompt {
+                    tokens: prompt.tokens.len(),
+                    context,
+                    sources_dropped: prompt.sources_dropped,
+                    turns_dropped: prompt.turns_dropped,
+                    text: &prompt.text,
+                })
+                .is_break();
+            if cancelled {
+                let _ = on_event(Event::End {
+                    stop: Some(StopReason::Cancelled),
+                    abstained: None,
+                });
+                return Ok(record.finish(
+                    spans,
+                    String::new(),
+                    None,
+                    citations,
+                    prompt.sources_dropped,
+                    Some(prompt.text),
+                    Some(StopReason::Cancelled),
+                ));
+            }
+            let gate = if min_answerable > 0.0 {
+                build_check_prompt(
+                    &cfg.template,
+                    g.chat_template(),
+                    &history[history.len() - prompt.turns_used..],
+                    asked,
+                    &sources[..prompt.sources_used],
+                    &|text| g.tokenize_prompt(text),
+                )
+                .transpose()?
+                .map(|prompt| Gate {
+                    prompt,
+                    min_yes: min_answerable,
+                    // Held back while a second search may follow.
+                    fallback: if retry.is_some() {
+                        String::new()
+                    } else {
+                        no_answer_text(question).to_string()
+                    },
+                })
+            } else {
+                None
+            };
+            let gen_cfg = GenerationConfig {
+                max_tokens: cfg.max_tokens,
+                sampler: cfg.sampler.clone(),
+                stop_strings: g.default_stop_strings(),
+                stop_on_repeat: true,
+                gate,
+            };
+            let gen_start = spans.now_ms();
+            // Marks the model puts in front of what they cite are moved after
+            // it as the text streams, so every front end reads the answer the
+            // grounding check reads.
+            let mut tidy = Tidy::new();
+            // An answer in the sources' language is shown once translated.
+            let stream = translation.is_none();
+            let generation = g.generate(&prompt.tokens, &gen_cfg, &mut |piece| {
+                let piece = tidy.push(piece);
+                if stream && !cancelled && !piece.is_empty() {
+                    cancelled = on_event(Event::Text(&piece)).is_break();
+                }
+                !cancelled
+            })?;
+            let rest = tidy.finish();
+            if stream && !cancelled && !rest.is_empty() {
+                let _ = on_event(Event::Text(&rest));
+            }
+            let mut written = tidy.text().to_string();
+            if generation.stop == StopReason::Gated && written.is_empty() {
+                if let Some(to) = retry.take() {
+                    let found = search_in(
+                        to,
+                        g,
+                        &index,
+                        &self.encoder,
+                        question,
+                        cfg,
+                        &mut spans,
+                        &mut record,
+                    )?;
+                    if let Some(found) = found {
+                        relevant = found;
+                        continue;
+                    }
+                }
+                // Declined after all: the decline held back above.
+                written = no_answer_text(question).to_string();
+                let _ = on_event(Event::Text(&written));
+            }
+            break (prompt, sources, citations, generation, written, gen_start);
+        };
         let t = &generation.timings;
         spans.push(Stage::PromptProcessing, gen_start, t.prompt_ms);
         spans.push(Stage::Decoding, gen_start + t.prompt_ms, t.decode_ms);
@@ -587,7 +654,7 @@ impl Engine {
         record.trace.timings.decode_tokens_per_s = t.decode_tokens_per_s();
         record.trace.answerable = generation.gate_yes;
         record.trace.confidence = Confidence::of(&generation.token_probs);
-        let mut text = tidy.text().trim().to_string();
+        let mut text = written.trim().to_string();
         let mut abstained = match (generation.stop, generation.gate_yes) {
             (StopReason::Gated, Some(answerable)) => Some(Abstention::NotAnswerable {
                 answerable,
@@ -666,7 +733,7 @@ impl Engine {
                 &cfg.template,
                 g.chat_template(),
                 &history[history.len() - prompt.turns_used..],
-                question,
+                translation.as_deref().unwrap_or(question),
                 &sources[..prompt.sources_used],
                 &grounding::without_citations(&text),
                 &|text| g.tokenize_prompt(text),
@@ -689,6 +756,31 @@ impl Engine {
                 declined_support = std::mem::take(&mut support);
             }
         }
+        if translation.is_some() && generation.stop != StopReason::Cancelled {
+            // Written and checked in its sources' language: the user reads
+            // it in the question's, with the same marks and support, each
+            // sentence as soon as it is translated.
+            if abstained.is_none() {
+                let start = spans.now_ms();
+                let to = docent_generate::prompt::question_language(question);
+                let written = std::mem::take(&mut text);
+                let mut show = |piece: &str| {
+                    let _ = on_event(Event::Text(piece));
+                };
+                (text, support) =
+                    translate_answer(g, &cfg.template, &written, support, to, &mut show)?;
+                record.trace.translated_answer_from = Some(written);
+                spans.push(Stage::Translation, start, spans.now_ms() - start);
+            } else {
+                // As when it streams: a withdrawn answer shows what was
+                // written, a declined one the decline.
+                let shown = match (&abstained, &declined_text) {
+                    (Some(Abstention::Unsupported | Abstention::NotConfirmed { .. }), Some(t)) => t,
+                    _ => &text,
+                };
+                let _ = on_event(Event::Text(shown));
+            }
+        }
         drop(slot);
         record.trace.declined_text = declined_text.filter(|t: &String| !t.is_empty());
         record.trace.declined_support = declined_support;
@@ -707,6 +799,233 @@ impl Engine {
             Some(generation.stop),
         ))
     }
+}
+
+/// The chunks of `retrieval` given to the model, all of them when the best
+/// passes the threshold (`min_score`, or `min_across` for a chunk in the
+/// other script than `question`) and none otherwise; with the best
+/// similarity, and the best of a chunk in the other script.
+fn gate(
+    retrieval: &Retrieval,
+    question: &str,
+    min_score: f32,
+    min_across: Option<f32>,
+) -> (Vec<Citation>, f32, f32) {
+    // The closest chunk of the whole index, whether or not the
+    // fusion ranks it among the k: whether the documents hold an
+    // answer does not depend on the lexical side's ranking.
+    let best = retrieval
+        .hits
+        .iter()
+        .map(|h| h.similarity)
+        .chain(retrieval.candidates.iter().filter_map(|c| c.dense))
+        .fold(f32::NEG_INFINITY, f32::max);
+    let asked_in = crosslingual::script(question);
+    let best_across = retrieval
+        .hits
+        .iter()
+        .filter(|h| crosslingual::differ(asked_in, crosslingual::script(&h.chunk.chunk.text)))
+        .map(|h| h.similarity)
+        .fold(f32::NEG_INFINITY, f32::max);
+    // The threshold decides whether the documents hold an answer at
+    // all; when the best chunk passes it, the model gets the top k,
+    // since the chunk that holds the answer is often not the one
+    // most similar to the question (on the shared sets, filtering
+    // each chunk by the threshold left the model without it).
+    let passes = best >= min_score || min_across.is_some_and(|m| best_across >= m);
+    let relevant: Vec<Citation> = if passes {
+        retrieval
+            .hits
+            .iter()
+            .enumerate()
+            .map(|(i, h)| Citation::from_hit(i + 1, h))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    (relevant, best, best_across)
+}
+
+/// `text`, a `what` ("question", "sentence"), in `to`, by the model (the
+/// template's `translate`); `None` when the template asks for no
+/// translation or the reply is not one.
+fn translate_text(
+    g: &mut Generator,
+    template: &PromptTemplate,
+    text: &str,
+    what: &str,
+    to: &str,
+) -> Result<Option<String>, RagError> {
+    let Some(tokens) = build_translate_prompt(template, g.chat_template(), text, what, to, &|t| {
+        g.tokenize_prompt(t)
+    })
+    .transpose()?
+    else {
+        return Ok(None);
+    };
+    let mut stop_strings = g.default_stop_strings();
+    stop_strings.push("\n\n".to_string());
+    let cfg = GenerationConfig {
+        // A question or a sentence: a reply that runs on is cut to its
+        // first line.
+        max_tokens: 96,
+        stop_strings,
+        ..GenerationConfig::default()
+    };
+    let reply = g.generate(&tokens, &cfg, &mut |_| true)?;
+    Ok(crosslingual::translated_text(&reply.text, to))
+}
+
+/// `text`, an answer written and checked in its sources' language, in the
+/// language `to`, sentence by sentence: each sentence's words translated
+/// by the model (left as written when it does not translate them), its
+/// citation marks put back after them, and its support moved to where it
+/// now stands. What lies between sentences is kept. `on_text` sees the
+/// translation piece by piece, as each sentence is done.
+fn translate_answer(
+    g: &mut Generator,
+    template: &PromptTemplate,
+    text: &str,
+    support: Vec<SentenceSupport>,
+    to: &str,
+    on_text: &mut dyn FnMut(&str),
+) -> Result<(String, Vec<SentenceSupport>), RagError> {
+    let in_order = support
+        .iter()
+        .try_fold(0, |at, s| {
+            (at <= s.start && text.get(s.start..s.end).is_some()).then_some(s.end)
+        })
+        .is_some();
+    if !in_order {
+        // Not the sentences of this text, in order: left as it is.
+        on_text(text);
+        return Ok((text.to_string(), support));
+    }
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut moved = Vec::with_capacity(support.len());
+    let mut at = 0;
+    for s in &support {
+        let shown = out.len();
+        out.push_str(&text[at..s.start]);
+        let words = grounding::without_citations(&text[s.start..s.end]);
+        let words = words.trim();
+        let translated = match words.is_empty() {
+            true => None,
+            false => translate_text(g, template, words, "sentence", to)?,
+        };
+        let start = out.len();
+        out.push_str(translated.as_deref().unwrap_or(words));
+        if !s.cites.is_empty() {
+            let marks: Vec<String> = s.cites.iter().map(usize::to_string).collect();
+            out.push_str(&format!(" [{}]", marks.join(", ")));
+        }
+        moved.push(SentenceSupport {
+            text: out[start..].to_string(),
+            start,
+            end: out.len(),
+            ..s.clone()
+        });
+        on_text(&out[shown..]);
+        at = s.end;
+    }
+    let rest = &text[at..];
+    out.push_str(rest);
+    if !rest.is_empty() {
+        on_text(rest);
+    }
+    Ok((out, moved))
+}
+
+/// The chunks given to the model for `query`, the question translated into
+/// the other language of the documents: searched and gated as the question
+/// was, and kept only when a chunk in another script than `question`'s
+/// passes among them (otherwise the translation found what the question
+/// had already found).
+fn search_translated(
+    index: &Index,
+    encoder: &Encoder,
+    question: &str,
+    query: &str,
+    cfg: &AnswerConfig,
+    spans: &mut Spans,
+) -> Result<Option<(Retrieval, Vec<Citation>)>, RagError> {
+    let retrieval = retrieve::retrieve_with(
+        index,
+        encoder,
+        query,
+        &cfg.retrieve,
+        retrieve::Coverage::BothSidesOfAComparison,
+        spans,
+    )?;
+    let settings = index.meta().encoder.retrieval;
+    let min_score = cfg.min_score.unwrap_or_else(|| settings.min_score(query));
+    let min_across = settings
+        .min_score_across
+        .filter(|_| cfg.min_score.is_none());
+    let (relevant, _, _) = gate(&retrieval, query, min_score, min_across);
+    let asked_in = crosslingual::script(question);
+    let found_across = relevant
+        .iter()
+        .any(|c| crosslingual::differ(asked_in, crosslingual::script(&c.text)));
+    Ok(found_across.then_some((retrieval, relevant)))
+}
+
+/// The language to search again in when the documents in the question's
+/// own do not answer it ([`QueryTranslation`]): read from the chunks the
+/// dense search found near the question, which are in any language.
+fn language_to_try(
+    index: &Index,
+    question: &str,
+    retrieval: &Retrieval,
+    cfg: &AnswerConfig,
+) -> Result<Option<&'static str>, RagError> {
+    if cfg.translate == QueryTranslation::Off || cfg.template.translate.is_none() {
+        return Ok(None);
+    }
+    let ids: Vec<u64> = retrieval
+        .candidates
+        .iter()
+        .filter(|c| c.dense.is_some())
+        .map(|c| c.chunk_id)
+        .collect();
+    let chunks = index.chunks(&ids)?;
+    let hits = retrieval.hits.iter().map(|h| h.chunk.chunk.text.as_str());
+    Ok(crosslingual::other_language(
+        question,
+        hits.chain(chunks.iter().map(|c| c.chunk.text.as_str())),
+    ))
+}
+
+/// Translates `question` into `to` and searches the translation
+/// ([`search_translated`]), noting both in the trace: the chunks to give
+/// the model, when the translation found some in that language.
+#[allow(clippy::too_many_arguments)]
+fn search_in(
+    to: &str,
+    g: &mut Generator,
+    index: &Index,
+    encoder: &Encoder,
+    question: &str,
+    cfg: &AnswerConfig,
+    spans: &mut Spans,
+    record: &mut Record,
+) -> Result<Option<Vec<Citation>>, RagError> {
+    let start = spans.now_ms();
+    let translated = match record.trace.translated_query.clone() {
+        Some(t) => Some(t),
+        None => translate_text(g, &cfg.template, question, "question", to)?,
+    };
+    let found = match &translated {
+        Some(q) => search_translated(index, encoder, question, q, cfg, spans)?,
+        None => None,
+    };
+    spans.push(Stage::Translation, start, spans.now_ms() - start);
+    record.trace.translated_query = translated.clone();
+    Ok(found.map(|(retrieval, relevant)| {
+        record.trace.retrieval_query = translated;
+        record.trace.candidates = retrieval.candidates;
+        relevant
+    }))
 }
 
 /// An answer's trace while it is being made.

@@ -89,7 +89,7 @@ pub mod watch;
 
 pub use answer::{
     is_decline, no_answer_text, Abstention, Answer, AnswerConfig, Citation, Event, GroundingConfig,
-    SourceFit,
+    QueryTranslation, SourceFit,
 };
 pub use engine::Engine;
 pub use error::RagError;

@@ -35,6 +35,9 @@ pub enum Stage {
     Filter,
     /// Loading the language model (only the first answer of a process).
     ModelLoad,
+    /// The question translated into the documents' other language and
+    /// searched again ([`crate::answer::QueryTranslation`]).
+    Translation,
     /// The prompt rendered and fitted to the context.
     Prompt,
     /// The prompt run through the model.
@@ -164,6 +167,17 @@ pub struct Trace {
     /// follow-up rewritten with the conversation ([`crate::rewrite`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retrieval_query: Option<String>,
+    /// The question as the model translated it into the documents' other
+    /// language, when nothing in its own answered it
+    /// ([`crate::answer::QueryTranslation`]); `retrieval_query` is the
+    /// translation when its sources were the ones used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub translated_query: Option<String>,
+    /// The answer as the model wrote it from sources found with
+    /// `translated_query`, in their language, before its sentences were
+    /// translated into the question's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub translated_answer_from: Option<String>,
     pub encoder: ModelRef,
     /// `None` when the model was not needed (the answer was declined
     /// before generation).

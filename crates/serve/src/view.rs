@@ -53,7 +53,8 @@ pub struct AnswerExtras {
     pub abstained: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub abstention: Option<Abstention>,
-    /// The standalone query retrieval ran, when a follow-up was rewritten.
+    /// The query whose sources were used, when a follow-up was rewritten or
+    /// the question translated into the documents' other language.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retrieval_query: Option<String>,
 }
