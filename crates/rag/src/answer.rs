@@ -310,7 +310,10 @@ impl Citation {
 /// stops there (its stop reason is `cancelled`) and is returned as it is.
 #[derive(Debug, Clone, Copy)]
 pub enum Event<'a> {
-    /// The sources given to the model, in prompt order.
+    /// The sources given to the model, in prompt order. Sent again, with
+    /// the prompt, when the model's check turned them down and the
+    /// question translated found others ([`QueryTranslation`]): the later
+    /// ones replace the earlier, and no text was sent between.
     Sources(&'a [Citation]),
     /// The prompt, ready to run.
     Prompt {
