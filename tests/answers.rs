@@ -12,12 +12,13 @@ mod common;
 
 use serde_json::Value;
 
-#[test]
-fn the_default_model_answers_the_corpus_questions_and_declines_the_others() {
-    // The default model, fetched first (the test fails loudly without it).
+/// `docent eval tests/fixtures/SET --docs corpus` with the default model
+/// (fetched first: the test fails loudly without it): the summary and the
+/// record of each question.
+fn eval_over_corpus(set: &str) -> (Value, Vec<Value>) {
     common::gguf(docent_rag::DEFAULT_GENERATOR);
     let work = tempfile::tempdir().unwrap();
-    let set = common::root().join("tests/fixtures/corpus-qa.toml");
+    let set = common::root().join("tests/fixtures").join(set);
     let corpus = common::corpus();
     let out = work.path().join("answers.jsonl");
     let o = common::docent(
@@ -38,6 +39,12 @@ fn the_default_model_answers_the_corpus_questions_and_declines_the_others() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    (summary, records)
+}
+
+#[test]
+fn the_default_model_answers_the_corpus_questions_and_declines_the_others() {
+    let (summary, records) = eval_over_corpus("corpus-qa.toml");
     let misses: Vec<String> = records
         .iter()
         .filter(|r| r["right"] != true)
@@ -266,29 +273,7 @@ fn a_korean_question_over_english_documents_gets_a_korean_answer_the_check_suppo
 /// corpus does not answer are still declined.
 #[test]
 fn questions_across_the_two_languages_are_answered_from_the_other_ones_documents() {
-    common::gguf(docent_rag::DEFAULT_GENERATOR);
-    let work = tempfile::tempdir().unwrap();
-    let set = common::root().join("tests/fixtures/corpus-crosslingual-qa.toml");
-    let corpus = common::corpus();
-    let out = work.path().join("answers.jsonl");
-    let o = common::docent(
-        work.path(),
-        &[
-            "eval",
-            set.to_str().unwrap(),
-            "--docs",
-            corpus.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--json",
-        ],
-    );
-    let summary: Value = serde_json::from_str(&common::ok(&o)).unwrap();
-    let records: Vec<Value> = std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (summary, records) = eval_over_corpus("corpus-crosslingual-qa.toml");
     let report = format!(
         "{summary:#}\n{}",
         records

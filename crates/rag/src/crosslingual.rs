@@ -62,6 +62,15 @@ pub fn differ(a: Script, b: Script) -> bool {
     a != b && a != Script::Other && b != Script::Other
 }
 
+/// A question's script and the other of docent's two languages.
+fn across(question: &str) -> Option<(Script, &'static str)> {
+    match script(question) {
+        Script::Hangul => Some((Script::Hangul, "English")),
+        Script::Latin => Some((Script::Latin, "Korean")),
+        Script::Other => None,
+    }
+}
+
 /// The language a question is translated into for a second search: English
 /// for a Korean question and Korean for an English one, when one of `texts`
 /// (chunks found near the question) is written in that language's script;
@@ -70,11 +79,7 @@ pub fn other_language<'a>(
     question: &str,
     texts: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'static str> {
-    let (asked, to) = match script(question) {
-        Script::Hangul => (Script::Hangul, "English"),
-        Script::Latin => (Script::Latin, "Korean"),
-        Script::Other => return None,
-    };
+    let (asked, to) = across(question)?;
     texts
         .into_iter()
         .any(|t| differ(asked, script(t)))
@@ -89,11 +94,7 @@ pub fn sources_language<'a>(
     question: &str,
     texts: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'static str> {
-    let (asked, to) = match script(question) {
-        Script::Hangul => (Script::Hangul, "English"),
-        Script::Latin => (Script::Latin, "Korean"),
-        Script::Other => return None,
-    };
+    let (asked, to) = across(question)?;
     let mut texts = texts.into_iter().peekable();
     texts.peek()?;
     texts.all(|t| differ(asked, script(t))).then_some(to)

@@ -401,6 +401,12 @@ impl Engine {
         // The question as translated, when its sources are read with it.
         let mut translation: Option<String> = None;
         let translates = cfg.translate != QueryTranslation::Off && cfg.template.translate.is_some();
+        let second = SecondSearch {
+            index: &index,
+            encoder: &self.encoder,
+            question,
+            cfg,
+        };
         if relevant.is_empty() && best >= min_score - TRANSLATION_MARGIN {
             if let Some(to) = retry.take() {
                 let mut slot = self.generator.lock().unwrap_or_else(|e| e.into_inner());
@@ -411,19 +417,9 @@ impl Engine {
                 }
                 record.trace.timings.model_load_ms = load_ms;
                 let g = &mut slot.as_mut().expect("loaded above").generator;
-                let found = search_in(
-                    to,
-                    g,
-                    &index,
-                    &self.encoder,
-                    question,
-                    cfg,
-                    &mut spans,
-                    &mut record,
-                )?;
-                if let Some(found) = found {
+                if let Some((found, query)) = search_in(to, g, &second, &mut spans, &mut record)? {
                     relevant = found;
-                    translation = record.trace.translated_query.clone();
+                    translation = Some(query);
                 }
             }
         }
@@ -622,18 +618,11 @@ impl Engine {
             let mut written = tidy.text().to_string();
             if generation.stop == StopReason::Gated && written.is_empty() {
                 if let Some(to) = retry.take() {
-                    let found = search_in(
-                        to,
-                        g,
-                        &index,
-                        &self.encoder,
-                        question,
-                        cfg,
-                        &mut spans,
-                        &mut record,
-                    )?;
-                    if let Some(found) = found {
+                    if let Some((found, query)) =
+                        search_in(to, g, &second, &mut spans, &mut record)?
+                    {
                         relevant = found;
+                        translation = Some(query);
                         continue;
                     }
                 }
@@ -996,20 +985,33 @@ fn language_to_try(
     ))
 }
 
-/// Translates `question` into `to` and searches the translation
-/// ([`search_translated`]), noting both in the trace: the chunks to give
-/// the model, when the translation found some in that language.
-#[allow(clippy::too_many_arguments)]
+/// What a second search needs besides the model: the index and encoder,
+/// the question as asked and the answer's settings.
+#[derive(Clone, Copy)]
+struct SecondSearch<'a> {
+    index: &'a Index,
+    encoder: &'a Encoder,
+    question: &'a str,
+    cfg: &'a AnswerConfig,
+}
+
+/// Translates the question into `to` (or takes the translation the trace
+/// already holds) and searches it ([`search_translated`]), noting both in
+/// the trace: the chunks to give the model with the translation, when it
+/// found some in that language.
 fn search_in(
     to: &str,
     g: &mut Generator,
-    index: &Index,
-    encoder: &Encoder,
-    question: &str,
-    cfg: &AnswerConfig,
+    second: &SecondSearch<'_>,
     spans: &mut Spans,
     record: &mut Record,
-) -> Result<Option<Vec<Citation>>, RagError> {
+) -> Result<Option<(Vec<Citation>, String)>, RagError> {
+    let SecondSearch {
+        index,
+        encoder,
+        question,
+        cfg,
+    } = *second;
     let start = spans.now_ms();
     let translated = match record.trace.translated_query.clone() {
         Some(t) => Some(t),
@@ -1021,10 +1023,10 @@ fn search_in(
     };
     spans.push(Stage::Translation, start, spans.now_ms() - start);
     record.trace.translated_query = translated.clone();
-    Ok(found.map(|(retrieval, relevant)| {
-        record.trace.retrieval_query = translated;
+    Ok(found.zip(translated).map(|((retrieval, relevant), query)| {
+        record.trace.retrieval_query = Some(query.clone());
         record.trace.candidates = retrieval.candidates;
-        relevant
+        (relevant, query)
     }))
 }
 
