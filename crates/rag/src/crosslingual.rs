@@ -20,6 +20,14 @@
 //! at 0.84 (`benches/cross_language.rs`); its threshold is 0.86. Encoders
 //! without one (all-MiniLM-L6-v2, English only) leave support to the words.
 //!
+//! It also says when a question crosses the two languages, for the engine's
+//! translation ([`crate::answer::QueryTranslation`]): the language to search
+//! again in when the index holds it ([`other_language`]), the language to
+//! read the sources in when all of them are in it ([`sources_language`]),
+//! and the translation a model's reply holds ([`translated_text`]). The
+//! encoder's check above remains for a sentence whose sources mix the two
+//! languages, or with `--translate off`.
+//!
 //! No IO: the caller hands in the embedding function.
 
 use std::collections::{HashMap, HashSet};
