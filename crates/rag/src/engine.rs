@@ -273,6 +273,23 @@ impl Engine {
         self.ensure_generator(&mut slot)
     }
 
+    /// The generator's slot, locked, with the model loaded (its load timed
+    /// in `spans` and the trace when this loaded it).
+    fn generator_slot(
+        &self,
+        spans: &mut Spans,
+        record: &mut Record,
+    ) -> Result<std::sync::MutexGuard<'_, Option<LoadedGenerator>>, RagError> {
+        let mut slot = self.generator.lock().unwrap_or_else(|e| e.into_inner());
+        let start = spans.now_ms();
+        let load_ms = self.ensure_generator(&mut slot)?;
+        if load_ms > 0.0 {
+            spans.push(Stage::ModelLoad, start, spans.now_ms() - start);
+        }
+        record.trace.timings.model_load_ms += load_ms;
+        Ok(slot)
+    }
+
     fn ensure_generator(&self, slot: &mut Option<LoadedGenerator>) -> Result<f64, RagError> {
         if slot.is_some() {
             return Ok(0.0);
@@ -397,26 +414,21 @@ impl Engine {
         // Nothing in the question's language answers it: the documents'
         // other language is searched with the question translated, once.
         let mut relevant = relevant;
-        let mut retry = language_to_try(&index, question, &retrieval, cfg)?;
+        let translates = cfg.translate != QueryTranslation::Off && cfg.template.translate.is_some();
+        let mut search_again = translates;
         // The question as translated, when its sources are read with it.
         let mut translation: Option<String> = None;
-        let translates = cfg.translate != QueryTranslation::Off && cfg.template.translate.is_some();
         let second = SecondSearch {
             index: &index,
             encoder: &self.encoder,
             question,
             cfg,
         };
-        if relevant.is_empty() && best >= min_score - TRANSLATION_MARGIN {
-            if let Some(to) = retry.take() {
-                let mut slot = self.generator.lock().unwrap_or_else(|e| e.into_inner());
-                let load_start = spans.now_ms();
-                let load_ms = self.ensure_generator(&mut slot)?;
-                if load_ms > 0.0 {
-                    spans.push(Stage::ModelLoad, load_start, spans.now_ms() - load_start);
-                }
-                record.trace.timings.model_load_ms = load_ms;
-                let g = &mut slot.as_mut().expect("loaded above").generator;
+        if relevant.is_empty() && search_again && best >= min_score - TRANSLATION_MARGIN {
+            search_again = false;
+            if let Some(to) = language_to_try(&index, question, &retrieval)? {
+                let mut slot = self.generator_slot(&mut spans, &mut record)?;
+                let g = &mut slot.as_mut().expect("loaded").generator;
                 if let Some((found, query)) = search_in(to, g, &second, &mut spans, &mut record)? {
                     relevant = found;
                     translation = Some(query);
@@ -447,14 +459,8 @@ impl Engine {
         }
 
         // Generation, one at a time.
-        let mut slot = self.generator.lock().unwrap_or_else(|e| e.into_inner());
-        let load_start = spans.now_ms();
-        let load_ms = self.ensure_generator(&mut slot)?;
-        if load_ms > 0.0 {
-            spans.push(Stage::ModelLoad, load_start, spans.now_ms() - load_start);
-        }
-        record.trace.timings.model_load_ms += load_ms;
-        let loaded = slot.as_mut().expect("loaded above");
+        let mut slot = self.generator_slot(&mut spans, &mut record)?;
+        let loaded = slot.as_mut().expect("loaded");
         record.trace.model = Some(loaded.model.clone());
         let g = &mut loaded.generator;
         let context = g.context();
@@ -485,11 +491,10 @@ impl Engine {
                     let start = spans.now_ms();
                     translation = translate_text(g, &cfg.template, question, "question", to)?;
                     spans.push(Stage::Translation, start, spans.now_ms() - start);
-                    if translation.is_some() {
-                        record.trace.translated_query = translation.clone();
-                        // Searching with it would find these sources again.
-                        retry = None;
-                    }
+                    record.trace.translated_query = translation.clone();
+                    // Searching with it would find these sources again (and
+                    // a question the model did not translate, nothing).
+                    search_again = false;
                 }
             }
             let asked = translation.as_deref().unwrap_or(question);
@@ -581,7 +586,7 @@ impl Engine {
                     prompt,
                     min_yes: min_answerable,
                     // Held back while a second search may follow.
-                    fallback: if retry.is_some() {
+                    fallback: if search_again {
                         String::new()
                     } else {
                         no_answer_text(question).to_string()
@@ -616,8 +621,9 @@ impl Engine {
                 let _ = on_event(Event::Text(&rest));
             }
             let mut written = tidy.text().to_string();
-            if generation.stop == StopReason::Gated && written.is_empty() {
-                if let Some(to) = retry.take() {
+            if generation.stop == StopReason::Gated && search_again {
+                search_again = false;
+                if let Some(to) = language_to_try(&index, question, &retrieval)? {
                     if let Some((found, query)) =
                         search_in(to, g, &second, &mut spans, &mut record)?
                     {
@@ -966,16 +972,14 @@ fn language_to_try(
     index: &Index,
     question: &str,
     retrieval: &Retrieval,
-    cfg: &AnswerConfig,
 ) -> Result<Option<&'static str>, RagError> {
-    if cfg.translate == QueryTranslation::Off || cfg.template.translate.is_none() {
-        return Ok(None);
-    }
+    // The hits are read already; the other dense candidates are read here.
     let ids: Vec<u64> = retrieval
         .candidates
         .iter()
         .filter(|c| c.dense.is_some())
         .map(|c| c.chunk_id)
+        .filter(|id| !retrieval.hits.iter().any(|h| h.chunk.id == *id))
         .collect();
     let chunks = index.chunks(&ids)?;
     let hits = retrieval.hits.iter().map(|h| h.chunk.chunk.text.as_str());
