@@ -270,6 +270,34 @@ fn logits_do_not_depend_on_how_the_prompt_is_split() {
             .zip(&after)
             .all(|(a, b)| a.to_bits() == b.to_bits());
         assert!(same, "{model}: tokens read and rewound changed the logits");
+        // The logits after each token of one pass are those a pass that
+        // ended at that token gives.
+        m.reset();
+        m.forward(&ids[..5]).unwrap();
+        if let Some(each) = m.forward_each(&ids[5..]).unwrap() {
+            let vocab = whole.len();
+            assert_eq!(each.len(), (ids.len() - 5) * vocab, "{model}");
+            let last = &each[each.len() - vocab..];
+            let same = whole
+                .iter()
+                .zip(last)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(
+                same,
+                "{model}: the last row of forward_each is not forward's"
+            );
+            m.reset();
+            let at_ten = m.forward(&ids[..10]).unwrap();
+            let row = &each[4 * vocab..5 * vocab];
+            let same = at_ten
+                .iter()
+                .zip(row)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(
+                same,
+                "{model}: a middle row of forward_each is not forward's"
+            );
+        }
     }
 }
 

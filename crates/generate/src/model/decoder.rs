@@ -408,14 +408,22 @@ impl Decoder {
     /// pool, each of its parallel products would otherwise wake the pool
     /// and park the caller, a cost paid hundreds of times per token.
     pub fn forward(&mut self, ids: &[u32]) -> Result<Vec<f32>, GenerateError> {
+        self.forward_rows(ids, 1)
+    }
+
+    /// Runs `ids` like [`Decoder::forward`] and returns the logits after
+    /// each of the last `rows` of them, one row after another (`rows` ×
+    /// the vocabulary): what the model expected at each of those places,
+    /// for scoring a text the model reads rather than writes.
+    pub fn forward_rows(&mut self, ids: &[u32], rows: usize) -> Result<Vec<f32>, GenerateError> {
         if rayon::current_thread_index().is_some() {
-            self.step(ids)
+            self.step(ids, rows)
         } else {
-            rayon::scope(|_| self.step(ids))
+            rayon::scope(|_| self.step(ids, rows))
         }
     }
 
-    fn step(&mut self, ids: &[u32]) -> Result<Vec<f32>, GenerateError> {
+    fn step(&mut self, ids: &[u32], rows: usize) -> Result<Vec<f32>, GenerateError> {
         let seq = ids.len();
         if seq == 0 {
             return Err(GenerateError::Config("no tokens to run".into()));
@@ -580,12 +588,16 @@ impl Decoder {
             ops::add_in_place(&mut s.x, &s.o);
         }
         self.pos = total;
-        let last = &s.x[(seq - 1) * d..];
-        let mut normed = vec![0f32; d];
-        ops::rms_norm(last, &self.norm, eps, &mut normed);
+        let rows = rows.clamp(1, seq);
         let out = self.output.as_ref().unwrap_or(&self.embeddings);
-        let mut logits = vec![0f32; out.rows()];
-        out.matmul(&normed, &mut s.acts, &mut logits, isa);
+        let vocab = out.rows();
+        let mut logits = vec![0f32; rows * vocab];
+        let mut normed = vec![0f32; d];
+        for (r, row) in logits.chunks_mut(vocab).enumerate() {
+            let at = seq - rows + r;
+            ops::rms_norm(&s.x[at * d..(at + 1) * d], &self.norm, eps, &mut normed);
+            out.matmul(&normed, &mut s.acts, row, isa);
+        }
         Ok(logits)
     }
 }

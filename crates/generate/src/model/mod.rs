@@ -232,6 +232,25 @@ impl Model {
         Ok(logits)
     }
 
+    /// Feeds the next tokens; returns the logits after each of them (one
+    /// vocabulary-long row per token), or `None` for a model that gives
+    /// only the last (candle-transformers' phi3, whose cache is then left
+    /// as it was).
+    pub fn forward_each(&mut self, ids: &[u32]) -> Result<Option<Vec<f32>>, GenerateError> {
+        if self.pos + ids.len() > self.context {
+            return Err(GenerateError::ContextFull {
+                needed: self.pos + ids.len(),
+                context: self.context,
+            });
+        }
+        let logits = match &mut self.inner {
+            Inner::Decoder(d) => d.forward_rows(ids, ids.len())?,
+            Inner::Phi3(_) => return Ok(None),
+        };
+        self.pos += ids.len();
+        Ok(Some(logits))
+    }
+
     /// Whether [`Model::rewind`] can go back (docent's own decoder can;
     /// candle-transformers' phi3 cannot).
     pub fn can_rewind(&self) -> bool {
