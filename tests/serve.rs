@@ -1,5 +1,6 @@
 //! `docent serve` over real HTTP: the OpenAI and LangServe routes, search,
-//! chunks, traces with ratings, conversations, the queue's 429, a client
+//! chunks, traces with ratings, conversations, a second search's sources,
+//! the queue's 429, a client
 //! that leaves, tokens, limits, hostile requests, and a new index
 //! generation picked up without a restart.
 //!
@@ -200,6 +201,71 @@ fn the_ask_chain_streams_and_batches_as_langserve_does() {
         assert_eq!(status, 200);
         assert!(json(&body)["title"].is_string());
     }
+}
+
+/// A Korean question only the English page answers: the model's check
+/// turns down the Korean chunks found first, the question, translated,
+/// finds the page, and the stream says so with a second `sources` chunk
+/// before any text, which the final output's sources are.
+#[test]
+fn a_second_search_streams_its_sources_before_the_answer() {
+    let s = shared();
+    let (status, events) = post_sse(
+        s,
+        "/ask/stream",
+        r#"{"input":"LCEL은 단계를 합칠 때 어떤 연산자를 쓰나요?"}"#,
+    );
+    assert_eq!(status, 200);
+    let data: Vec<serde_json::Value> = events
+        .iter()
+        .filter(|e| e.event == "data")
+        .map(|e| json(&e.data))
+        .collect();
+    let announced: Vec<usize> = (0..data.len())
+        .filter(|&i| data[i].get("sources").is_some() && data[i].get("trace_id").is_none())
+        .collect();
+    assert_eq!(announced.len(), 2, "two sources chunks: {data:?}");
+    let first_text = data.iter().position(|d| d.get("answer").is_some());
+    assert!(
+        first_text.is_some_and(|t| t > announced[1]),
+        "no text before the second sources: {data:?}"
+    );
+    let paths = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["path"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (first, second) = (
+        &data[announced[0]]["sources"],
+        &data[announced[1]]["sources"],
+    );
+    assert_ne!(paths(first), paths(second));
+    assert!(
+        paths(second)
+            .iter()
+            .any(|p| p.ends_with("langchain-ecosystem.html")),
+        "{second}"
+    );
+    let output = data.last().unwrap();
+    assert_eq!(
+        &output["sources"], second,
+        "the output cites what was announced last"
+    );
+    let rq = output["retrieval_query"]
+        .as_str()
+        .expect("the translated question");
+    assert!(
+        rq.contains("LCEL") && !rq.chars().any(|c| ('가'..='힣').contains(&c)),
+        "{rq}"
+    );
+    let text: String = data.iter().filter_map(|d| d["answer"].as_str()).collect();
+    assert!(
+        text.contains('|') && text.chars().any(|c| ('가'..='힣').contains(&c)),
+        "{text}"
+    );
+    assert_eq!(output["final_answer"].as_str(), Some(text.trim()));
 }
 
 #[test]
