@@ -1,8 +1,7 @@
 //! `docent serve` over real HTTP: the OpenAI and LangServe routes, search,
 //! chunks, traces with ratings, conversations, a second search's sources,
-//! the queue's 429, a client
-//! that leaves, tokens, limits, hostile requests, and a new index
-//! generation picked up without a restart.
+//! the queue's 429, a client that leaves, tokens, limits, hostile
+//! requests, and a new index generation picked up without a restart.
 //!
 //! One server (the default language model) is shared by the tests that
 //! need answers; the tests of the queue and the token start their own.
