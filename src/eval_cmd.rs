@@ -623,14 +623,26 @@ fn without_citations(text: &str) -> String {
     out
 }
 
-/// The language an answer is written in; `any` for an answer of one or
-/// two words without Hangul (a name, a number, an acronym: "SBS",
-/// "55.4%"), which reads the same in any language.
-fn answer_language(answer: &str) -> &'static str {
+/// The language an answer is written in; `any` for an answer without
+/// Hangul that is one or two words (a name, a number, an acronym: "SBS",
+/// "55.4%") or a list of such ("FAISS, Chroma, pgvector, Qdrant"), which
+/// reads the same in any language. Shared by both evaluations.
+pub(crate) fn answer_language(answer: &str) -> &'static str {
     let text = without_citations(answer);
     let language = docent_generate::prompt::question_language(&text);
-    let words = text.split_whitespace().count();
-    if language != "Korean" && words <= 2 {
+    if language == "Korean" {
+        return language;
+    }
+    let text = text.trim().trim_end_matches('.');
+    let names = text.split([',', ';']).all(|item| {
+        let item = item.trim();
+        let item = ["and ", "or "]
+            .iter()
+            .find_map(|w| item.strip_prefix(w))
+            .unwrap_or(item);
+        (1..=2).contains(&item.split_whitespace().count())
+    });
+    if names {
         "any"
     } else {
         language
@@ -672,5 +684,28 @@ mod tests {
             "3.5 million people"
         );
         assert_eq!(direct_answer("서울입니다. 수도입니다."), "서울입니다.");
+    }
+
+    #[test]
+    fn names_and_lists_of_names_read_in_any_language_and_sentences_do_not() {
+        assert_eq!(answer_language("SBS [1]"), "any");
+        assert_eq!(answer_language("55.4% [2]"), "any");
+        assert_eq!(
+            answer_language("FAISS, Chroma, pgvector, Qdrant [1]"),
+            "any"
+        );
+        assert_eq!(
+            answer_language("Forster I, Forster II, and Forster III [1]"),
+            "any"
+        );
+        assert_eq!(answer_language("양자화는 가중치를 줄입니다. [1]"), "Korean");
+        assert_eq!(
+            answer_language("The documents do not contain the answer to this question."),
+            "English"
+        );
+        assert_eq!(
+            answer_language("FAISS, Chroma and pgvector are supported as vector stores [1]"),
+            "English"
+        );
     }
 }

@@ -13,6 +13,8 @@ use docent_generate::prompt::question_language;
 use docent_rag::indexer::{build_index, load_encoder_for};
 use docent_rag::{Answer, Engine, Event, IndexConfig, SentenceSupport};
 use serde::Serialize;
+
+use crate::eval_cmd::answer_language;
 use sha2::{Digest, Sha256};
 
 use crate::eval_cmd::EvalArgs;
@@ -160,7 +162,7 @@ pub fn run(args: &EvalArgs, set_path: &Path) -> Result<()> {
         cell.1 += 1;
         if korean {
             korean_q += 1;
-            korean_a += (question_language(&a.text) == "Korean") as usize;
+            korean_a += matches!(answer_language(&a.text), "Korean" | "any") as usize;
         }
         sentences += a.support.len();
         supported += a.support.iter().filter(|s| s.supported).count();
