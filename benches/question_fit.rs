@@ -6,9 +6,9 @@
 //! Read after the sources, the changed word should surprise the model more
 //! than it does without them, where a question the sources answer should
 //! be easier to predict with them. This reads the `--out` files of `docent
-//! eval --generate` runs, scores every token of each recorded prompt's
-//! question twice (after its system message and sources, and after the
-//! system message alone) and writes `<file>.fit.jsonl`: each record's
+//! eval --generate` runs (ChatML prompts, the default model's), scores
+//! every token of each recorded prompt's question twice (after its system
+//! message and sources, and after the system message alone) and writes `<file>.fit.jsonl`: each record's
 //! `impossible`, `declined`, `correct`, `answerable` and the tokens'
 //! log-probabilities, for `scripts/question_fit.py`
 //! (docs/benchmarks.md, "How well the question fits its sources").
@@ -60,11 +60,18 @@ fn main() -> anyhow::Result<()> {
             let question = &rest[..rest.find('\n').unwrap_or(rest.len())];
             let bare = format!("{}Question:", &prompt[..user + "user\n".len()]);
             let mut scores = Vec::new();
+            let mut tokens = Vec::new();
             for context in [head, bare.as_str()] {
                 let head_ids = g.tokenize_prompt(context);
                 let all = g.tokenize_prompt(&format!("{context}{question}"));
                 if !all.starts_with(&head_ids) || all.len() == head_ids.len() {
                     anyhow::bail!("the question's tokens do not follow the prompt's in {file}");
+                }
+                if tokens.is_empty() {
+                    tokens = all[head_ids.len()..]
+                        .iter()
+                        .map(|&t| g.tokenizer().decode(&[t]))
+                        .collect();
                 }
                 let model = g.model_mut();
                 model.reset();
@@ -85,13 +92,6 @@ fn main() -> anyhow::Result<()> {
                     .collect();
                 scores.push(lps);
             }
-            let tokens: Vec<String> = {
-                let head_len = g.tokenize_prompt(head).len();
-                g.tokenize_prompt(&format!("{head}{question}"))[head_len..]
-                    .iter()
-                    .map(|&t| g.tokenizer().decode(&[t]))
-                    .collect()
-            };
             let rec = json!({
                 "question": r["question"], "impossible": r["impossible"],
                 "declined": r["declined"], "correct": r["correct"],

@@ -94,10 +94,9 @@ def cross_validated(xs, ys, folds=5, seed=0):
     return out
 
 
-def best_within(records, scores, bound=0.10):
+def best_within(evals, scores, bound=0.10):
     """The most unanswerable questions declined, declining at most `bound`
     of the answerable ones (those declined before the model count)."""
-    evals = records
     answerable = sum(1 for r in evals if not r["impossible"])
     unanswerable = len(evals) - answerable
     best = 0.0

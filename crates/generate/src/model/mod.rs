@@ -237,12 +237,7 @@ impl Model {
     /// only the last (candle-transformers' phi3, whose cache is then left
     /// as it was).
     pub fn forward_each(&mut self, ids: &[u32]) -> Result<Option<Vec<f32>>, GenerateError> {
-        if self.pos + ids.len() > self.context {
-            return Err(GenerateError::ContextFull {
-                needed: self.pos + ids.len(),
-                context: self.context,
-            });
-        }
+        // The decoder checks the room left itself.
         let logits = match &mut self.inner {
             Inner::Decoder(d) => d.forward_rows(ids, ids.len())?,
             Inner::Phi3(_) => return Ok(None),
