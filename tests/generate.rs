@@ -426,6 +426,77 @@ fn a_question_after_the_answer_reuses_the_cache_and_reads_as_from_scratch() {
     assert!(g.yes_after(&long).is_err());
 }
 
+/// A prompt read after another answer keeps the start the two share in
+/// the cache (here the system message) and reads only the rest; its answer,
+/// the probabilities of its tokens and its gate's "yes" are those of a
+/// prompt read from an empty cache, bit for bit.
+#[test]
+fn a_prompt_after_another_reads_only_what_they_do_not_share() {
+    let model = "qwen2.5-coder-1.5b-instruct-q4_k_m";
+    let mut g = generator(model);
+    let render = |g: &Generator, ask: &str| {
+        let messages = [
+            Message::new(
+                "system",
+                "The source: Seoul is the capital of South Korea. \
+                 It has about 9.4 million inhabitants.",
+            ),
+            Message::new("user", ask),
+        ];
+        g.tokenize_prompt(&g.chat_template().render(&messages, true).unwrap())
+    };
+    let first = render(&g, "What is the capital of South Korea?");
+    let second = render(&g, "How many people live in Seoul? Answer in a few words.");
+    let shared = first
+        .iter()
+        .zip(&second)
+        .take_while(|(a, b)| a == b)
+        .count();
+    assert!(shared > 10, "{model}: the prompts share {shared} tokens");
+    let asks = render(
+        &g,
+        "Does the source say how many people live in Seoul? Reply yes or no.",
+    );
+    let config = |gate: bool| GenerationConfig {
+        max_tokens: 12,
+        sampler: SamplerConfig::greedy(),
+        stop_on_repeat: false,
+        gate: gate.then(|| docent_generate::Gate {
+            prompt: asks.clone(),
+            min_yes: 0.5,
+            fallback: "No answer.".into(),
+        }),
+        ..GenerationConfig::default()
+    };
+    for gate in [false, true] {
+        let cfg = config(gate);
+        g.model_mut().reset();
+        let fresh = g.generate(&second, &cfg, &mut |_| true).unwrap();
+        assert_eq!(fresh.timings.cached_tokens, 0, "{model}");
+        assert!(fresh.text.contains("9.4"), "{model}: {:?}", fresh.text);
+        g.generate(&first, &config(false), &mut |_| true).unwrap();
+        let after = g.generate(&second, &cfg, &mut |_| true).unwrap();
+        assert_eq!(after.timings.cached_tokens, shared, "{model}, gate {gate}");
+        assert_eq!(after.tokens, fresh.tokens, "{model}, gate {gate}");
+        assert!(
+            same_bits(&after.token_probs, &fresh.token_probs),
+            "{model}, gate {gate}: the kept cache changed the probabilities"
+        );
+        assert_eq!(
+            after.gate_yes.map(f32::to_bits),
+            fresh.gate_yes.map(f32::to_bits),
+            "{model}, gate {gate}"
+        );
+        assert_eq!(after.gate_yes.is_some(), gate, "{model}");
+        // The same prompt again: everything but its last token is kept.
+        let again = g.generate(&second, &cfg, &mut |_| true).unwrap();
+        assert_eq!(again.tokens, fresh.tokens, "{model}, gate {gate}");
+        if !gate {
+            assert_eq!(again.timings.cached_tokens, second.len() - 1, "{model}");
+        }
+    }
+}
+
 fn temp_copy(bytes: &[u8]) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.gguf");

@@ -104,6 +104,9 @@ pub enum StopReason {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Timings {
     pub prompt_tokens: usize,
+    /// Of `prompt_tokens`, those not read again: the start the prompt
+    /// shares with what the model's cache held from the generation before.
+    pub cached_tokens: usize,
     pub prompt_ms: f64,
     /// From the start of prompt processing to the first answer token.
     pub first_token_ms: f64,
@@ -112,8 +115,9 @@ pub struct Timings {
 }
 
 impl Timings {
+    /// Prompt tokens read per second (those kept in the cache not counted).
     pub fn prompt_tokens_per_s(&self) -> f64 {
-        per_second(self.prompt_tokens, self.prompt_ms)
+        per_second(self.prompt_tokens - self.cached_tokens, self.prompt_ms)
     }
 
     pub fn decode_tokens_per_s(&self) -> f64 {
@@ -271,9 +275,11 @@ impl Generator {
             ..Timings::default()
         };
         let t0 = Instant::now();
+        let kept = self.kept_for(prompt);
         self.cached.clear();
-        let (mut logits, gate_yes) = self.read_prompt(prompt, cfg.gate.as_ref())?;
+        let (mut logits, gate_yes, kept) = self.read_prompt(prompt, kept, cfg.gate.as_ref())?;
         self.cached = prompt.to_vec();
+        timings.cached_tokens = kept;
         timings.prompt_ms = ms(t0);
         if let (Some(gate), Some(yes)) = (&cfg.gate, gate_yes) {
             if yes < gate.min_yes {
@@ -383,15 +389,7 @@ impl Generator {
             return Ok(None);
         }
         self.check_prompt(prompt, "the question")?;
-        // The last token is read again in any case: it gives the logits.
-        let shared = self
-            .cached
-            .iter()
-            .zip(prompt)
-            .take_while(|(a, b)| a == b)
-            .count()
-            .min(prompt.len() - 1)
-            .min(self.model.position());
+        let shared = self.kept_for(prompt);
         self.cached.clear();
         self.model.rewind(shared);
         let mut logits = Vec::new();
@@ -402,14 +400,35 @@ impl Generator {
         Ok(Some(self.yes_share(&logits)))
     }
 
-    /// Runs `prompt` from an empty cache and returns the logits after it,
-    /// answering `gate`'s question on the way (see [`Gate`]).
+    /// How many tokens at the start of `prompt` the model's cache holds
+    /// already, and need not be read again: the start it shares with the
+    /// last generation's prompt and answer (for a server or an evaluation,
+    /// at least the system message). The last token is read in any case,
+    /// since it gives the logits; 0 for a model whose cache cannot go back.
+    /// Every row is computed on its own, so what is kept is what reading it
+    /// again would give, bit for bit (`tests/generate.rs`).
+    fn kept_for(&self, prompt: &[u32]) -> usize {
+        if !self.model.can_rewind() {
+            return 0;
+        }
+        self.cached
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(prompt.len().saturating_sub(1))
+            .min(self.model.position())
+    }
+
+    /// Runs `prompt`, of which the cache holds the first `kept` tokens, and
+    /// returns the logits after it, answering `gate`'s question on the way
+    /// (see [`Gate`]), and how many tokens it did not read again.
     fn read_prompt(
         &mut self,
         prompt: &[u32],
+        kept: usize,
         gate: Option<&Gate>,
-    ) -> Result<(Vec<f32>, Option<f32>), GenerateError> {
-        self.model.reset();
+    ) -> Result<(Vec<f32>, Option<f32>, usize), GenerateError> {
         let batch = self.cfg.prompt_batch.max(1);
         let gate = gate.filter(|g| {
             self.model.can_rewind() && !g.prompt.is_empty() && g.prompt.len() < self.model.context()
@@ -424,8 +443,17 @@ impl Generator {
                 .count();
             n.min(prompt.len() - 1).min(g.prompt.len() - 1)
         });
+        // The gate's question needs the cache at `shared` and no further.
+        let kept = match gate {
+            Some(_) => kept.min(shared),
+            None => kept,
+        };
+        if kept == 0 || !self.model.rewind(kept) {
+            self.model.reset();
+        }
+        let kept = self.model.position();
         let mut logits = Vec::new();
-        for part in prompt[..shared].chunks(batch) {
+        for part in prompt[kept..shared.max(kept)].chunks(batch) {
             logits = self.model.forward(part)?;
         }
         let mut yes = None;
@@ -437,10 +465,10 @@ impl Generator {
             debug_assert!(rewound, "checked by can_rewind");
             yes = Some(self.yes_share(&logits));
         }
-        for part in prompt[shared..].chunks(batch) {
+        for part in prompt[shared.max(kept)..].chunks(batch) {
             logits = self.model.forward(part)?;
         }
-        Ok((logits, yes))
+        Ok((logits, yes, kept))
     }
 
     /// The probability of "yes" against "no" as the next word.

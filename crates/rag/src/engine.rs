@@ -642,6 +642,7 @@ impl Engine {
         spans.push(Stage::PromptProcessing, gen_start, t.prompt_ms);
         spans.push(Stage::Decoding, gen_start + t.prompt_ms, t.decode_ms);
         record.trace.timings.prompt_tokens = t.prompt_tokens;
+        record.trace.timings.cached_tokens = t.cached_tokens;
         record.trace.timings.prompt_ms = t.prompt_ms;
         record.trace.timings.prompt_tokens_per_s = t.prompt_tokens_per_s();
         record.trace.timings.time_to_first_token_ms = t.first_token_ms;

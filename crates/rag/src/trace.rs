@@ -144,7 +144,12 @@ pub struct AnswerTimings {
     /// Loading the model (0 when it was already loaded, or not needed).
     pub model_load_ms: f64,
     pub prompt_tokens: usize,
+    /// Of `prompt_tokens`, those the model's cache kept from the answer
+    /// before (the system message, at least): not read again.
+    #[serde(default)]
+    pub cached_tokens: usize,
     pub prompt_ms: f64,
+    /// Prompt tokens read per second, the cached ones not counted.
     pub prompt_tokens_per_s: f64,
     /// From the start of prompt processing to the first answer token.
     pub time_to_first_token_ms: f64,

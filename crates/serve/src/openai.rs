@@ -184,6 +184,7 @@ pub async fn chat_completions(
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": t.decode_tokens,
                 "total_tokens": prompt_tokens + t.decode_tokens,
+                "prompt_tokens_details": {"cached_tokens": t.cached_tokens},
             },
             "docent": AnswerExtras::of(&answer, None),
         }))
