@@ -168,7 +168,8 @@ impl CrossLanguage {
 
     /// Raises the support of each unsupported sentence of `support` (the
     /// grounding check's result against `sources`) whose sources are in
-    /// another script, as the module's documentation says, and records its
+    /// another script and that no source holds in its words, as the
+    /// module's documentation says, and records its
     /// best cosine in [`SentenceSupport::similarity`]. `embed` embeds texts
     /// as the encoder embeds questions; it is called at most once, with the
     /// texts not embedded before, and not at all when no sentence needs it.
@@ -181,10 +182,14 @@ impl CrossLanguage {
     ) -> Result<(), E> {
         let scripts: Vec<Script> = sources.iter().map(|s| script(s)).collect();
         // Sentences to look at, and the sources in another script for each.
+        // A sentence another source holds in its own words is left to the
+        // words: its citation is pointed there
+        // ([`grounding::correct_citations`]), which a cosine to the cited
+        // source, a weaker sign, would keep from happening.
         let wanted: Vec<(usize, String, Vec<usize>)> = support
             .iter()
             .enumerate()
-            .filter(|(_, s)| !s.supported)
+            .filter(|(_, s)| !s.supported && s.best_support < min_support)
             .filter_map(|(i, s)| {
                 let text = grounding::without_citations(&s.text);
                 let own = script(&text);
@@ -426,6 +431,34 @@ mod tests {
             })
             .unwrap();
         assert_eq!(support, before);
+    }
+
+    /// "rag-chroma 템플릿은 retrieval-augmented generation over a Chroma
+    /// vector store입니다. [1]" cited the Korean glossary, 0.88 from the
+    /// sentence by the encoder, where [2] says it word for word: the words
+    /// win, and the citation goes to [2].
+    #[test]
+    fn a_sentence_another_source_holds_in_its_words_is_cited_there() {
+        let answer = "LangServe deploys LangChain chains as a REST API. [1]";
+        let mut support = check(answer, &[KO, EN], 0.5);
+        assert!(!support[0].supported && support[0].best_source == Some(2));
+        let mut cross = CrossLanguage::new(0.86);
+        cross
+            .support(&mut support, &[KO, EN], 0.5, &mut |_| -> Result<_, ()> {
+                panic!("the words decide")
+            })
+            .unwrap();
+        assert!(!support[0].supported && support[0].similarity.is_none());
+        let (text, support) = correct_citations(answer, support, &[KO, EN], 0.5);
+        assert_eq!(
+            text,
+            "LangServe deploys LangChain chains as a REST API. [2]"
+        );
+        assert!(support[0].supported, "{support:?}");
+        // With only the Korean source, the encoder is asked, and supports it.
+        let mut alone = check(answer, &[KO], 0.5);
+        cross.support(&mut alone, &[KO], 0.5, &mut embed).unwrap();
+        assert!(alone[0].supported, "{alone:?}");
     }
 
     #[test]
