@@ -8,14 +8,17 @@
 const MIN_SEGMENT_CHARS: usize = 12;
 
 /// Where `text` should be cut, if its last complete segment repeats an
-/// earlier one: the byte offset where that segment starts.
+/// earlier one: the byte offset where that segment starts. A sentence is
+/// complete once the next has begun: tokenizers put the space after a full
+/// stop in front of the next word (" 질문", " The"), so a text being
+/// written seldom ends right after the space.
 pub fn repeated_segment(text: &str) -> Option<usize> {
-    let segments = segments(text);
-    let (&(start, last), earlier) = segments.split_last()?;
+    let mut segments = segments(text);
     // Only a complete segment counts: one followed by its boundary.
     if !ends_segment(text) {
-        return None;
+        segments.pop()?;
     }
+    let (&(start, last), earlier) = segments.split_last()?;
     let last = last.trim();
     if last.chars().count() < MIN_SEGMENT_CHARS {
         return None;
@@ -112,6 +115,45 @@ mod tests {
             t[..at].trim_end(),
             "양자화는 가중치를 적은 비트로 저장하는 방법입니다. 모델이 작아집니다."
         );
+    }
+
+    /// Streamed token by token, the space after a full stop comes with the
+    /// next word: the repeat is caught once the sentence after it begins,
+    /// and nothing of it has been shown (it was held back while it could
+    /// still be one).
+    #[test]
+    fn a_repeated_sentence_is_cut_when_the_next_one_begins() {
+        let tokens = [
+            "질문에",
+            " 대한",
+            " 답변을",
+            " 작성합니다.",
+            " 문서를",
+            " 기반으로",
+            " 합니다.",
+            " 질문에",
+            " 대한",
+            " 답변을",
+            " 작성합니다.",
+            " 문서를",
+        ];
+        let mut text = String::new();
+        let mut shown = 0;
+        let mut cut = None;
+        for t in tokens {
+            text.push_str(t);
+            if let Some(at) = repeated_segment(&text) {
+                cut = Some(at);
+                break;
+            }
+            shown = held_back_from(&text).unwrap_or(text.len()).max(shown);
+        }
+        let at = cut.expect("the repeat is caught");
+        assert_eq!(
+            &text[..at],
+            "질문에 대한 답변을 작성합니다. 문서를 기반으로 합니다."
+        );
+        assert!(shown <= at, "{:?} was shown", &text[..shown]);
     }
 
     #[test]
