@@ -142,7 +142,9 @@ fn an_answer_streams_its_events_in_order_and_can_be_cancelled() {
     assert!(answer.abstained.is_none());
     assert_ne!(answer.stop, Some(StopReason::Cancelled));
 
-    // Breaking on the first piece stops generation there.
+    // Breaking on the first piece stops generation there. That piece may
+    // take more than one token: citation marks the model writes first
+    // ("[1] Retrieval…") are held back until the text they label.
     let mut pieces = 0;
     let cancelled = engine
         .answer(q, &[], &cfg, &mut |e| {
@@ -155,7 +157,12 @@ fn an_answer_streams_its_events_in_order_and_can_be_cancelled() {
         .unwrap();
     assert_eq!(pieces, 1);
     assert_eq!(cancelled.stop, Some(StopReason::Cancelled));
-    assert_eq!(cancelled.trace.timings.decode_tokens, 1);
+    let decoded = cancelled.trace.timings.decode_tokens;
+    assert!(
+        decoded >= 1 && decoded < answer.trace.timings.decode_tokens,
+        "{decoded} tokens decoded, against {} for the whole answer",
+        answer.trace.timings.decode_tokens
+    );
     // Breaking before generation: no token decoded at all.
     let early = engine
         .answer(q, &[], &cfg, &mut |e| match e {

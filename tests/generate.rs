@@ -297,23 +297,27 @@ fn logits_do_not_depend_on_how_the_prompt_is_split() {
     }
 }
 
+/// The tokens of a chat whose system message is a two-sentence source
+/// about Seoul and whose user message is `ask`.
+fn seoul_prompt(g: &Generator, ask: &str) -> Vec<u32> {
+    let messages = [
+        Message::new(
+            "system",
+            "The source: Seoul is the capital of South Korea. \
+             It has about 9.4 million inhabitants.",
+        ),
+        Message::new("user", ask),
+    ];
+    g.tokenize_prompt(&g.chat_template().render(&messages, true).unwrap())
+}
+
 /// A gate's question is answered from the shared start of both prompts and
 /// leaves the answer as it would have been; its "yes" is the model's.
 #[test]
 fn a_gate_asks_yes_or_no_first_and_leaves_the_answer_alone() {
     let model = "qwen2.5-coder-1.5b-instruct-q4_k_m";
     let mut g = generator(model);
-    let render = |g: &Generator, ask: &str| {
-        let messages = [
-            Message::new(
-                "system",
-                "The source: Seoul is the capital of South Korea. \
-                 It has about 9.4 million inhabitants.",
-            ),
-            Message::new("user", ask),
-        ];
-        g.tokenize_prompt(&g.chat_template().render(&messages, true).unwrap())
-    };
+    let render = seoul_prompt;
     let prompt = render(
         &g,
         "What is the capital of South Korea? Answer in a few words.",
@@ -384,12 +388,7 @@ fn a_gate_asks_yes_or_no_first_and_leaves_the_answer_alone() {
 fn a_question_after_the_answer_reuses_the_cache_and_reads_as_from_scratch() {
     let model = "qwen2.5-coder-1.5b-instruct-q4_k_m";
     let mut g = generator(model);
-    let source = "The source: Seoul is the capital of South Korea. \
-                  It has about 9.4 million inhabitants.";
-    let render = |g: &Generator, ask: &str| {
-        let messages = [Message::new("system", source), Message::new("user", ask)];
-        g.tokenize_prompt(&g.chat_template().render(&messages, true).unwrap())
-    };
+    let render = seoul_prompt;
     let prompt = render(&g, "How many people live in Seoul? Answer in a few words.");
     let greedy = GenerationConfig {
         max_tokens: 12,
@@ -434,17 +433,7 @@ fn a_question_after_the_answer_reuses_the_cache_and_reads_as_from_scratch() {
 fn a_prompt_after_another_reads_only_what_they_do_not_share() {
     let model = "qwen2.5-coder-1.5b-instruct-q4_k_m";
     let mut g = generator(model);
-    let render = |g: &Generator, ask: &str| {
-        let messages = [
-            Message::new(
-                "system",
-                "The source: Seoul is the capital of South Korea. \
-                 It has about 9.4 million inhabitants.",
-            ),
-            Message::new("user", ask),
-        ];
-        g.tokenize_prompt(&g.chat_template().render(&messages, true).unwrap())
-    };
+    let render = seoul_prompt;
     let first = render(&g, "What is the capital of South Korea?");
     let second = render(&g, "How many people live in Seoul? Answer in a few words.");
     let shared = first
