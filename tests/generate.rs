@@ -311,23 +311,28 @@ fn seoul_prompt(g: &Generator, ask: &str) -> Vec<u32> {
     g.tokenize_prompt(&g.chat_template().render(&messages, true).unwrap())
 }
 
+/// Greedy, at most 12 tokens, no stop on repeats: a short answer that
+/// depends only on the logits.
+fn short_greedy() -> GenerationConfig {
+    GenerationConfig {
+        max_tokens: 12,
+        sampler: SamplerConfig::greedy(),
+        stop_on_repeat: false,
+        ..GenerationConfig::default()
+    }
+}
+
 /// A gate's question is answered from the shared start of both prompts and
 /// leaves the answer as it would have been; its "yes" is the model's.
 #[test]
 fn a_gate_asks_yes_or_no_first_and_leaves_the_answer_alone() {
     let model = "qwen2.5-coder-1.5b-instruct-q4_k_m";
     let mut g = generator(model);
-    let render = seoul_prompt;
-    let prompt = render(
+    let prompt = seoul_prompt(
         &g,
         "What is the capital of South Korea? Answer in a few words.",
     );
-    let greedy = GenerationConfig {
-        max_tokens: 12,
-        sampler: SamplerConfig::greedy(),
-        stop_on_repeat: false,
-        ..GenerationConfig::default()
-    };
+    let greedy = short_greedy();
     let plain = g.generate(&prompt, &greedy, &mut |_| true).unwrap();
     assert!(plain.text.contains("Seoul"), "{model}: {:?}", plain.text);
     assert_eq!(plain.gate_yes, None);
@@ -343,7 +348,7 @@ fn a_gate_asks_yes_or_no_first_and_leaves_the_answer_alone() {
     let ask = |g: &mut Generator, question: &str, min_yes: f32| {
         let cfg = GenerationConfig {
             gate: Some(docent_generate::Gate {
-                prompt: render(g, question),
+                prompt: seoul_prompt(g, question),
                 min_yes,
                 fallback: "No answer.".into(),
             }),
@@ -388,14 +393,8 @@ fn a_gate_asks_yes_or_no_first_and_leaves_the_answer_alone() {
 fn a_question_after_the_answer_reuses_the_cache_and_reads_as_from_scratch() {
     let model = "qwen2.5-coder-1.5b-instruct-q4_k_m";
     let mut g = generator(model);
-    let render = seoul_prompt;
-    let prompt = render(&g, "How many people live in Seoul? Answer in a few words.");
-    let greedy = GenerationConfig {
-        max_tokens: 12,
-        sampler: SamplerConfig::greedy(),
-        stop_on_repeat: false,
-        ..GenerationConfig::default()
-    };
+    let prompt = seoul_prompt(&g, "How many people live in Seoul? Answer in a few words.");
+    let greedy = short_greedy();
     let answer = g.generate(&prompt, &greedy, &mut |_| true).unwrap();
     assert!(answer.text.contains("9.4"), "{model}: {:?}", answer.text);
     let confirm = |answer: &str| {
@@ -404,8 +403,8 @@ fn a_question_after_the_answer_reuses_the_cache_and_reads_as_from_scratch() {
              Does the source state that this is the answer? Reply with only yes or no."
         )
     };
-    let right = render(&g, &confirm("about 9.4 million"));
-    let wrong = render(&g, &confirm("about 2 million"));
+    let right = seoul_prompt(&g, &confirm("about 9.4 million"));
+    let wrong = seoul_prompt(&g, &confirm("about 2 million"));
     // Asked after the answer, then the other after the first question.
     let right_yes = g.yes_after(&right).unwrap().unwrap();
     let wrong_yes = g.yes_after(&wrong).unwrap().unwrap();
@@ -433,29 +432,25 @@ fn a_question_after_the_answer_reuses_the_cache_and_reads_as_from_scratch() {
 fn a_prompt_after_another_reads_only_what_they_do_not_share() {
     let model = "qwen2.5-coder-1.5b-instruct-q4_k_m";
     let mut g = generator(model);
-    let render = seoul_prompt;
-    let first = render(&g, "What is the capital of South Korea?");
-    let second = render(&g, "How many people live in Seoul? Answer in a few words.");
+    let first = seoul_prompt(&g, "What is the capital of South Korea?");
+    let second = seoul_prompt(&g, "How many people live in Seoul? Answer in a few words.");
     let shared = first
         .iter()
         .zip(&second)
         .take_while(|(a, b)| a == b)
         .count();
     assert!(shared > 10, "{model}: the prompts share {shared} tokens");
-    let asks = render(
+    let asks = seoul_prompt(
         &g,
         "Does the source say how many people live in Seoul? Reply yes or no.",
     );
     let config = |gate: bool| GenerationConfig {
-        max_tokens: 12,
-        sampler: SamplerConfig::greedy(),
-        stop_on_repeat: false,
         gate: gate.then(|| docent_generate::Gate {
             prompt: asks.clone(),
             min_yes: 0.5,
             fallback: "No answer.".into(),
         }),
-        ..GenerationConfig::default()
+        ..short_greedy()
     };
     for gate in [false, true] {
         let cfg = config(gate);

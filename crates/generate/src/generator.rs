@@ -448,10 +448,10 @@ impl Generator {
             Some(_) => kept.min(shared),
             None => kept,
         };
-        if kept == 0 || !self.model.rewind(kept) {
+        // `kept` is 0 for a model that cannot rewind (`kept_for`).
+        if !self.model.rewind(kept) {
             self.model.reset();
         }
-        let kept = self.model.position();
         let mut logits = Vec::new();
         for part in prompt[kept..shared.max(kept)].chunks(batch) {
             logits = self.model.forward(part)?;
