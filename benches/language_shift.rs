@@ -1,24 +1,29 @@
-//! Whether moving a question's vector by the encoder's language direction
-//! finds the chunks that answer it in the other language.
+//! Whether moving a question's vector along the encoder's language
+//! direction finds the chunks that answer it in the other language.
 //!
 //! multilingual-e5-small puts a Korean question nearer to Korean chunks on
 //! a neighbouring subject than to the English chunk that answers it (and
 //! the other way round), so a question about a fact that `corpus/` states
-//! only in the other language rarely gets that chunk. The difference of the
-//! mean vectors of `corpus/glossary-ko.md` and `corpus/glossary-en.md`,
-//! which hold the same fifteen entries in both languages, is taken as the
-//! encoder's language direction; a question is moved along it towards the
-//! other language, and each chunk is scored by the question (chunks in its
-//! language) or by the moved question (chunks in the other). Printed for
-//! each question of `tests/fixtures/corpus-crosslingual-qa.toml` (facts in
-//! the other language; none in the glossaries) and of
-//! `tests/fixtures/corpus-qa.toml` (facts in the question's language): the
-//! rank of the first chunk of a right file, dense search alone, without
-//! and with moves of several lengths, and how many have one first and in the first two.
+//! only in the other language rarely gets that chunk. The direction is
+//! docent's own (`docent_rag::shift::direction`, forty sentence pairs
+//! outside the corpus), or with `--glossaries` the difference of the mean
+//! vectors of `corpus/glossary-ko.md` and `corpus/glossary-en.md`, which
+//! hold the same fifteen entries in both languages.
 //!
-//!     cargo bench --bench language_shift
+//! Printed for each question of `tests/fixtures/corpus-crosslingual-qa.toml`
+//! (facts in the other language; none in the glossaries) and of
+//! `tests/fixtures/corpus-qa.toml` (facts in the question's language):
 //!
-//! It asserts nothing; dense search only (no lexical fusion, no re-rank).
+//! * with dense search alone, each chunk in the other language scored by
+//!   the moved question and each in the question's own by the question, the
+//!   rank of the first chunk of a right file for moves of several lengths;
+//! * with hybrid search (the default retrieval, first ten), the same rank
+//!   over an index built without the direction and one built with the
+//!   encoder's own `language_shift`.
+//!
+//!     cargo bench --bench language_shift [-- --glossaries]
+//!
+//! It asserts nothing (tests/hybrid.rs does, on two questions).
 
 use docent_eval::QaSet;
 use docent_index::Index;
@@ -27,7 +32,7 @@ use docent_rag::indexer::{build_index, IndexConfig};
 use docent_rag::models::load_encoder;
 
 /// How far along the direction a question is moved (0: not at all).
-const SCALES: [f32; 4] = [0.0, 0.5, 0.75, 1.0];
+const SCALES: [f32; 5] = [0.0, 0.25, 0.5, 0.75, 1.0];
 
 fn normalise(mut v: Vec<f32>) -> Vec<f32> {
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -76,15 +81,20 @@ fn main() -> anyhow::Result<()> {
         .map(|c| script(&c.chunk.text) == Script::Hangul)
         .collect();
 
-    let en = entries(&std::fs::read_to_string("corpus/glossary-en.md")?);
-    let ko = entries(&std::fs::read_to_string("corpus/glossary-ko.md")?);
-    let embed = |t: &[String]| -> anyhow::Result<Vec<Vec<f32>>> {
-        let refs: Vec<&str> = t.iter().map(String::as_str).collect();
-        Ok(encoder.embed(&refs)?)
+    let direction = if std::env::args().any(|a| a == "--glossaries") {
+        // The glossaries' own difference, for comparison (they are in the
+        // corpus searched).
+        let en = entries(&std::fs::read_to_string("corpus/glossary-en.md")?);
+        let ko = entries(&std::fs::read_to_string("corpus/glossary-ko.md")?);
+        let embed = |t: &[String]| -> anyhow::Result<Vec<Vec<f32>>> {
+            let refs: Vec<&str> = t.iter().map(String::as_str).collect();
+            Ok(encoder.embed(&refs)?)
+        };
+        let (m_ko, m_en) = (mean(&embed(&ko)?), mean(&embed(&en)?));
+        m_ko.iter().zip(&m_en).map(|(k, e)| k - e).collect()
+    } else {
+        docent_rag::shift::direction(&encoder)?
     };
-    let (m_ko, m_en) = (mean(&embed(&ko)?), mean(&embed(&en)?));
-    // From English towards Korean.
-    let direction: Vec<f32> = m_ko.iter().zip(&m_en).map(|(k, e)| k - e).collect();
     println!(
         "{} chunks ({} Korean); language direction's length {:.3}",
         chunks.len(),
@@ -147,6 +157,71 @@ fn main() -> anyhow::Result<()> {
                 top1[j], top2[j]
             );
         }
+    }
+    hybrid(&encoder)
+}
+
+/// The rank of a right file's first chunk in hybrid search (the default
+/// retrieval, lexical fusion and re-rank included, first ten) over an index
+/// built without the direction and one built with the encoder's own
+/// `language_shift`.
+fn hybrid(encoder: &docent_embed::Encoder) -> anyhow::Result<()> {
+    let settings = encoder.info().retrieval;
+    let without =
+        load_encoder(None, Default::default())?.with_retrieval(docent_core::RetrievalSettings {
+            language_shift: None,
+            ..settings
+        });
+    let dir = tempfile::tempdir()?;
+    let mut indexes = Vec::new();
+    for (name, e) in [("without", &without), ("with", encoder)] {
+        let path = dir.path().join(name);
+        build_index(
+            &path,
+            &IndexConfig::for_folder(std::path::Path::new("corpus")),
+            e,
+            &mut |_| {},
+        )?;
+        indexes.push(Index::open(&path)?);
+    }
+    let cfg = docent_rag::RetrieveConfig {
+        k: 10,
+        ..Default::default()
+    };
+    println!(
+        "\nhybrid search, first ten: rank of a right file's first chunk without / with a move of {:?}",
+        settings.language_shift
+    );
+    for path in [
+        "tests/fixtures/corpus-crosslingual-qa.toml",
+        "tests/fixtures/corpus-qa.toml",
+    ] {
+        let qs = QaSet::from_toml(&std::fs::read_to_string(path)?)?;
+        let (mut n, mut top1, mut top2) = (0, [0; 2], [0; 2]);
+        for q in qs.questions.iter().filter(|q| q.answerable) {
+            let v = encoder.embed_queries(&[q.question.as_str()])?.remove(0);
+            let mut line = String::new();
+            for (j, index) in indexes.iter().enumerate() {
+                let hits = docent_rag::retrieve::search(index, &q.question, &v, &cfg)?;
+                let r = hits
+                    .iter()
+                    .position(|h| q.cites_source(std::iter::once(h.chunk.chunk.path.as_str())))
+                    .map_or(usize::MAX, |p| p + 1);
+                top1[j] += usize::from(r == 1);
+                top2[j] += usize::from(r <= 2);
+                line += &if r == usize::MAX {
+                    "   -".to_string()
+                } else {
+                    format!("{r:>4}")
+                };
+            }
+            n += 1;
+            println!("{line}  {}", q.question);
+        }
+        println!(
+            "  {path}, {n} questions: first {} / {}, in the first two {} / {}",
+            top1[0], top1[1], top2[0], top2[1]
+        );
     }
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! Lexical and hybrid retrieval: Korean found through character bigrams,
 //! the lexical table kept in step with the store across re-indexing, a
 //! source for each side of a comparison, and the chunk whose one sentence
-//! holds the question ranked above one that scatters its words.
+//! holds the question ranked above one that scatters its words, and a
+//! question moved towards the other language to find the chunk that
+//! answers it there.
 
 mod common;
 
@@ -280,6 +282,8 @@ fn the_chunk_whose_one_sentence_holds_the_question_is_ranked_first() {
         write(&docs, name, &format!("{text}\n"));
     }
     let index = index(tmp.path());
+    // No Korean word: an English question is not searched across.
+    assert!(!index.holds_terms_between("\u{AC00}", "\u{D7A4}").unwrap());
     let q = "What did Luther devise to teach Christianity to the congregation?";
     let v = common::encoder().embed(&[q]).unwrap().pop().unwrap();
     let first = |sentence_weight: f32| {
@@ -310,4 +314,103 @@ fn the_chunk_whose_one_sentence_holds_the_question_is_ranked_first() {
         &["search", q, "-k", "1", "--sentence-weight", "0"],
     ));
     assert!(out.contains("scattered.txt"), "{out}");
+}
+
+/// The first files hybrid search (the default settings, k = 2) gives
+/// `question` over `index`, with whether each was found by the question
+/// moved towards the other language.
+fn first_two(index: &Index, question: &str) -> Vec<(String, bool)> {
+    let v = common::encoder()
+        .embed_queries(&[question])
+        .unwrap()
+        .pop()
+        .unwrap();
+    let cfg = RetrieveConfig {
+        k: 2,
+        ..RetrieveConfig::default()
+    };
+    let mut spans = docent_rag::trace::Spans::start();
+    let ranking = docent_rag::retrieve::rank(index, question, &v, &cfg, &mut spans).unwrap();
+    let chunks = index
+        .chunks(&ranking.ranked.iter().map(|&(id, _)| id).collect::<Vec<_>>())
+        .unwrap();
+    chunks
+        .iter()
+        .map(|c| {
+            let across = ranking
+                .candidates
+                .iter()
+                .any(|k| k.chunk_id == c.id && k.across.is_some());
+            (c.chunk.path.clone(), across)
+        })
+        .collect()
+}
+
+#[test]
+fn a_question_finds_the_chunk_that_answers_it_in_the_other_language() {
+    // corpus/ states the LCEL operator only in English, and what prompt
+    // processing depends on only in Korean; each glossary has an entry near
+    // each subject in the question's own language.
+    let tmp = tempfile::tempdir().unwrap();
+    common::copy_dir(&common::corpus(), &tmp.path().join("docs"));
+    let index = index(tmp.path());
+    assert!(index.holds_terms_between("\u{AC00}", "\u{D7A4}").unwrap());
+    let direction = index.meta().language_direction.as_ref();
+    assert_eq!(
+        direction.map(Vec::len),
+        Some(common::encoder().info().dim),
+        "the index keeps the encoder's language direction"
+    );
+    let korean = "LCEL은 단계를 합칠 때 어떤 연산자를 쓰나요?";
+    let english = "What does prompt processing speed depend on?";
+    let found = first_two(&index, korean);
+    assert_eq!(
+        found[0],
+        ("langchain-ecosystem.html".to_string(), true),
+        "{found:?}"
+    );
+    let found = first_two(&index, english);
+    assert_eq!(
+        found[0],
+        ("quantization-ko.txt".to_string(), true),
+        "{found:?}"
+    );
+    // A question its own language answers keeps that chunk first.
+    let found = first_two(&index, "What is a hallucination?");
+    assert_eq!(found[0].0, "glossary-en.md", "{found:?}");
+
+    // The same folder indexed by an encoder that moves no question: the
+    // question's own language comes first, which is what the move changes.
+    let still = docent_rag::models::load_encoder(None, Default::default())
+        .unwrap()
+        .with_retrieval(docent_core::RetrievalSettings {
+            language_shift: None,
+            ..common::encoder().info().retrieval
+        });
+    let plain_dir = tmp.path().join("plain");
+    let cfg = docent_rag::IndexConfig::for_folder(&tmp.path().join("docs"));
+    docent_rag::build_index(&plain_dir, &cfg, &still, &mut |_| {}).unwrap();
+    let plain = Index::open(&plain_dir).unwrap();
+    assert!(plain.meta().language_direction.is_none());
+    for q in [korean, english] {
+        let found = first_two(&plain, q);
+        assert!(found.iter().all(|(_, across)| !across), "{found:?}");
+        assert_ne!(
+            found[0].0,
+            if q == korean {
+                "langchain-ecosystem.html"
+            } else {
+                "quantization-ko.txt"
+            },
+            "{q}: {found:?}"
+        );
+    }
+
+    // Indexed again by the default encoder, that index gains the direction
+    // without embedding anything again.
+    let report = docent_rag::build_index(&plain_dir, &cfg, common::encoder(), &mut |_| {}).unwrap();
+    assert_eq!(report.embedded_files, 0, "{report:?}");
+    let again = Index::open(&plain_dir).unwrap();
+    assert_eq!(again.meta().language_direction.as_ref(), direction);
+    assert_eq!(first_two(&again, korean)[0].0, "langchain-ecosystem.html");
 }

@@ -16,6 +16,7 @@ fn meta() -> IndexMeta {
         hnsw: Default::default(),
         root: common::corpus().display().to_string(),
         docent_version: "test".into(),
+        language_direction: None,
     }
 }
 

@@ -278,6 +278,7 @@ fn build_synthetic(
         hnsw: base.meta().hnsw,
         root: dir.display().to_string(),
         docent_version: env!("CARGO_PKG_VERSION").into(),
+        language_direction: base.meta().language_direction.clone(),
     };
     let mut w = IndexWriter::create(dir, meta)?;
     let bar = progress(vectors.len() as u64, "writing vectors", quiet);

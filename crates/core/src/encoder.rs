@@ -44,6 +44,13 @@ pub struct RetrievalSettings {
     /// thresholds above.
     #[serde(default)]
     pub min_score_across: Option<f32>,
+    /// How far a question is moved along the encoder's language direction
+    /// (the index's `language_direction`) to search the chunks in the
+    /// other of docent's two languages: an encoder puts a question nearer
+    /// to chunks in its own language on a neighbouring subject than to the
+    /// other language's chunk that answers it. `None`: not searched.
+    #[serde(default)]
+    pub language_shift: Option<f32>,
 }
 
 impl Default for RetrievalSettings {
@@ -57,6 +64,7 @@ impl Default for RetrievalSettings {
             dense_weight_cjk: 0.0,
             min_translation_similarity: None,
             min_score_across: None,
+            language_shift: None,
         }
     }
 }

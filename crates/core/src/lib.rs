@@ -33,4 +33,4 @@ mod encoder;
 pub use encoder::{EncoderInfo, Pooling, RetrievalSettings};
 
 mod lexical;
-pub use lexical::{cjk_share, fuse, lexical_terms};
+pub use lexical::{cjk_share, fuse, fuse_except, lexical_terms};

@@ -40,6 +40,13 @@ pub struct IndexMeta {
     /// The indexed folder, as given to `docent index`, made absolute.
     pub root: String,
     pub docent_version: String,
+    /// The encoder's language direction, from English towards Korean: the
+    /// mean vector of Korean sentences minus that of their English
+    /// translations (`docent_rag::shift`), computed when the index is
+    /// built by an encoder with a `language_shift`. `None` in indexes
+    /// built before, until their next `docent index`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language_direction: Option<Vec<f32>>,
 }
 
 /// One indexed file.

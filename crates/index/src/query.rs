@@ -238,6 +238,24 @@ impl Index {
             .collect())
     }
 
+    /// Whether some chunk holds a lexical term from `from` (inclusive) to
+    /// `to` (exclusive), in code point order: with the bounds of the Hangul
+    /// syllables, whether the index holds Korean text at all. One seek in
+    /// the vocabulary.
+    pub fn holds_terms_between(&self, from: &str, to: &str) -> Result<bool, IndexError> {
+        let conn = self.pool.get()?;
+        let found: bool = conn.query_row(
+            if self.df_table {
+                "SELECT EXISTS (SELECT 1 FROM lexical_df WHERE term >= ?1 AND term < ?2)"
+            } else {
+                "SELECT EXISTS (SELECT 1 FROM lexical_vocab WHERE term >= ?1 AND term < ?2)"
+            },
+            [from, to],
+            |r| r.get(0),
+        )?;
+        Ok(found)
+    }
+
     /// Rows of the lexical table: always [`Index::len`] in a sound index.
     pub fn lexical_len(&self) -> Result<usize, IndexError> {
         let n: i64 = self

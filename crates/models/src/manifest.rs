@@ -109,6 +109,10 @@ pub struct RetrievalSpec {
     /// absent for an encoder of one language.
     #[serde(default)]
     pub min_score_across: Option<f32>,
+    /// How far a question is moved along the language direction to search
+    /// the other language's chunks; absent for an encoder of one language.
+    #[serde(default)]
+    pub language_shift: Option<f32>,
 }
 
 impl ModelSpec {

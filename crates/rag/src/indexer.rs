@@ -145,6 +145,26 @@ fn stale_chunks(
     }
 }
 
+/// The language direction an index built with `encoder` keeps
+/// ([`crate::shift`]): the previous index's when the same encoder made it
+/// (the same vectors, the same direction), else computed; `None` for an
+/// encoder without a `language_shift`.
+fn language_direction(
+    previous: Option<&IndexMeta>,
+    encoder: &Encoder,
+) -> Result<Option<Vec<f32>>, RagError> {
+    if encoder.info().retrieval.language_shift.is_none() {
+        return Ok(None);
+    }
+    if let Some(kept) = previous
+        .filter(|m| m.encoder.same_vectors(encoder.info()))
+        .and_then(|m| m.language_direction.clone())
+    {
+        return Ok(Some(kept));
+    }
+    crate::shift::direction(encoder).map(Some)
+}
+
 /// Indexes `cfg.folder` into `index_dir` with `encoder`, reusing the
 /// vectors of unchanged files when the existing index was built the same
 /// way. Progress and warnings go to `on_event`.
@@ -319,6 +339,7 @@ pub fn build_index(
         hnsw: previous.as_ref().map(|p| p.meta().hnsw).unwrap_or_default(),
         root: root.display().to_string(),
         docent_version: env!("CARGO_PKG_VERSION").into(),
+        language_direction: language_direction(previous.as_ref().map(|p| p.meta()), encoder)?,
     };
     let reused: HashSet<&str> = items
         .iter()
@@ -349,7 +370,10 @@ pub fn build_index(
     // stay, `same_vectors` above).
     let same_meta = previous.as_ref().is_some_and(|p| {
         let m = p.meta();
-        m.root == meta.root && m.docent_version == meta.docent_version && m.encoder == meta.encoder
+        m.root == meta.root
+            && m.docent_version == meta.docent_version
+            && m.encoder == meta.encoder
+            && m.language_direction == meta.language_direction
     });
     let incremental = reusable_index && previous.is_some();
     let stats = if incremental && deleted.is_empty() && new_files.is_empty() && same_meta {

@@ -13,7 +13,8 @@
 //!    two rankings (hybrid, the default), rank the best few again by how
 //!    much of the question one of their sentences holds ([`proximity`]),
 //!    read the best `k` chunks back with their cosine similarity to the
-//!    question.
+//!    question. In an index of both languages, the question moved towards
+//!    the other one finds that language's chunks too ([`shift`]).
 //! 2. **Filter**: keep the chunks at least [`AnswerConfig::min_score`]
 //!    similar to the question. None left: the answer is declined
 //!    ([`Abstention::NoRelevantSource`]) and the model is never run.
@@ -83,6 +84,7 @@ pub mod quote;
 pub mod reflow;
 pub mod retrieve;
 pub mod rewrite;
+pub mod shift;
 pub mod tidy;
 pub mod trace;
 pub mod watch;

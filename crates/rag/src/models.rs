@@ -120,6 +120,7 @@ pub fn retrieval_settings(spec: &ModelSpec) -> RetrievalSettings {
             dense_weight_cjk: r.dense_weight_cjk,
             min_translation_similarity: r.min_translation_similarity,
             min_score_across: r.min_score_across,
+            language_shift: r.language_shift,
         })
         .unwrap_or_default()
 }

@@ -8,7 +8,13 @@
 //! best. The best [`crate::proximity::RERANKED`] of those are then ranked
 //! again with the share of the question their best sentence holds
 //! ([`crate::proximity`], weighted by [`RetrieveConfig::sentence_weight`]),
-//! and the first `k` kept. Every chunk either side returned is a
+//! and the first `k` kept. When the index keeps the encoder's language
+//! direction, the question moved towards the other language searches the
+//! graph again ([`crate::shift`]): the chunks in that language it finds
+//! join the dense list with the better of their two cosines, and are
+//! scored by the dense side alone in the fusion
+//! ([`docent_core::fuse_except`]) and left in place by the re-rank, since
+//! neither words nor sentences match across languages. Every chunk either side returned is a
 //! [`Candidate`] with its scores, so a trace can show why the kept ones
 //! won.
 
@@ -16,6 +22,7 @@ use docent_embed::Encoder;
 use docent_index::{Hit, Index};
 use serde::{Deserialize, Serialize};
 
+use crate::crosslingual::{script, Script};
 use crate::trace::{Span, Spans, Stage};
 use crate::RagError;
 
@@ -98,6 +105,12 @@ pub struct Candidate {
     pub dense: Option<f32>,
     /// BM25, when the lexical search returned it.
     pub lexical: Option<f32>,
+    /// A chunk in the other language than the question's: the cosine of
+    /// the question moved towards that language ([`crate::shift`]), when
+    /// that search returned it. The dense ranking scores it by the better
+    /// of the two; the retrieval gate looks only at `dense`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub across: Option<f32>,
     /// The fused score (hybrid search).
     pub fused: Option<f32>,
     /// The share of the question its best sentence holds, when it was
@@ -135,6 +148,7 @@ pub fn rank(
         chunk_id: id,
         dense: None,
         lexical: None,
+        across: None,
         fused: None,
         sentence: None,
         rank: None,
@@ -143,14 +157,20 @@ pub fn rank(
     let (ranked, candidates) = match cfg.mode {
         SearchMode::Dense => {
             let dense = spans.time(Stage::DenseSearch, || index.dense(vector, k, ef))?;
-            let cands: Vec<Candidate> = dense
+            let across = spans.time(Stage::DenseSearch, || {
+                search_across(index, text, vector, k, ef)
+            })?;
+            let mut ranked = with_across(&dense, &across);
+            ranked.truncate(k);
+            let cands: Vec<Candidate> = ranked
                 .iter()
-                .map(|&(id, s)| Candidate {
-                    dense: Some(s),
+                .map(|&(id, _)| Candidate {
+                    dense: score(&dense, id),
+                    across: score(&across, id),
                     ..candidate(id)
                 })
                 .collect();
-            (dense, cands)
+            (ranked, cands)
         }
         SearchMode::Lexical => {
             let lexical = spans.time(Stage::LexicalSearch, || index.lexical(text, k))?;
@@ -168,15 +188,24 @@ pub fn rank(
             let dense = spans.time(Stage::DenseSearch, || {
                 index.dense(vector, pool, ef.max(pool))
             })?;
+            let across = spans.time(Stage::DenseSearch, || {
+                search_across(index, text, vector, pool, ef.max(pool))
+            })?;
             let lexical = spans.time(Stage::LexicalSearch, || index.lexical(text, pool))?;
             let (fused, shares) = spans.time(Stage::Fusion, || {
-                let fused = docent_core::fuse(
-                    &dense,
+                // A chunk in the other language is scored by the dense side
+                // alone, and ranked again as if its sentence held the
+                // question's words as well as the fusion says: neither side
+                // can match words across languages.
+                let other: Vec<u64> = across.iter().map(|&(id, _)| id).collect();
+                let fused = docent_core::fuse_except(
+                    &with_across(&dense, &across),
                     &lexical,
                     index.meta().encoder.retrieval.dense_weight(text),
+                    &other,
                     usize::MAX,
                 );
-                let shares = if cfg.sentence_weight > 0.0 {
+                let mut shares = if cfg.sentence_weight > 0.0 {
                     let top: Vec<u64> = fused
                         .iter()
                         .take(crate::proximity::RERANKED)
@@ -191,16 +220,20 @@ pub fn rank(
                 } else {
                     Vec::new()
                 };
+                for (share, &(id, f)) in shares.iter_mut().zip(&fused) {
+                    if other.contains(&id) {
+                        *share = f;
+                    }
+                }
                 Ok::<_, RagError>((fused, shares))
             })?;
-            let score =
-                |list: &[(u64, f32)], id: u64| list.iter().find(|(i, _)| *i == id).map(|&(_, s)| s);
             let cands: Vec<Candidate> = fused
                 .iter()
                 .enumerate()
                 .map(|(i, &(id, f))| Candidate {
                     dense: score(&dense, id),
                     lexical: score(&lexical, id),
+                    across: score(&across, id),
                     fused: Some(f),
                     sentence: shares.get(i).copied(),
                     ..candidate(id)
@@ -214,6 +247,67 @@ pub fn rank(
     let mut ranking = Ranking { ranked, candidates };
     ranking.mark_kept();
     Ok(ranking)
+}
+
+/// The score `list` gives chunk `id`.
+fn score(list: &[(u64, f32)], id: u64) -> Option<f32> {
+    list.iter().find(|(i, _)| *i == id).map(|&(_, s)| s)
+}
+
+/// The bounds of the Hangul syllables, as lexical terms (U+AC00..U+D7A4).
+const FIRST_HANGUL: &str = "\u{AC00}";
+const PAST_HANGUL: &str = "\u{D7A4}";
+
+/// The `n` chunks in the other of docent's two languages closest to the
+/// question moved towards it ([`crate::shift`]), with the moved question's
+/// cosine, best first; none when the index keeps no language direction,
+/// its encoder moves no question, or the question is in neither script.
+fn search_across(
+    index: &Index,
+    text: &str,
+    vector: &[f32],
+    n: usize,
+    ef: usize,
+) -> Result<Vec<(u64, f32)>, RagError> {
+    let meta = index.meta();
+    let (Some(direction), Some(scale)) = (
+        meta.language_direction.as_deref(),
+        meta.encoder.retrieval.language_shift,
+    ) else {
+        return Ok(Vec::new());
+    };
+    let Some((moved, other)) = crate::shift::moved(vector, text, direction, scale) else {
+        return Ok(Vec::new());
+    };
+    // An index without a Korean word has nothing to find for an English
+    // question (most English folders): one seek in the vocabulary saves
+    // the search.
+    if other == Script::Hangul && !index.holds_terms_between(FIRST_HANGUL, PAST_HANGUL)? {
+        return Ok(Vec::new());
+    }
+    let found = index.dense(&moved, n, ef)?;
+    let ids: Vec<u64> = found.iter().map(|&(id, _)| id).collect();
+    let chunks = index.chunks(&ids)?;
+    Ok(found
+        .into_iter()
+        .zip(chunks)
+        .filter(|(_, c)| script(&c.chunk.text) == other)
+        .map(|(hit, _)| hit)
+        .collect())
+}
+
+/// The dense ranking with the chunks `across` found, each scored by the
+/// better of the question's cosine and the moved question's, best first.
+fn with_across(dense: &[(u64, f32)], across: &[(u64, f32)]) -> Vec<(u64, f32)> {
+    let mut merged = dense.to_vec();
+    for &(id, s) in across {
+        match merged.iter_mut().find(|(i, _)| *i == id) {
+            Some(e) => e.1 = e.1.max(s),
+            None => merged.push((id, s)),
+        }
+    }
+    merged.sort_by(|a, b| b.1.total_cmp(&a.1));
+    merged
 }
 
 /// The fused list with its first `shares.len()` entries ranked again by
@@ -246,6 +340,7 @@ impl Ranking {
                         chunk_id: id,
                         dense: None,
                         lexical: None,
+                        across: None,
                         fused: None,
                         sentence: None,
                         rank: None,
@@ -379,6 +474,19 @@ mod tests {
         assert!(r.iter().all(|&(_, s)| (0.0..=1.0).contains(&s)), "{r:?}");
         // No shares: the fused ranking as it was.
         assert_eq!(rerank(fused.clone(), &[], 0.5), fused);
+    }
+
+    #[test]
+    fn a_chunk_found_across_languages_keeps_the_better_of_its_two_scores() {
+        let dense = [(1, 0.9), (2, 0.8), (3, 0.7)];
+        let across = [(3, 0.95), (4, 0.75)];
+        assert_eq!(
+            with_across(&dense, &across),
+            [(3, 0.95), (1, 0.9), (2, 0.8), (4, 0.75)]
+        );
+        assert_eq!(with_across(&dense, &[]), dense);
+        // A lower score across does not lower the chunk's own.
+        assert_eq!(with_across(&dense, &[(1, 0.5)]), dense);
     }
 
     #[test]
