@@ -210,6 +210,7 @@ fn latency(
         embed.push(ms(&[Stage::QueryEmbedding]));
         rank.push(ms(&[
             Stage::DenseSearch,
+            Stage::AcrossSearch,
             Stage::LexicalSearch,
             Stage::Fusion,
         ]));

@@ -287,9 +287,11 @@ fn questions_across_the_two_languages_are_answered_from_the_other_ones_documents
     assert_eq!(summary["all"]["answerable"], 12, "{report}");
     assert_eq!(summary["all"]["unanswerable"], 4, "{report}");
     let rate = |key: &str| summary["all"][key].as_f64().unwrap();
-    // Measured 3 of 12 answered right (0 with `--translate off`) and 4 of
-    // 4 declined (2026-12-06), less one question's worth of slack each.
-    assert!(rate("answered_right") >= 2.0 / 12.0, "{report}");
+    // Measured 5 of 12 answered right (4 before retrieval moved the
+    // question towards the other language, 0 with neither that nor
+    // `--translate`) and 4 of 4 declined (2026-12-06), less one question's
+    // worth of slack each.
+    assert!(rate("answered_right") >= 4.0 / 12.0, "{report}");
     assert!(rate("declined_right") >= 0.75, "{report}");
     // A right answer to a Korean question cites the English page (a
     // question the corpus does not answer is right when declined, whatever

@@ -340,7 +340,9 @@ fn ask_json_carries_the_trace_of_every_stage() {
     assert_eq!(t["model"]["id"], MODEL);
     assert_eq!(t["model"]["revision"].as_str().unwrap().len(), 40);
     assert!(t["id"].as_str().unwrap().len() >= 24);
-    // Every stage, in the order it ran, each starting after the last ended.
+    // Every stage, in the order it ran, each starting after the last ended
+    // (corpus/ holds both languages: the question moved towards Korean
+    // searches the graph again).
     let spans = t["spans"].as_array().unwrap();
     let stages: Vec<&str> = spans.iter().map(|s| s["stage"].as_str().unwrap()).collect();
     assert_eq!(
@@ -348,6 +350,7 @@ fn ask_json_carries_the_trace_of_every_stage() {
         [
             "query_embedding",
             "dense_search",
+            "across_search",
             "lexical_search",
             "fusion",
             "fetch",

@@ -157,9 +157,7 @@ pub fn rank(
     let (ranked, candidates) = match cfg.mode {
         SearchMode::Dense => {
             let dense = spans.time(Stage::DenseSearch, || index.dense(vector, k, ef))?;
-            let across = spans.time(Stage::DenseSearch, || {
-                search_across(index, text, vector, k, ef)
-            })?;
+            let across = search_across(index, text, vector, k, ef, spans)?;
             let mut ranked = with_across(&dense, &across);
             ranked.truncate(k);
             let cands: Vec<Candidate> = ranked
@@ -188,9 +186,7 @@ pub fn rank(
             let dense = spans.time(Stage::DenseSearch, || {
                 index.dense(vector, pool, ef.max(pool))
             })?;
-            let across = spans.time(Stage::DenseSearch, || {
-                search_across(index, text, vector, pool, ef.max(pool))
-            })?;
+            let across = search_across(index, text, vector, pool, ef.max(pool), spans)?;
             let lexical = spans.time(Stage::LexicalSearch, || index.lexical(text, pool))?;
             let (fused, shares) = spans.time(Stage::Fusion, || {
                 // A chunk in the other language is scored by the dense side
@@ -268,6 +264,7 @@ fn search_across(
     vector: &[f32],
     n: usize,
     ef: usize,
+    spans: &mut Spans,
 ) -> Result<Vec<(u64, f32)>, RagError> {
     let meta = index.meta();
     let (Some(direction), Some(scale)) = (
@@ -285,15 +282,17 @@ fn search_across(
     if other == Script::Hangul && !index.holds_terms_between(FIRST_HANGUL, PAST_HANGUL)? {
         return Ok(Vec::new());
     }
-    let found = index.dense(&moved, n, ef)?;
-    let ids: Vec<u64> = found.iter().map(|&(id, _)| id).collect();
-    let chunks = index.chunks(&ids)?;
-    Ok(found
-        .into_iter()
-        .zip(chunks)
-        .filter(|(_, c)| script(&c.chunk.text) == other)
-        .map(|(hit, _)| hit)
-        .collect())
+    spans.time(Stage::AcrossSearch, || {
+        let found = index.dense(&moved, n, ef)?;
+        let ids: Vec<u64> = found.iter().map(|&(id, _)| id).collect();
+        let chunks = index.chunks(&ids)?;
+        Ok(found
+            .into_iter()
+            .zip(chunks)
+            .filter(|(_, c)| script(&c.chunk.text) == other)
+            .map(|(hit, _)| hit)
+            .collect())
+    })
 }
 
 /// The dense ranking with the chunks `across` found, each scored by the

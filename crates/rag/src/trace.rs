@@ -24,6 +24,9 @@ pub enum Stage {
     QueryEmbedding,
     /// The HNSW graph.
     DenseSearch,
+    /// The graph searched again with the question moved towards the other
+    /// language, for an index that holds both ([`crate::shift`]).
+    AcrossSearch,
     /// BM25 over the lexical table.
     LexicalSearch,
     /// Dense and lexical lists merged into one ranking, and its best few
