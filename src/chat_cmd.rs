@@ -120,8 +120,10 @@ pub fn run(index_dir: &Path, args: ChatArgs) -> Result<()> {
             _ => {}
         }
         let mut stdout = std::io::stdout().lock();
+        let mut streamed = false;
         let answer = engine.answer(q, &history, &cfg, &mut |e| {
             if let Event::Text(t) = e {
+                streamed = true;
                 if write!(stdout, "{t}").and_then(|_| stdout.flush()).is_err() {
                     return ControlFlow::Break(());
                 }
@@ -129,7 +131,8 @@ pub fn run(index_dir: &Path, args: ChatArgs) -> Result<()> {
             ControlFlow::Continue(())
         })?;
         drop(stdout);
-        if answer.trace.timings.decode_tokens == 0 {
+        // Declined before the model ran: nothing was streamed.
+        if !streamed {
             print!("{}", answer.text);
         }
         println!();

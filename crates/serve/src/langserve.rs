@@ -164,47 +164,55 @@ fn events(
     let first = SseEvent::default()
         .event("metadata")
         .data(metadata(&run_id).to_string());
-    let rest = stream::unfold((rx, false), move |(mut rx, ended)| async move {
-        if ended {
-            return None;
-        }
-        let events = match rx.recv().await {
-            Some(Streamed::Conversation(id)) => vec![data(json!({"conversation_id": id}))],
-            Some(Streamed::Sources(c)) => vec![data(json!({"sources": sources(&c)}))],
-            Some(Streamed::Text(t)) => vec![data(json!({"answer": t}))],
-            Some(Streamed::Done(a)) => {
-                let mut v = Vec::new();
-                // A declined answer never streamed its text.
-                if a.trace.timings.decode_tokens == 0 && !a.text.is_empty() {
-                    v.push(data(json!({"answer": a.text})));
-                }
-                let mut out = serde_json::to_value(AskOutput::of(&a, None)).unwrap_or_default();
-                if let Some(o) = out.as_object_mut() {
-                    o.remove("answer");
-                    o.remove("conversation_id");
-                    // The final text, which --strict may have shortened.
-                    o.insert("final_answer".into(), Value::String(a.text.clone()));
-                }
-                v.push(data(out));
-                v.push(SseEvent::default().event("end"));
-                return Some((v, (rx, true)));
+    // `streamed`: whether any of the answer's text went out already.
+    let rest = stream::unfold(
+        (rx, false, false),
+        move |(mut rx, ended, mut streamed)| async move {
+            if ended {
+                return None;
             }
-            Some(Streamed::Failed(e)) => {
-                return Some((
-                    vec![
-                        SseEvent::default().event("error").data(
-                            json!({"status_code": e.status.as_u16(), "message": e.message})
-                                .to_string(),
-                        ),
-                        SseEvent::default().event("end"),
-                    ],
-                    (rx, true),
-                ))
-            }
-            None => return None,
-        };
-        Some((events, (rx, false)))
-    });
+            let events = match rx.recv().await {
+                Some(Streamed::Conversation(id)) => vec![data(json!({"conversation_id": id}))],
+                Some(Streamed::Sources(c)) => vec![data(json!({"sources": sources(&c)}))],
+                Some(Streamed::Text(t)) => {
+                    streamed = true;
+                    vec![data(json!({"answer": t}))]
+                }
+                Some(Streamed::Done(a)) => {
+                    let mut v = Vec::new();
+                    // An answer declined before the model ran streamed no text
+                    // (one the model's check declined streamed the decline).
+                    if !streamed && !a.text.is_empty() {
+                        v.push(data(json!({"answer": a.text})));
+                    }
+                    let mut out = serde_json::to_value(AskOutput::of(&a, None)).unwrap_or_default();
+                    if let Some(o) = out.as_object_mut() {
+                        o.remove("answer");
+                        o.remove("conversation_id");
+                        // The final text, which --strict may have shortened.
+                        o.insert("final_answer".into(), Value::String(a.text.clone()));
+                    }
+                    v.push(data(out));
+                    v.push(SseEvent::default().event("end"));
+                    return Some((v, (rx, true, streamed)));
+                }
+                Some(Streamed::Failed(e)) => {
+                    return Some((
+                        vec![
+                            SseEvent::default().event("error").data(
+                                json!({"status_code": e.status.as_u16(), "message": e.message})
+                                    .to_string(),
+                            ),
+                            SseEvent::default().event("end"),
+                        ],
+                        (rx, true, streamed),
+                    ))
+                }
+                None => return None,
+            };
+            Some((events, (rx, false, streamed)))
+        },
+    );
     stream::once(async move { first })
         .chain(rest.flat_map(stream::iter))
         .map(Ok)

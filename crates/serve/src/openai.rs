@@ -216,24 +216,30 @@ fn chunks(
         SseEvent::default().data(v.to_string())
     };
     let first = chunk(json!({"role": "assistant", "content": ""}), None, None);
-    let rest = stream::unfold((rx, false), move |(mut rx, ended)| {
+    // `streamed`: whether any of the answer's text went out already.
+    let rest = stream::unfold((rx, false, false), move |(mut rx, ended, mut streamed)| {
         let chunk = chunk.clone();
         async move {
             if ended {
                 return None;
             }
             let events = match rx.recv().await {
-                Some(Streamed::Text(t)) => vec![chunk(json!({"content": t}), None, None)],
+                Some(Streamed::Text(t)) => {
+                    streamed = true;
+                    vec![chunk(json!({"content": t}), None, None)]
+                }
                 Some(Streamed::Done(a)) => {
                     let extras = serde_json::to_value(AnswerExtras::of(&a, None)).ok();
-                    // A declined answer never streamed its text.
+                    // An answer declined before the model ran streamed no
+                    // text (one the model's check declined streamed the
+                    // decline).
                     let mut v = Vec::new();
-                    if a.trace.timings.decode_tokens == 0 && !a.text.is_empty() {
+                    if !streamed && !a.text.is_empty() {
                         v.push(chunk(json!({"content": a.text}), None, None));
                     }
                     v.push(chunk(json!({}), Some(finish_reason(a.stop)), extras));
                     v.push(SseEvent::default().data("[DONE]"));
-                    return Some((v, (rx, true)));
+                    return Some((v, (rx, true, streamed)));
                 }
                 Some(Streamed::Failed(e)) => {
                     return Some((
@@ -241,13 +247,13 @@ fn chunks(
                             SseEvent::default().data(e.body().to_string()),
                             SseEvent::default().data("[DONE]"),
                         ],
-                        (rx, true),
+                        (rx, true, streamed),
                     ))
                 }
                 Some(_) => Vec::new(),
                 None => return None,
             };
-            Some((events, (rx, false)))
+            Some((events, (rx, false, streamed)))
         }
     });
     stream::once(async move { first })
