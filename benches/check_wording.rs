@@ -21,7 +21,7 @@
 //! "Question: …" line, so this fits the default template (`answer-first`);
 //! the sources, system message and chat template are the recorded ones.
 //! The shared start of a prompt is read once for every wording.
-//! It asserts nothing.
+//! `--wordings 0,5` asks only those. It asserts nothing.
 
 use std::io::Write;
 use std::path::Path;
@@ -39,6 +39,10 @@ const WORDINGS: &[&str] = &[
     "Questions are sometimes written to look answerable when the sources do not say the answer. \
      Do the sources above state the answer to this question? Reply with only yes or no.",
     "Is the answer to this question written in the sources above? Reply with only yes or no.",
+    // Worked examples of questions with a detail changed, before the
+    // shipped wording.
+    "How to check: suppose a source says \"The lighthouse was built in 1874 and painted red in      1950.\" For \"When was the lighthouse painted red?\" the answer is yes. For \"When was      the lighthouse painted blue?\" it is no: the colour differs. For \"Who painted the      lighthouse?\" it is no: the source does not say who. For \"When was the lighthouse      torn down?\" it is no: nothing says it was. Now the real check. Do the sources above      state the answer to this question? Reply with only yes or no.",
+    "Check the question word by word against the sources: every name, number, date and      description in it must match what the sources say (a question about the \"first\"      when the source says \"last\", or about a different person or year, is not answered).      Do the sources above state the answer to this question? Reply with only yes or no.",
 ];
 
 /// The recorded prompt cut after its question, and what follows the user
@@ -58,6 +62,16 @@ fn main() -> anyhow::Result<()> {
     if files.is_empty() {
         anyhow::bail!("give the --out files of `docent eval --generate` runs (.jsonl)");
     }
+    // `--wordings 0,5`: ask only these.
+    let only: Option<Vec<usize>> = std::env::args()
+        .skip_while(|a| a != "--wordings")
+        .nth(1)
+        .map(|list| {
+            list.split(',')
+                .filter_map(|w| w.trim().parse().ok())
+                .collect()
+        });
+    let asks = |w: usize| only.as_ref().is_none_or(|o| o.contains(&w));
     let mut loaded = load_generator(&GeneratorChoice::default())?;
     let g = &mut loaded.generator;
     for file in &files {
@@ -72,6 +86,9 @@ fn main() -> anyhow::Result<()> {
             let parts = r["prompt"].as_str().and_then(split);
             for (w, wording) in WORDINGS.iter().enumerate() {
                 let mut r = r.clone();
+                if !asks(w) {
+                    continue;
+                }
                 if let Some((head, tail)) = parts {
                     let tokens = g.tokenize_prompt(&format!("{head}\n\n{wording}{tail}"));
                     if let Some(p) = g.yes_after(&tokens)? {
@@ -88,7 +105,7 @@ fn main() -> anyhow::Result<()> {
             asked += parts.is_some() as usize;
         }
         let stem = file.trim_end_matches(".jsonl");
-        for (w, out) in outs.iter().enumerate() {
+        for (w, out) in outs.iter().enumerate().filter(|&(w, _)| asks(w)) {
             let path = format!("{stem}.check-{w}.jsonl");
             let mut f = std::io::BufWriter::new(std::fs::File::create(Path::new(&path))?);
             for r in out {

@@ -50,6 +50,37 @@ pub const MAX_EXTRA_WORDS: usize = 2;
 /// items of a list or parts of a name.
 pub const JOINING_WORDS: &[&str] = &["and", "or", "of", "the", "a", "an"];
 
+/// Words that bound or round the number after them, in English and Korean
+/// (`약` is "about"): a claim that leaves one out states what its source
+/// does not. Two-word ones are written with a space.
+pub const QUALIFIERS: &[&str] = &[
+    "about",
+    "almost",
+    "approximately",
+    "around",
+    "nearly",
+    "over",
+    "roughly",
+    "some",
+    "under",
+    "at least",
+    "at most",
+    "fewer than",
+    "less than",
+    "more than",
+    "up to",
+    "약",
+    "최대",
+    "최소",
+];
+
+/// The shorter of two English words that differ by an inflection's ending
+/// has at least this many letters ("news" is not "new" with an ending).
+pub const MIN_STEM_LETTERS: usize = 4;
+
+/// Endings that inflect an English word without changing what it names.
+const INFLECTIONS: &[&str] = &["s", "es", "d", "ed"];
+
 /// A word of a text and where it is.
 #[derive(Debug, Clone, Copy)]
 struct Word<'a> {
@@ -91,9 +122,24 @@ fn number(word: &str) -> Option<String> {
     grounding::number_word(&word.to_lowercase()).map(str::to_string)
 }
 
+/// Whether `a` and `b` are one English word, one of them with an
+/// inflection's ending.
+fn inflected(a: &str, b: &str) -> bool {
+    let latin = |w: &str| w.chars().all(|c| c.is_ascii_alphabetic());
+    if !latin(a) || !latin(b) {
+        return false;
+    }
+    let (a, b) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    short.len() >= MIN_STEM_LETTERS
+        && long
+            .strip_prefix(short.as_str())
+            .is_some_and(|ending| INFLECTIONS.contains(&ending))
+}
+
 /// Whether the claim's word `claim` is the source's word `source`.
 fn same(claim: &str, source: &str) -> bool {
-    if claim.to_lowercase() == source.to_lowercase() {
+    if claim.to_lowercase() == source.to_lowercase() || inflected(claim, source) {
         return true;
     }
     let Some(n) = number(claim) else {
@@ -124,11 +170,62 @@ fn breaks(between: &str) -> bool {
 
 /// Whether `source` holds the claim's words word for word.
 fn holds(source: &[Word<'_>], claim: &[Word<'_>]) -> bool {
-    source.windows(claim.len()).any(|w| {
-        w.iter()
-            .zip(claim)
-            .all(|(s, c)| s.text.to_lowercase() == c.text.to_lowercase())
+    !held_at(source, claim).is_empty()
+}
+
+/// Where `source` holds the claim's words word for word, as the index of
+/// each run's first word.
+fn held_at(source: &[Word<'_>], claim: &[Word<'_>]) -> Vec<usize> {
+    (0..source.len().saturating_sub(claim.len() - 1))
+        .filter(|&i| {
+            source[i..i + claim.len()]
+                .iter()
+                .zip(claim)
+                .all(|(s, c)| s.text.to_lowercase() == c.text.to_lowercase())
+        })
+        .collect()
+}
+
+/// The byte where the qualifier before the source's word `at` begins, when
+/// one of [`QUALIFIERS`] stands right before it, spaces alone between.
+fn qualifier_before(text: &str, source: &[Word<'_>], at: usize) -> Option<usize> {
+    QUALIFIERS.iter().find_map(|q| {
+        let n = q.split(' ').count();
+        let first = at.checked_sub(n)?;
+        let run = &source[first..at];
+        let spaced = |a: &Word<'_>, b: &Word<'_>| text[a.end..b.start].chars().all(|c| c == ' ');
+        let matches = run
+            .iter()
+            .zip(q.split(' '))
+            .all(|(w, q)| w.text.eq_ignore_ascii_case(q))
+            && run.windows(2).all(|p| spaced(&p[0], &p[1]))
+            && spaced(&run[n - 1], &source[at]);
+        matches.then_some(run[0].start)
     })
+}
+
+/// Whether the claim's first word is a number, in digits or a word.
+fn begins_with_number(claim: &[Word<'_>]) -> bool {
+    claim.first().is_some_and(|w| {
+        w.text.starts_with(|c: char| c.is_ascii_digit()) || number(w.text).is_some()
+    })
+}
+
+/// The claim, beginning with a number, with the qualifier its sources put
+/// before it, when every place a source holds it has one: the text to
+/// write, from the first source that holds it.
+fn qualified<'t>(sources: &[(&'t str, &[Word<'_>])], claim: &[Word<'_>]) -> Option<&'t str> {
+    if !begins_with_number(claim) {
+        return None;
+    }
+    let mut found = None;
+    for &(text, words) in sources {
+        for i in held_at(words, claim) {
+            let start = qualifier_before(text, words, i)?;
+            found.get_or_insert(&text[start..words[i + claim.len() - 1].end]);
+        }
+    }
+    found
 }
 
 /// The shortest run of `text`, whose words are `source`, (first of the
@@ -190,19 +287,32 @@ fn requote(sentence: &str, sources: &[(&str, &[Word<'_>])]) -> Option<String> {
     {
         return None;
     }
+    let rewrite = |run: &str| {
+        format!(
+            "{}{}{}",
+            &sentence[..first.start],
+            run,
+            &sentence[last.end..]
+        )
+    };
+    if let Some(run) = qualified(sources, &claim) {
+        return Some(rewrite(run));
+    }
     if sources.iter().any(|(_, w)| holds(w, &claim)) {
         return None;
     }
-    let (text, (start, end, _)) = sources
+    let (text, words, (start, end, _)) = sources
         .iter()
-        .filter_map(|&(text, w)| find_run(text, w, &claim).map(|run| (text, run)))
-        .min_by_key(|(_, (_, _, len))| *len)?;
-    Some(format!(
-        "{}{}{}",
-        &sentence[..first.start],
-        &text[start..end],
-        &sentence[last.end..]
-    ))
+        .filter_map(|&(text, w)| find_run(text, w, &claim).map(|run| (text, w, run)))
+        .min_by_key(|(_, _, (_, _, len))| *len)?;
+    // A number found in other words ("two" for "2") keeps its bound too.
+    let start = match words.iter().position(|w| w.start == start) {
+        Some(at) if begins_with_number(&claim) => {
+            qualifier_before(text, words, at).unwrap_or(start)
+        }
+        _ => start,
+    };
+    Some(rewrite(&text[start..end]))
 }
 
 /// `answer` with each short claim written as its source writes it (see the
@@ -330,6 +440,60 @@ mod tests {
         assert_eq!(quoted("5 lines", &[one, two]), "5 lines");
         let first = "It was the first ray; ten years passed.";
         assert_eq!(quoted("1. 10 years [1]", &[first]), "1. ten years [1]");
+    }
+
+    #[test]
+    fn words_match_across_an_inflection() {
+        let tesla = "Tesla suggested a two-phased system to Adams.";
+        assert_eq!(
+            quoted("Two-phase system [1]", &[tesla]),
+            "two-phased system [1]"
+        );
+        let np = "Such problems are called NP-intermediate problems.";
+        assert_eq!(
+            quoted("NP-intermediate problem [1]", &[np]),
+            "NP-intermediate problems [1]"
+        );
+        // Three letters are too few to tell an ending from another word.
+        let news = "The news spread.";
+        assert_eq!(quoted("new [1]", &[news]), "new [1]");
+        // Other endings change the word.
+        let s = "A proposal was printed.";
+        assert_eq!(quoted("Proposing [1]", &[s]), "Proposing [1]");
+        // The source holding the claim word for word wins, even in a title.
+        let s = "Steam engine\n\nSteam engines drove the mills.";
+        assert_eq!(quoted("Steam engine [1]", &[s]), "Steam engine [1]");
+    }
+
+    #[test]
+    fn a_number_keeps_the_word_its_source_bounds_it_by() {
+        let s = "The network carries over 37 million passengers a year.";
+        assert_eq!(quoted("37 million [1]", &[s]), "over 37 million [1]");
+        assert_eq!(
+            quoted("37 million passengers [1].", &[s]),
+            "over 37 million passengers [1]."
+        );
+        let s = "It seats more than 1,200 people.";
+        assert_eq!(quoted("1,200 [1]", &[s]), "more than 1,200 [1]");
+        let s = "It took about two weeks.";
+        assert_eq!(quoted("2 weeks [1]", &[s]), "about two weeks [1]");
+        // A source that also states it bare leaves it bare.
+        let s = "Over 300 came in 1990; in 1991, 300 came.";
+        assert_eq!(quoted("300 [1]", &[s]), "300 [1]");
+        // Words that are not a bound, and claims that are not a number.
+        let s = "In 1862 both courts opened; the wing followed.";
+        assert_eq!(quoted("1862 [1]", &[s]), "1862 [1]");
+        let s = "Only the Broncos won over Carolina.";
+        assert_eq!(quoted("Carolina [1]", &[s]), "Carolina [1]");
+        let s = "행사에는 약 3만 명이 모였다.";
+        assert_eq!(quoted("3만 [1]", &[s]), "약 3만 [1]");
+        // A qualifier the model wrote itself is left as it wrote it.
+        let s = "It carries over 37 million passengers.";
+        assert_eq!(quoted("about 37 million [1]", &[s]), "about 37 million [1]");
+        // Only the source the sentence cites is read.
+        let other = "Some 40 lines ran.";
+        let cited = "Forty lines ran.";
+        assert_eq!(quoted("40 lines [2]", &[other, cited]), "Forty lines [2]");
     }
 
     #[test]
