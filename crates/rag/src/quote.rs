@@ -231,11 +231,29 @@ fn qualified<'t>(sources: &[(&'t str, &[Word<'_>])], claim: &[Word<'_>]) -> Opti
 /// The shortest run of `text`, whose words are `source`, (first of the
 /// shortest) that holds the claim's words in order, as byte range and
 /// number of words.
-fn find_run(text: &str, source: &[Word<'_>], claim: &[Word<'_>]) -> Option<(usize, usize, usize)> {
+fn find_run(
+    text: &str,
+    source: &[Word<'_>],
+    said: &str,
+    claim: &[Word<'_>],
+) -> Option<(usize, usize, usize)> {
+    // A word matched only through an inflection must be joined to the one
+    // before as the claim's is: the source's "11-year" (a compound) is not
+    // the claim's "11 years".
+    let joined = |t: &str, a: &Word<'_>, b: &Word<'_>| t[a.end..b.start].contains('-');
+    let fits = |m: usize, j: usize| {
+        let (c, w) = (claim[m].text, source[j].text);
+        if c.to_lowercase() == w.to_lowercase() || !inflected(c, w) {
+            return true;
+        }
+        let claim_joined = m > 0 && joined(said, &claim[m - 1], &claim[m]);
+        let source_joined = j > 0 && joined(text, &source[j - 1], &source[j]);
+        claim_joined == source_joined
+    };
     let longest = claim.len() + MAX_EXTRA_WORDS;
     let mut best: Option<(usize, usize, usize)> = None;
     for i in 0..source.len() {
-        if !same(claim[0].text, source[i].text) {
+        if !same(claim[0].text, source[i].text) || !fits(0, i) {
             continue;
         }
         let mut matched = 1;
@@ -245,7 +263,7 @@ fn find_run(text: &str, source: &[Word<'_>], claim: &[Word<'_>]) -> Option<(usiz
                 break;
             }
             j += 1;
-            if same(claim[matched].text, source[j].text) {
+            if same(claim[matched].text, source[j].text) && fits(matched, j) {
                 matched += 1;
             } else if !JOINING_WORDS.contains(&source[j].text.to_lowercase().as_str()) {
                 break;
@@ -303,7 +321,7 @@ fn requote(sentence: &str, sources: &[(&str, &[Word<'_>])]) -> Option<String> {
     }
     let (text, words, (start, end, _)) = sources
         .iter()
-        .filter_map(|&(text, w)| find_run(text, w, &claim).map(|run| (text, w, run)))
+        .filter_map(|&(text, w)| find_run(text, w, sentence, &claim).map(|run| (text, w, run)))
         .min_by_key(|(_, _, (_, _, len))| *len)?;
     // A number found in other words ("two" for "2") keeps its bound too.
     let start = match words.iter().position(|w| w.start == start) {
@@ -454,6 +472,9 @@ mod tests {
             quoted("NP-intermediate problem [1]", &[np]),
             "NP-intermediate problems [1]"
         );
+        // A compound is not the words it joins.
+        let s = "He served an 11-year term.";
+        assert_eq!(quoted("11 years [1]", &[s]), "11 years [1]");
         // Three letters are too few to tell an ending from another word.
         let news = "The news spread.";
         assert_eq!(quoted("new [1]", &[news]), "new [1]");
