@@ -21,7 +21,11 @@
 //! "Question: …" line, so this fits the default template (`answer-first`);
 //! the sources, system message and chat template are the recorded ones.
 //! The shared start of a prompt is read once for every wording.
-//! `--wordings 0,5` asks only those. It asserts nothing.
+//! `--wordings 0,5` asks only those. `--question TEXT` asks about TEXT in
+//! place of every recorded question (written to `*.check-W.asked.jsonl`):
+//! with a question that says nothing ("N/A"), the model's "yes" to its
+//! sources alone, against which each answer's can be calibrated. It asserts
+//! nothing.
 
 use std::io::Write;
 use std::path::Path;
@@ -41,8 +45,16 @@ const WORDINGS: &[&str] = &[
     "Is the answer to this question written in the sources above? Reply with only yes or no.",
     // Worked examples of questions with a detail changed, before the
     // shipped wording.
-    "How to check: suppose a source says \"The lighthouse was built in 1874 and painted red in      1950.\" For \"When was the lighthouse painted red?\" the answer is yes. For \"When was      the lighthouse painted blue?\" it is no: the colour differs. For \"Who painted the      lighthouse?\" it is no: the source does not say who. For \"When was the lighthouse      torn down?\" it is no: nothing says it was. Now the real check. Do the sources above      state the answer to this question? Reply with only yes or no.",
-    "Check the question word by word against the sources: every name, number, date and      description in it must match what the sources say (a question about the \"first\"      when the source says \"last\", or about a different person or year, is not answered).      Do the sources above state the answer to this question? Reply with only yes or no.",
+    "How to check: suppose a source says \"The lighthouse was built in 1874 and painted red \
+     in 1950.\" For \"When was the lighthouse painted red?\" the answer is yes. For \"When \
+     was the lighthouse painted blue?\" it is no: the colour differs. For \"Who painted the \
+     lighthouse?\" it is no: the source does not say who. For \"When was the lighthouse torn \
+     down?\" it is no: nothing says it was. Now the real check. Do the sources above state \
+     the answer to this question? Reply with only yes or no.",
+    "Check the question word by word against the sources: every name, number, date and \
+     description in it must match what the sources say (a question about the \"first\" when \
+     the source says \"last\", or about a different person or year, is not answered). Do the \
+     sources above state the answer to this question? Reply with only yes or no.",
 ];
 
 /// The recorded prompt cut after its question, and what follows the user
@@ -72,6 +84,10 @@ fn main() -> anyhow::Result<()> {
                 .collect()
         });
     let asks = |w: usize| only.as_ref().is_none_or(|o| o.contains(&w));
+    // `--question TEXT`: ask about TEXT instead of each recorded question
+    // (a content-free question measures how readily the model says "yes"
+    // to its sources alone).
+    let question: Option<String> = std::env::args().skip_while(|a| a != "--question").nth(1);
     let mut loaded = load_generator(&GeneratorChoice::default())?;
     let g = &mut loaded.generator;
     for file in &files {
@@ -90,6 +106,13 @@ fn main() -> anyhow::Result<()> {
                     continue;
                 }
                 if let Some((head, tail)) = parts {
+                    let head = match &question {
+                        Some(q) => match head.rfind("\nQuestion: ") {
+                            Some(at) => format!("{}\nQuestion: {q}", &head[..at]),
+                            None => head.to_string(),
+                        },
+                        None => head.to_string(),
+                    };
                     let tokens = g.tokenize_prompt(&format!("{head}\n\n{wording}{tail}"));
                     if let Some(p) = g.yes_after(&tokens)? {
                         if w == 0 {
@@ -106,7 +129,8 @@ fn main() -> anyhow::Result<()> {
         }
         let stem = file.trim_end_matches(".jsonl");
         for (w, out) in outs.iter().enumerate().filter(|&(w, _)| asks(w)) {
-            let path = format!("{stem}.check-{w}.jsonl");
+            let blank = if question.is_some() { ".asked" } else { "" };
+            let path = format!("{stem}.check-{w}{blank}.jsonl");
             let mut f = std::io::BufWriter::new(std::fs::File::create(Path::new(&path))?);
             for r in out {
                 writeln!(f, "{r}")?;

@@ -74,6 +74,7 @@ fn main() -> anyhow::Result<()> {
         stop_strings: g.default_stop_strings(),
         stop_on_repeat: true,
         gate: None,
+        not_first: Vec::new(),
     };
     let mut kept: Vec<Vec<Vec<Value>>> = set["data"]
         .as_array()

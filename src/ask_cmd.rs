@@ -228,6 +228,16 @@ pub fn run(index_dir: &Path, args: AskArgs, started: Instant) -> Result<()> {
         }
         _ => {}
     }
+    // The streamed text was the model's first answer, which only
+    // repeated the question; the answer is its second.
+    if let (Some(first), None) = (&answer.trace.asked_again, &answer.abstained) {
+        if stream {
+            writeln!(stdout, "\n{}", answer.text)?;
+        }
+        eprintln!(
+            "(the first answer, \"{first}\", only repeated the question's words; the model was asked again)"
+        );
+    }
     let unsupported: Vec<&SentenceSupport> =
         answer.support.iter().filter(|s| !s.supported).collect();
     if !unsupported.is_empty() {

@@ -104,6 +104,10 @@ struct QuestionRecord<'a> {
     /// What the model wrote, when docent declined it afterwards.
     #[serde(skip_serializing_if = "Option::is_none")]
     declined_text: Option<String>,
+    /// The model's first answer, when it only repeated the question and
+    /// was asked again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    asked_again: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sources: Option<Vec<SourceRecord<'a>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -397,6 +401,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             answer: None,
             declined: None,
             declined_text: None,
+            asked_again: None,
             sources: None,
             prompt: None,
             stop: None,
@@ -479,6 +484,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             record.answer = Some(a.text.clone());
             record.declined = Some(declined);
             record.declined_text = a.trace.declined_text.clone();
+            record.asked_again = a.trace.asked_again.clone();
             record.sources = Some(a.citations.iter().map(source_record).collect());
             record.prompt = a.prompt.clone();
             record.stop = a.stop;

@@ -8,8 +8,8 @@ use std::path::Path;
 use docent_generate::gguf::GgufFile;
 use docent_generate::prompt::{no_answer, question_language};
 use docent_generate::{
-    build_confirm_prompt, build_prompt, GenerateError, Generator, GeneratorConfig, PromptTemplate,
-    Source,
+    build_again_prompt, build_confirm_prompt, build_prompt, GenerateError, Generator,
+    GeneratorConfig, PromptTemplate, Source,
 };
 use serde_json::Value;
 
@@ -190,6 +190,70 @@ fn the_confirmation_holds_the_answer_and_shares_the_answers_prompt_start() {
         &tokenize
     )
     .is_none());
+}
+
+/// The question asked again after an answer that repeated it starts as the
+/// answer's prompt does, up to the answer's instruction, and names that
+/// answer in the question's language.
+#[test]
+fn asking_again_names_the_echo_and_shares_the_answers_prompt_start() {
+    let g = Generator::load(&common::gguf(MODEL), GeneratorConfig::default()).unwrap();
+    let tokenize = |t: &str| g.tokenize_prompt(t);
+    let template = PromptTemplate::default();
+    let src = sources(2, 60);
+    for (question, note) in [
+        (
+            "Which passage mentions retrieval first?",
+            "\"Passage number 0\" only repeats the question's words",
+        ),
+        (
+            "어느 구절이 검색을 먼저 언급하나요?",
+            "\"Passage number 0\"은(는) 질문의 말을 되풀이할 뿐입니다",
+        ),
+    ] {
+        let answer = build_prompt(
+            &template,
+            g.chat_template(),
+            question,
+            &src,
+            2000,
+            &tokenize,
+        )
+        .unwrap();
+        let again = build_again_prompt(
+            &template,
+            g.chat_template(),
+            &[],
+            question,
+            &src,
+            "Passage number 0",
+            &tokenize,
+        )
+        .expect("the default template asks again")
+        .unwrap();
+        let text = g.tokenizer().decode(&again);
+        assert!(text.contains(note), "{text}");
+        assert!(text.contains(question), "{text}");
+        let shared = again
+            .iter()
+            .zip(&answer.tokens)
+            .take_while(|(a, b)| a == b)
+            .count();
+        // Everything up to the end of the answer's instruction: only the
+        // note is read.
+        assert!(
+            shared + 8 >= answer.tokens.len(),
+            "{} of the answer's {} tokens are not shared",
+            answer.tokens.len() - shared,
+            answer.tokens.len()
+        );
+    }
+    let none = PromptTemplate {
+        again: None,
+        ..template
+    };
+    let q = "Which passage mentions retrieval first?";
+    assert!(build_again_prompt(&none, g.chat_template(), &[], q, &src, "x", &tokenize).is_none());
 }
 
 /// `docent ask --docs corpus ARGS` with the small model these tests use

@@ -518,3 +518,101 @@ fn sources_too_long_for_the_prompt_are_cut_to_the_sentences_about_the_question()
         fill.citations[1].text
     );
 }
+
+/// An answer that only repeats the question's words is asked again with
+/// the template's `again`, its first word kept from starting the second
+/// answer, and the second taken; without `again`, the first stands.
+#[test]
+fn an_answer_that_repeats_the_question_is_asked_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    std::fs::write(
+        docs.join("steam.md"),
+        "# Steam engines\n\nA steam engine is a heat engine that does mechanical work with \
+         steam as its working fluid: steam pressure pushes a piston back and forth in a \
+         cylinder. The typical working fluid is water, which a boiler heats into steam; \
+         once it has done its work the steam is condensed back into water or let out into \
+         the air.\n",
+    )
+    .unwrap();
+    let ix = tmp.path().join("ix");
+    let enc = encoder();
+    index(&ix, &docs, &enc);
+    let model = "qwen2.5-coder-1.5b-instruct-q4_k_m";
+    common::gguf(model);
+    let engine = Engine::with_encoder(
+        &ix,
+        enc,
+        GeneratorChoice {
+            model: model.into(),
+            ..GeneratorChoice::default()
+        },
+    )
+    .unwrap();
+    // A first prompt that makes the model repeat the question.
+    let echoing = |again: bool| {
+        let mut toml = String::from(
+            "system = \"You are an echo: you reply with the user's question, word for word, \
+             and nothing else.\"\nuser = \"{{ question }}\"\n",
+        );
+        if again {
+            toml.push_str(
+                "again = \"\"\"{% for s in sources %}[{{ s.n }}] {{ s.text }}\n\n{% endfor %}\
+                 Question: {{ question }}\n\nAnswer from the source above in as few words as \
+                 possible, and put [1] after the answer.\"\"\"\n",
+            );
+        }
+        docent_generate::PromptTemplate::from_toml(&toml).unwrap()
+    };
+    let q = "What is the typical working fluid in a steam engine?";
+    let ask = |again: bool| {
+        let cfg = AnswerConfig {
+            template: echoing(again),
+            min_answerable: Some(0.0),
+            ..AnswerConfig::default()
+        };
+        let mut streamed = String::new();
+        let a = engine
+            .answer(q, &[], &cfg, &mut |e| {
+                if let Event::Text(t) = e {
+                    streamed.push_str(t);
+                }
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        (a, streamed)
+    };
+    let asked = |a: &docent_rag::Answer| a.trace.spans.iter().any(|s| s.stage == Stage::AskedAgain);
+
+    let (alone, streamed) = ask(false);
+    assert!(
+        docent_rag::echo::echo_of(q, &alone.text).is_some(),
+        "the first prompt no longer makes the model repeat the question: {:?}",
+        alone.text
+    );
+    assert_eq!(alone.trace.asked_again, None, "no `again`: the echo stands");
+    assert!(!asked(&alone));
+    assert_eq!(streamed.trim(), alone.text);
+
+    let (again, streamed) = ask(true);
+    assert!(asked(&again));
+    assert_eq!(
+        again.trace.asked_again.as_deref(),
+        Some(alone.text.as_str()),
+        "the trace keeps the first answer"
+    );
+    assert_eq!(streamed.trim(), alone.text, "the first answer was streamed");
+    assert!(
+        again.text.to_lowercase().contains("water"),
+        "{:?}",
+        again.text
+    );
+    assert!(docent_rag::echo::echo_of(q, &again.text).is_none());
+    assert!(again.abstained.is_none(), "{:?}", again.abstained);
+    assert!(
+        again.support.iter().all(|s| s.supported),
+        "{:?}",
+        again.support
+    );
+}

@@ -211,6 +211,7 @@ fn greedy_continuations_match_llama_cpp() {
             stop_strings: Vec::new(),
             stop_on_repeat: false,
             gate: None,
+            not_first: Vec::new(),
         };
         let out = g.generate(&prompt, &cfg, &mut |_| true).unwrap();
         assert_eq!(
@@ -384,6 +385,43 @@ fn a_gate_asks_yes_or_no_first_and_leaves_the_answer_alone() {
         open.tokens, plain.tokens,
         "{model}: the gate changed the answer"
     );
+}
+
+/// Tokens an answer may not begin with are never its first, and the rest
+/// of the answer is still the model's greedy choice after the one it
+/// began with instead.
+#[test]
+fn an_answer_kept_from_its_first_token_begins_otherwise() {
+    let model = "qwen2.5-coder-1.5b-instruct-q4_k_m";
+    let mut g = generator(model);
+    let prompt = seoul_prompt(
+        &g,
+        "What is the capital of South Korea? Answer in a few words.",
+    );
+    let greedy = short_greedy();
+    let plain = g.generate(&prompt, &greedy, &mut |_| true).unwrap();
+    let first = plain.tokens[0];
+    let kept = GenerationConfig {
+        not_first: vec![first],
+        ..greedy.clone()
+    };
+    let other = g.generate(&prompt, &kept, &mut |_| true).unwrap();
+    assert_ne!(other.tokens[0], first, "{model}: {:?}", other.text);
+    assert_ne!(other.text, plain.text);
+    // Given the prompt and the first token it began with, greedy again.
+    let mut forced = prompt.clone();
+    forced.push(other.tokens[0]);
+    let rest = g
+        .generate(
+            &forced,
+            &GenerationConfig {
+                max_tokens: greedy.max_tokens - 1,
+                ..greedy.clone()
+            },
+            &mut |_| true,
+        )
+        .unwrap();
+    assert_eq!(rest.tokens[..], other.tokens[1..], "{model}");
 }
 
 /// A question asked once the model has answered starts from what the

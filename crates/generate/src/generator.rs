@@ -49,6 +49,10 @@ pub struct GenerationConfig {
     pub stop_on_repeat: bool,
     /// A yes-or-no question the model answers before it writes anything.
     pub gate: Option<Gate>,
+    /// Tokens the answer may not begin with: asked again after an answer
+    /// that only repeated the question, the model is kept from starting
+    /// it the same way.
+    pub not_first: Vec<u32>,
 }
 
 /// A yes-or-no question put to the model before it answers, such as "do
@@ -78,6 +82,7 @@ impl Default for GenerationConfig {
             stop_strings: Vec::new(),
             stop_on_repeat: true,
             gate: None,
+            not_first: Vec::new(),
         }
     }
 }
@@ -306,6 +311,13 @@ impl Generator {
         let stop = loop {
             if out_tokens.len() >= cfg.max_tokens {
                 break StopReason::MaxTokens;
+            }
+            if out_tokens.is_empty() {
+                for &t in &cfg.not_first {
+                    if let Some(l) = logits.get_mut(t as usize) {
+                        *l = f32::NEG_INFINITY;
+                    }
+                }
             }
             let lse = log_sum_exp(&logits);
             let raw = logits.clone();

@@ -47,7 +47,7 @@ pub use generator::{
 };
 pub use layouts::LayoutStore;
 pub use prompt::{
-    build_chat_prompt, build_check_prompt, build_confirm_prompt, build_prompt,
+    build_again_prompt, build_chat_prompt, build_check_prompt, build_confirm_prompt, build_prompt,
     build_translate_prompt, Prompt, PromptTemplate, Source, Turn,
 };
 pub use sampler::SamplerConfig;

@@ -46,6 +46,12 @@ pub struct PromptTemplate {
     /// [`build_translate_prompt`]). Without it, nothing is translated.
     #[serde(default)]
     pub translate: Option<String>,
+    /// A user message that asks again, in place of `user`, when the model's
+    /// answer only repeated the question's words (it also sees `answer`,
+    /// that first sentence; see [`build_again_prompt`]). Without it, such
+    /// an answer stands.
+    #[serde(default)]
+    pub again: Option<String>,
 }
 
 /// The prompt templates docent ships, by name, as TOML files users can copy
@@ -98,7 +104,7 @@ impl PromptTemplate {
     pub fn from_toml(text: &str) -> Result<Self, GenerateError> {
         toml::from_str(text).map_err(|e| {
             GenerateError::Template(format!(
-                "a prompt template is a TOML file with `system` and `user` strings (and optionally `check`, `confirm` and `translate`): {e}"
+                "a prompt template is a TOML file with `system` and `user` strings (and optionally `check`, `confirm`, `translate` and `again`): {e}"
             ))
         })
     }
@@ -261,22 +267,58 @@ pub fn build_confirm_prompt(
     tokenize: &dyn Fn(&str) -> Vec<u32>,
 ) -> Option<Result<Vec<u32>, GenerateError>> {
     let confirm = template.confirm.as_deref()?;
-    Some(
-        render_prompt(
-            template,
-            confirm,
-            chat,
-            Rendered {
-                history,
-                question,
-                sources,
-                answer,
-            },
-            usize::MAX,
-            tokenize,
-        )
-        .map(|p| p.tokens),
+    Some(render_about(
+        template, confirm, chat, history, question, sources, answer, tokenize,
+    ))
+}
+
+/// The prompt of `template.again`, which asks the question again after an
+/// `answer` that only repeated its words, with the same system message,
+/// earlier turns and sources as the answer's prompt (pass those it used),
+/// so that the two share their start; `None` if the template has no such
+/// message.
+pub fn build_again_prompt(
+    template: &PromptTemplate,
+    chat: &ChatTemplate,
+    history: &[Turn],
+    question: &str,
+    sources: &[Source],
+    answer: &str,
+    tokenize: &dyn Fn(&str) -> Vec<u32>,
+) -> Option<Result<Vec<u32>, GenerateError>> {
+    let again = template.again.as_deref()?;
+    Some(render_about(
+        template, again, chat, history, question, sources, answer, tokenize,
+    ))
+}
+
+/// A user message about an answer, after the answer's system message,
+/// earlier turns and sources, unbudgeted (they fitted the answer's prompt).
+#[allow(clippy::too_many_arguments)]
+fn render_about(
+    template: &PromptTemplate,
+    user_template: &str,
+    chat: &ChatTemplate,
+    history: &[Turn],
+    question: &str,
+    sources: &[Source],
+    answer: &str,
+    tokenize: &dyn Fn(&str) -> Vec<u32>,
+) -> Result<Vec<u32>, GenerateError> {
+    render_prompt(
+        template,
+        user_template,
+        chat,
+        Rendered {
+            history,
+            question,
+            sources,
+            answer,
+        },
+        usize::MAX,
+        tokenize,
     )
+    .map(|p| p.tokens)
 }
 
 /// What a prompt is rendered from.
@@ -285,7 +327,8 @@ struct Rendered<'a> {
     history: &'a [Turn],
     question: &'a str,
     sources: &'a [Source],
-    /// The answer a `confirm` template asks about; empty for the others.
+    /// The answer a `confirm` or `again` template is about; empty for the
+    /// others.
     answer: &'a str,
 }
 

@@ -242,6 +242,7 @@ mod tests {
             prompt: None,
             answer: format!("answer {id}"),
             declined_text: None,
+            asked_again: None,
             declined_support: Vec::new(),
             support: vec![],
             sources: vec![],

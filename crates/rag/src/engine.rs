@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use docent_embed::Encoder;
 use docent_generate::{
-    build_chat_prompt, build_check_prompt, build_confirm_prompt, build_translate_prompt, Gate,
-    GenerationConfig, Generator, PromptTemplate, StopReason, Turn,
+    build_again_prompt, build_chat_prompt, build_check_prompt, build_confirm_prompt,
+    build_translate_prompt, Gate, GenerationConfig, Generator, PromptTemplate, StopReason, Turn,
 };
 use docent_index::{live_generation, Index};
 
@@ -17,6 +17,7 @@ use crate::answer::{
     QueryTranslation, SourceFit,
 };
 use crate::crosslingual::{self, CrossLanguage};
+use crate::echo;
 use crate::excerpt;
 use crate::grounding::{self, SentenceSupport};
 use crate::indexer::{build_index, load_encoder_for, IndexConfig, IndexEvent, IndexReport};
@@ -394,6 +395,7 @@ impl Engine {
                 prompt: None,
                 answer: String::new(),
                 declined_text: None,
+                asked_again: None,
                 declined_support: Vec::new(),
                 support: Vec::new(),
                 sources: Vec::new(),
@@ -601,6 +603,7 @@ impl Engine {
                 stop_strings: g.default_stop_strings(),
                 stop_on_repeat: true,
                 gate,
+                not_first: Vec::new(),
             };
             let gen_start = spans.now_ms();
             // Marks the model puts in front of what they cite are moved after
@@ -663,6 +666,46 @@ impl Engine {
             }
             _ => None,
         };
+        // An answer that only repeats the question is asked again, and the
+        // second answer taken if it says more.
+        if abstained.is_none() && generation.stop != StopReason::Cancelled {
+            let asked = translation.as_deref().unwrap_or(question);
+            if let Some(echo) = echo::echo_of(asked, &text) {
+                let start = spans.now_ms();
+                let again = build_again_prompt(
+                    &cfg.template,
+                    g.chat_template(),
+                    &history[history.len() - prompt.turns_used..],
+                    asked,
+                    &sources[..prompt.sources_used],
+                    &echo,
+                    &|text| g.tokenize_prompt(text),
+                )
+                .transpose()?;
+                if let Some(tokens) = again {
+                    let again_cfg = GenerationConfig {
+                        max_tokens: cfg.max_tokens,
+                        sampler: cfg.sampler.clone(),
+                        stop_strings: g.default_stop_strings(),
+                        stop_on_repeat: true,
+                        gate: None,
+                        not_first: echo::first_word_tokens(g.tokenizer(), &echo),
+                    };
+                    let mut tidy = Tidy::new();
+                    g.generate(&tokens, &again_cfg, &mut |piece| {
+                        tidy.push(piece);
+                        true
+                    })?;
+                    tidy.finish();
+                    let second = tidy.text().trim();
+                    if echo::says_more(asked, second) && !is_decline(second) {
+                        record.trace.asked_again =
+                            Some(std::mem::replace(&mut text, second.to_string()));
+                    }
+                    spans.push(Stage::AskedAgain, start, spans.now_ms() - start);
+                }
+            }
+        }
         let mut support = Vec::new();
         // What the model wrote, if it is declined below, and its support.
         let mut declined_text = None;

@@ -63,6 +63,7 @@
 //! * `reflow.rs`: hard-wrapped lines of a source joined for the prompt;
 //! * `grounding.rs`: each answer sentence's support in its sources;
 //! * `quote.rs`: short answers written as their source writes them;
+//! * `echo.rs`: answers that only repeat their question, asked again;
 //! * `compare.rs`: a source for each side of a comparison question;
 //! * `rewrite.rs`: follow-up questions made standalone for retrieval;
 //! * `trace.rs`: [`Trace`] and its spans;
@@ -73,6 +74,7 @@
 pub mod answer;
 pub mod compare;
 pub mod crosslingual;
+pub mod echo;
 mod engine;
 mod error;
 pub mod excerpt;

@@ -124,7 +124,7 @@ fn number(word: &str) -> Option<String> {
 
 /// Whether `a` and `b` are one English word, one of them with an
 /// inflection's ending.
-fn inflected(a: &str, b: &str) -> bool {
+pub(crate) fn inflected(a: &str, b: &str) -> bool {
     let latin = |w: &str| w.chars().all(|c| c.is_ascii_alphabetic());
     if !latin(a) || !latin(b) {
         return false;

@@ -47,6 +47,9 @@ pub enum Stage {
     PromptProcessing,
     /// The answer's tokens, one at a time.
     Decoding,
+    /// The model asked again after an answer that only repeated the
+    /// question's words ([`crate::echo`]).
+    AskedAgain,
     /// The model asked whether its sources state the answer it wrote.
     Confirm,
     /// The answer's sentences checked against its sources, with the
@@ -204,6 +207,11 @@ pub struct Trace {
     /// not confirm); `answer` is then the decline sentence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub declined_text: Option<String>,
+    /// The model's first answer, when it only repeated the question's
+    /// words and the model, asked again, answered otherwise; `answer` is
+    /// the second ([`crate::echo`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asked_again: Option<String>,
     /// The grounding check's reading of `declined_text`, sentence by
     /// sentence, when it was checked before it was declined (what was
     /// withdrawn as unsupported says here why).
