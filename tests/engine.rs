@@ -615,4 +615,30 @@ fn an_answer_that_repeats_the_question_is_asked_again() {
         "{:?}",
         again.support
     );
+
+    // A context that holds the first prompt and answer but not the second
+    // prompt: the first answer stands, and nothing fails.
+    let max_tokens = 16;
+    let tight = Engine::with_encoder(
+        &ix,
+        encoder(),
+        GeneratorChoice {
+            model: model.into(),
+            context: alone.trace.prompt.as_ref().unwrap().tokens + max_tokens + 1,
+            ..GeneratorChoice::default()
+        },
+    )
+    .unwrap();
+    let cfg = AnswerConfig {
+        template: echoing(true),
+        min_answerable: Some(0.0),
+        max_tokens,
+        ..AnswerConfig::default()
+    };
+    let kept = tight
+        .answer(q, &[], &cfg, &mut |_| ControlFlow::Continue(()))
+        .expect("no room to ask again is not an error");
+    assert_eq!(kept.text, alone.text);
+    assert_eq!(kept.trace.asked_again, None);
+    assert!(!asked(&kept));
 }

@@ -681,7 +681,10 @@ impl Engine {
                     &echo,
                     &|text| g.tokenize_prompt(text),
                 )
-                .transpose()?;
+                .transpose()?
+                // Room for a second answer as long as the first, or the
+                // first stands.
+                .filter(|t| t.len() + generation.tokens.len().max(1) < context);
                 if let Some(tokens) = again {
                     let again_cfg = GenerationConfig {
                         max_tokens: cfg.max_tokens,
