@@ -136,6 +136,14 @@ pub fn run(index_dir: &Path, args: ChatArgs) -> Result<()> {
             print!("{}", answer.text);
         }
         println!();
+        // What streamed only repeated the question; the answer is the
+        // model's second.
+        if streamed && answer.trace.asked_again.is_some() && answer.abstained.is_none() {
+            println!(
+                "{}\n  (the first answer only repeated the question; asked again)",
+                answer.text
+            );
+        }
         if let Some(rq) = &answer.trace.retrieval_query {
             println!("  (searched for: {rq})");
         }
