@@ -295,6 +295,29 @@ fn logits_do_not_depend_on_how_the_prompt_is_split() {
                 "{model}: a middle row of forward_each is not forward's"
             );
         }
+        // The hidden state kept for a probe is the last token's, after
+        // every layer, however the prompt was split.
+        m.reset();
+        m.forward(&ids).unwrap();
+        let kept = m.hidden().map(<[f32]>::to_vec);
+        assert_eq!(kept.is_some(), m.hidden_shape().is_some(), "{model}");
+        if let (Some(kept), Some((layers, width))) = (kept, m.hidden_shape()) {
+            assert_eq!(kept.len(), layers * width, "{model}");
+            assert!(kept.iter().all(|v| v.is_finite()), "{model}");
+            m.reset();
+            m.forward(&ids[..7]).unwrap();
+            m.forward(&ids[7..]).unwrap();
+            assert!(
+                same_bits(&kept, m.hidden().unwrap()),
+                "{model}: pieces changed the hidden state"
+            );
+            m.reset();
+            m.forward(&ids[..ids.len() - 1]).unwrap();
+            assert!(
+                !same_bits(&kept, m.hidden().unwrap()),
+                "{model}: the hidden state is not the last token's"
+            );
+        }
     }
 }
 

@@ -128,6 +128,9 @@ pub struct Decoder {
     pos: usize,
     context: usize,
     scratch: Scratch,
+    /// The last position's residual stream after each layer of the last
+    /// step (layers × width): what a probe reads.
+    hidden: Vec<f32>,
 }
 
 fn format_of(name: &str, t: GgmlDType) -> Result<Format, GenerateError> {
@@ -380,6 +383,7 @@ impl Decoder {
             pos: 0,
             context,
             scratch: Scratch::default(),
+            hidden: Vec::new(),
         })
     }
 
@@ -393,6 +397,17 @@ impl Decoder {
 
     pub fn reset(&mut self) {
         self.pos = 0;
+    }
+
+    /// The last position's residual stream after each layer of the last
+    /// step, one `n_embd`-long row per layer.
+    pub fn hidden(&self) -> &[f32] {
+        &self.hidden
+    }
+
+    /// The layers and the width of [`Decoder::hidden`].
+    pub fn hidden_shape(&self) -> (usize, usize) {
+        (self.layers.len(), self.cfg.n_embd)
     }
 
     /// Forgets the positions from `pos` on (the cache keeps the earlier
@@ -461,7 +476,8 @@ impl Decoder {
         s.v.resize(seq * nkv, 0.0);
         s.attn.resize(seq * nq, 0.0);
         s.o.resize(seq * d, 0.0);
-        for layer in &mut self.layers {
+        self.hidden.resize(self.layers.len() * d, 0.0);
+        for (li, layer) in self.layers.iter_mut().enumerate() {
             ops::rms_norm(&s.x, &layer.attn_norm, eps, &mut s.xn);
             matmuls(
                 &mut [
@@ -586,6 +602,7 @@ impl Decoder {
                 ops::rms_norm_in_place(&mut s.o, w, eps);
             }
             ops::add_in_place(&mut s.x, &s.o);
+            self.hidden[li * d..(li + 1) * d].copy_from_slice(&s.x[(seq - 1) * d..seq * d]);
         }
         self.pos = total;
         let rows = rows.clamp(1, seq);

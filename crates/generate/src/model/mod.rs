@@ -246,6 +246,25 @@ impl Model {
         Ok(Some(logits))
     }
 
+    /// The last position's residual stream after each layer of the last
+    /// step (layers × width, one row per layer), or `None` for a model that
+    /// does not expose it (candle-transformers' phi3).
+    pub fn hidden(&self) -> Option<&[f32]> {
+        match &self.inner {
+            Inner::Decoder(d) => Some(d.hidden()),
+            Inner::Phi3(_) => None,
+        }
+    }
+
+    /// How many rows [`Model::hidden`] gives and how wide each is (its
+    /// layers and its residual stream), or `None` as for `hidden`.
+    pub fn hidden_shape(&self) -> Option<(usize, usize)> {
+        match &self.inner {
+            Inner::Decoder(d) => Some(d.hidden_shape()),
+            Inner::Phi3(_) => None,
+        }
+    }
+
     /// Whether [`Model::rewind`] can go back (docent's own decoder can;
     /// candle-transformers' phi3 cannot).
     pub fn can_rewind(&self) -> bool {
