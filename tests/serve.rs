@@ -742,3 +742,115 @@ fn serve_watch_reindexes_as_files_change() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// The text a streaming OpenAI client puts together from the deltas, and
+/// the last chunk's `docent` extras.
+fn streamed_completion(s: &Server, question: &str) -> (String, serde_json::Value) {
+    let body = serde_json::json!({
+        "model": "docent",
+        "stream": true,
+        "messages": [{"role": "user", "content": question}],
+    });
+    let (status, events) = post_sse(s, "/v1/chat/completions", &body.to_string());
+    assert_eq!(status, 200);
+    assert_eq!(events.last().unwrap().data, "[DONE]");
+    let chunks: Vec<serde_json::Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| json(&e.data))
+        .collect();
+    let text = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    (text, chunks.last().unwrap()["docent"].clone())
+}
+
+/// An answer replaced after it streamed (the model asked again after it
+/// only repeated the question, or the answer declined once written) reaches
+/// a streaming client too: the final answer follows what streamed, and the
+/// last chunk holds it whole, as the answer a non-streaming client gets.
+#[test]
+fn a_streamed_answer_replaced_at_its_end_is_followed_by_the_final_one() {
+    common::gguf(docent_rag::DEFAULT_GENERATOR);
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    std::fs::write(
+        docs.join("steam.md"),
+        "# Steam engines\n\nA steam engine is a heat engine that does mechanical work with \
+         steam as its working fluid: steam pressure pushes a piston back and forth in a \
+         cylinder. The typical working fluid is water, which a boiler heats into steam; \
+         once it has done its work the steam is condensed back into water or let out into \
+         the air.\n",
+    )
+    .unwrap();
+    let ix = dir.path().join("ix");
+    common::ok(&common::docent(
+        dir.path(),
+        &[
+            "--index",
+            ix.to_str().unwrap(),
+            "index",
+            docs.to_str().unwrap(),
+        ],
+    ));
+    // A first prompt that makes the model repeat the question.
+    let template = dir.path().join("echo.toml");
+    std::fs::write(
+        &template,
+        "system = \"You are an echo: you reply with the user's question, word for word, and \
+         nothing else.\"\nuser = \"{{ question }}\"\n\
+         again = \"\"\"{% for s in sources %}[{{ s.n }}] {{ s.text }}\n\n{% endfor %}\
+         Question: {{ question }}\n\nAnswer from the source above in as few words as \
+         possible, and put [1] after the answer.\"\"\"\n",
+    )
+    .unwrap();
+    let q = "What is the typical working fluid in a steam engine?";
+    let s = server::start(
+        &ix,
+        &[
+            "--max-tokens",
+            "48",
+            "--prompt-template",
+            template.to_str().unwrap(),
+        ],
+    );
+    let (text, extras) = streamed_completion(&s, q);
+    let final_text = extras["text"].as_str().unwrap_or_else(|| {
+        panic!("no final text after the stream: {text:?}, {extras}");
+    });
+    let (first, second) = text.split_once("\n\n").expect("the final answer follows");
+    assert!(
+        docent_rag::echo::echo_of(q, first).is_some(),
+        "the template no longer makes the model repeat the question: {first:?}"
+    );
+    assert_eq!(second, final_text);
+    assert!(
+        docent_rag::echo::echo_of(q, final_text).is_none(),
+        "{final_text}"
+    );
+    let (status, body) = post(
+        &s,
+        "/v1/chat/completions",
+        &serde_json::json!({"model": "docent", "messages": [{"role": "user", "content": q}]})
+            .to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        json(&body)["choices"][0]["message"]["content"],
+        final_text,
+        "a streaming client ends with another answer than a non-streaming one"
+    );
+    // SAFETY: kill only signals the server this test started.
+    unsafe { libc::kill(s.pid as libc::pid_t, libc::SIGTERM) };
+
+    // Declined once written: the decline follows the answer.
+    let s = server::start(&ix, &["--max-tokens", "48", "--min-confirmed", "1.0"]);
+    let (text, extras) = streamed_completion(&s, q);
+    assert_eq!(extras["abstention"]["reason"], "not_confirmed", "{extras}");
+    let decline = docent_rag::no_answer_text(q);
+    assert_eq!(extras["text"], decline, "{extras}");
+    let (answer, after) = text.split_once("\n\n").expect("the decline follows");
+    assert!(!answer.trim().is_empty());
+    assert_eq!(after, decline);
+}

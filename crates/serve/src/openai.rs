@@ -17,7 +17,7 @@ use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use docent_rag::{StopReason, Turn};
+use docent_rag::{Answer, StopReason, Turn};
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -216,49 +216,101 @@ fn chunks(
         SseEvent::default().data(v.to_string())
     };
     let first = chunk(json!({"role": "assistant", "content": ""}), None, None);
-    // `streamed`: whether any of the answer's text went out already.
-    let rest = stream::unfold((rx, false, false), move |(mut rx, ended, mut streamed)| {
-        let chunk = chunk.clone();
-        async move {
-            if ended {
-                return None;
-            }
-            let events = match rx.recv().await {
-                Some(Streamed::Text(t)) => {
-                    streamed = true;
-                    vec![chunk(json!({"content": t}), None, None)]
+    // `streamed`: the answer's text sent so far.
+    let rest = stream::unfold(
+        (rx, false, String::new()),
+        move |(mut rx, ended, mut streamed)| {
+            let chunk = chunk.clone();
+            async move {
+                if ended {
+                    return None;
                 }
-                Some(Streamed::Done(a)) => {
-                    let extras = serde_json::to_value(AnswerExtras::of(&a, None)).ok();
-                    // An answer declined before the model ran streamed no
-                    // text (one the model's check declined streamed the
-                    // decline).
-                    let mut v = Vec::new();
-                    if !streamed && !a.text.is_empty() {
-                        v.push(chunk(json!({"content": a.text}), None, None));
+                let events = match rx.recv().await {
+                    Some(Streamed::Text(t)) => {
+                        streamed.push_str(&t);
+                        vec![chunk(json!({"content": t}), None, None)]
                     }
-                    v.push(chunk(json!({}), Some(finish_reason(a.stop)), extras));
-                    v.push(SseEvent::default().data("[DONE]"));
-                    return Some((v, (rx, true, streamed)));
-                }
-                Some(Streamed::Failed(e)) => {
-                    return Some((
-                        vec![
-                            SseEvent::default().data(e.body().to_string()),
-                            SseEvent::default().data("[DONE]"),
-                        ],
-                        (rx, true, streamed),
-                    ))
-                }
-                Some(_) => Vec::new(),
-                None => return None,
-            };
-            Some((events, (rx, false, streamed)))
-        }
-    });
+                    Some(Streamed::Done(a)) => {
+                        let mut extras = serde_json::to_value(AnswerExtras::of(&a, None)).ok();
+                        let mut v = Vec::new();
+                        match after_stream(&streamed, &a) {
+                            // An answer declined before the model ran
+                            // streamed no text (one the model's check
+                            // declined streamed the decline).
+                            AfterStream::Whole => {
+                                v.push(chunk(json!({"content": a.text}), None, None))
+                            }
+                            // The answer that streamed was replaced: the
+                            // model was asked again, or docent declined it
+                            // once written. A client keeps what it was
+                            // sent, so the final answer follows it.
+                            AfterStream::Replaced => v.push(chunk(
+                                json!({"content": format!("\n\n{}", a.text)}),
+                                None,
+                                None,
+                            )),
+                            AfterStream::Same | AfterStream::Amended => {}
+                        }
+                        // Whenever the final text is not what streamed,
+                        // the last chunk carries it whole.
+                        if streamed.trim() != a.text.trim() {
+                            if let Some(Value::Object(x)) = extras.as_mut() {
+                                x.insert("text".into(), json!(a.text));
+                            }
+                        }
+                        v.push(chunk(json!({}), Some(finish_reason(a.stop)), extras));
+                        v.push(SseEvent::default().data("[DONE]"));
+                        return Some((v, (rx, true, streamed)));
+                    }
+                    Some(Streamed::Failed(e)) => {
+                        return Some((
+                            vec![
+                                SseEvent::default().data(e.body().to_string()),
+                                SseEvent::default().data("[DONE]"),
+                            ],
+                            (rx, true, streamed),
+                        ))
+                    }
+                    Some(_) => Vec::new(),
+                    None => return None,
+                };
+                Some((events, (rx, false, streamed)))
+            }
+        },
+    );
     stream::once(async move { first })
         .chain(rest.flat_map(stream::iter))
         .map(Ok)
+}
+
+/// What the end of a streamed completion adds to the text already sent.
+#[derive(Debug, PartialEq, Eq)]
+enum AfterStream {
+    /// The final text is what streamed.
+    Same,
+    /// Nothing streamed: the whole answer goes out now.
+    Whole,
+    /// Another answer replaced the one that streamed (the model was asked
+    /// again, or docent declined it once written): it follows.
+    Replaced,
+    /// Touched up after the check (a citation corrected, a short answer
+    /// written as its source writes it, an unsupported sentence removed):
+    /// only the last chunk's `docent.text` holds it, since sending it again
+    /// would repeat the answer.
+    Amended,
+}
+
+fn after_stream(streamed: &str, a: &Answer) -> AfterStream {
+    let (sent, text) = (streamed.trim(), a.text.trim());
+    if sent == text {
+        AfterStream::Same
+    } else if sent.is_empty() {
+        AfterStream::Whole
+    } else if a.trace.asked_again.is_some() || a.abstained.is_some() {
+        AfterStream::Replaced
+    } else {
+        AfterStream::Amended
+    }
 }
 
 pub async fn models(State(state): State<Shared>) -> Json<Value> {
