@@ -12,8 +12,9 @@
 //! it is a word of the question (or the same English word with an
 //! inflection's ending, "teachers" for "teacher's"), leaving out a few
 //! function words. Hangul is compared by pairs of syllables, as the
-//! grounding check does, so a Korean answer with a particle the question
-//! lacks is not an echo; the rule was measured on English only.
+//! grounding check does, after a closing copula ("입니다") is taken off, so
+//! that "…이르는 말은 계산법과 천문상수의 체계입니다" for "…체계를 이르는 말은?"
+//! is an echo while a Korean answer with a word of its own is not.
 //! The engine then asks the model again ([`crate::Engine::answer`]), with
 //! the template's `again` note and the echo's first word kept from
 //! starting the answer ([`first_word_tokens`]); the second answer replaces
@@ -66,6 +67,21 @@ const FUNCTION_WORDS: &[&str] = &[
     "documents",
 ];
 
+/// Endings of the copula that close a Korean answer ("서울입니다", "체계이다"):
+/// taken off a Hangul word before it is compared, so that an answer which
+/// only puts the question's own words before "입니다" is an echo. A word that
+/// is nothing else is a function word.
+const COPULA_ENDINGS: &[&str] = &[
+    "이었습니다",
+    "였습니다",
+    "입니다",
+    "이었다",
+    "였다",
+    "이에요",
+    "예요",
+    "이다",
+];
+
 /// Articles the answer's first word may be, after which its first content
 /// word is what is kept from starting the second answer too.
 const ARTICLES: &[&str] = &["a", "an", "the"];
@@ -115,12 +131,16 @@ fn new_words(question: &str, sentence: &str) -> (usize, usize) {
 
 /// The lowercase units a text is compared by: its Latin words and numbers
 /// whole, whatever their length ("L", "XX" and "50" count), and its Hangul
-/// as pairs of syllables.
+/// as pairs of syllables, without a closing copula.
 fn words(text: &str) -> HashSet<String> {
     let mut out = HashSet::new();
     for word in text.split(|c: char| !c.is_alphanumeric()) {
         if word.chars().any(grounding::is_hangul) {
-            out.extend(grounding::units(word));
+            let stem = COPULA_ENDINGS
+                .iter()
+                .find_map(|e| word.strip_suffix(e))
+                .unwrap_or(word);
+            out.extend(grounding::units(stem));
         } else if !word.is_empty() {
             out.insert(word.to_lowercase());
         }
@@ -214,6 +234,19 @@ mod tests {
         let q = "한국의 수도는 어디인가?";
         assert_eq!(echo_of(q, "서울입니다. [1]"), None);
         assert!(echo_of(q, "한국의 수도 [1]").is_some());
+        // The question's words before a copula: an echo. With the fact
+        // between them, or a particle of its own, not.
+        let q = "달력을 만들 때 기초가 되는 계산법과 천문상수의 체계를 이르는 말은?";
+        assert!(echo_of(q, "이르는 말은 계산법과 천문상수의 체계입니다. [1]").is_some());
+        assert_eq!(echo_of(q, "역법입니다. [1]"), None);
+        let q = "마리 앙투아네트에게 생긴 비난 어린 별명은 무엇인가?";
+        assert!(echo_of(q, "별명은 \"마리 앙투아네트\"입니다. [1]").is_some());
+        assert_eq!(echo_of(q, "\"적자 부인\"이었다 [1]"), None);
+        let q = "노아의 방주는 총 몇층으로 되어 있었는가?";
+        assert_eq!(
+            echo_of(q, "노아의 방주는 총 3층으로 되어 있었습니다. [1]"),
+            None
+        );
     }
 
     #[test]
