@@ -15,9 +15,9 @@
 //! * [`prompt::build_prompt`] assembles the system instruction, the numbered
 //!   sources and the question, and drops the lowest-ranked sources until the
 //!   prompt fits the context with room for the answer.
-//! * [`model::Model`] runs the network: `llama` and `gemma3` on docent's own
-//!   decoder over `docent-kernels`, checked against llama.cpp; `qwen2`,
-//!   `qwen3` and `phi3` on candle-transformers' implementations.
+//! * [`model::Model`] runs the network: `llama`, `gemma3`, `qwen2` and
+//!   `qwen3` on docent's own decoder over `docent-kernels`, checked against
+//!   llama.cpp; `phi3` on candle-transformers' quantised implementation.
 //! * [`sampler::Sampler`] picks each token (greedy by default, or temperature
 //!   with top-k/top-p, with a repeat penalty).
 //! * [`generator::Generator`] ties them together and streams text as it is
