@@ -119,6 +119,8 @@ pub fn run(index_dir: &Path, args: IndexArgs) -> Result<()> {
                         return ControlFlow::Break(());
                     }
                 }
+                // A file written back as it was: nothing to say.
+                WatchEvent::UpToDate(_) => {}
                 WatchEvent::Watching(root) => eprintln!(
                     "watching {} for changes; Ctrl-C stops (the index is always left whole)",
                     root.display()

@@ -254,3 +254,80 @@ fn watch_keeps_the_index_current() {
     drop(_watcher);
     assert_same_as_fresh_build(tmp.path(), &ix_dir);
 }
+
+/// What a watch reported, in order, for the test below.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Indexed(usize),
+    UpToDate,
+}
+
+#[test]
+fn a_watch_misses_no_change_made_as_it_starts_and_rereads_nothing_unchanged() {
+    let encoder = common::encoder();
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    for i in 0..3 {
+        std::fs::write(docs.join(format!("note-{i:02}.md")), note(i, "one")).unwrap();
+    }
+    let ix_dir = tmp.path().join(".docent");
+    let cfg = docent_rag::IndexConfig {
+        folder: Some(docs.clone()),
+        ..Default::default()
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let (docs, ix_dir) = (docs.clone(), ix_dir.clone());
+        std::thread::spawn(move || {
+            let mut first = true;
+            docent_rag::watch(
+                &ix_dir,
+                &cfg,
+                encoder,
+                std::time::Duration::from_millis(200),
+                &mut |e| {
+                    let seen = match e {
+                        docent_rag::WatchEvent::Indexed(r) => Seen::Indexed(r.files),
+                        docent_rag::WatchEvent::UpToDate(_) => Seen::UpToDate,
+                        _ => return std::ops::ControlFlow::Continue(()),
+                    };
+                    // A file written the moment the first run is done,
+                    // before the caller could do anything else.
+                    if std::mem::take(&mut first) {
+                        std::fs::write(docs.join("note-07.md"), note(7, "one")).unwrap();
+                    }
+                    match tx.send(seen) {
+                        Ok(()) => std::ops::ControlFlow::Continue(()),
+                        Err(_) => std::ops::ControlFlow::Break(()),
+                    }
+                },
+            )
+            .unwrap();
+        });
+    }
+    let next = |what: &str| {
+        rx.recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("timed out waiting until {what}"))
+    };
+    assert_eq!(next("the first run"), Seen::Indexed(3));
+    assert_eq!(
+        next("the file written as the first run ended is indexed"),
+        Seen::Indexed(4)
+    );
+    // Indexing reads every file; reads are not changes, so nothing more
+    // runs while the folder is left alone (each run used to start the next).
+    let quiet = rx.recv_timeout(std::time::Duration::from_secs(3));
+    assert!(quiet.is_err(), "ran again with nothing changed: {quiet:?}");
+    // A file written back as it was is looked at, and found unchanged.
+    std::fs::write(docs.join("note-01.md"), note(1, "one")).unwrap();
+    assert_eq!(next("the rewritten file is looked at"), Seen::UpToDate);
+    std::fs::write(docs.join("note-01.md"), note(1, "two")).unwrap();
+    assert_eq!(next("the changed file is indexed"), Seen::Indexed(4));
+    let ix = Index::open(&ix_dir).unwrap();
+    assert_eq!(
+        lexical_paths(&ix, "markerone7"),
+        HashSet::from(["note-07.md".to_string()])
+    );
+    assert!(lexical_paths(&ix, "markerone1").is_empty());
+}
