@@ -269,7 +269,7 @@ pub fn run(index_dir: &Path, args: AskArgs, started: Instant) -> Result<()> {
         .filter_map(|s| Some((s.text.as_str(), s.model_text.as_deref()?)))
         .collect();
     if !requoted.is_empty() {
-        writeln!(stdout, "\nWritten as the source writes it:")?;
+        writeln!(stdout, "\nReworded:")?;
         for (text, model) in requoted {
             writeln!(stdout, "  {text} (the model wrote: {model})")?;
         }

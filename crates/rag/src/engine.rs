@@ -28,6 +28,7 @@ use crate::models::{
 use crate::quote;
 use crate::retrieve::{self, Retrieval, RetrieveConfig};
 use crate::rewrite;
+use crate::statement;
 use crate::tidy::Tidy;
 use crate::trace::{
     new_trace_id, unix_ms, AnswerTimings, Confidence, IndexRef, PromptTrace, SourceRef, Spans,
@@ -741,6 +742,14 @@ impl Engine {
             (text, support) = grounding::correct_citations(&text, checked, &sources, min);
             across(&mut support)?;
             (text, support) = quote::quote_sources(&text, support, &sources, min);
+            across(&mut support)?;
+            (text, support) = statement::as_statements(
+                translation.as_deref().unwrap_or(question),
+                &text,
+                support,
+                &sources,
+                min,
+            );
             across(&mut support)?;
             if !support.is_empty() && support.iter().all(|s| s.best_support < min) {
                 // Nothing the model wrote is in its sources: on questions

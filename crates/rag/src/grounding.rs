@@ -50,8 +50,10 @@ pub struct SentenceSupport {
     /// ([`correct_citations`]); empty when the marks are the model's own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub model_cites: Vec<usize>,
-    /// What the model wrote, when docent wrote the sentence's claim as its
-    /// source does ([`crate::quote`]: "2 [1]" made "two [1]").
+    /// What the model wrote, when docent rewrote the sentence: its claim
+    /// as its source writes it ([`crate::quote`]: "2 [1]" made "two [1]"),
+    /// or a Korean question's ending as a statement's
+    /// ([`crate::statement`]: "…상당했는가? [1]" made "…상당했다. [1]").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_text: Option<String>,
     /// For a sentence the words leave unsupported and whose sources are in

@@ -63,6 +63,8 @@
 //! * `reflow.rs`: hard-wrapped lines of a source joined for the prompt;
 //! * `grounding.rs`: each answer sentence's support in its sources;
 //! * `quote.rs`: short answers written as their source writes them;
+//! * `statement.rs`: Korean answers that end as questions, ended as
+//!   statements;
 //! * `echo.rs`: answers that only repeat their question, asked again;
 //! * `compare.rs`: a source for each side of a comparison question;
 //! * `rewrite.rs`: follow-up questions made standalone for retrieval;
@@ -87,6 +89,7 @@ pub mod reflow;
 pub mod retrieve;
 pub mod rewrite;
 pub mod shift;
+pub mod statement;
 pub mod tidy;
 pub mod trace;
 pub mod watch;
