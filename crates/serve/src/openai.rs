@@ -233,7 +233,8 @@ fn chunks(
                     Some(Streamed::Done(a)) => {
                         let mut extras = serde_json::to_value(AnswerExtras::of(&a, None)).ok();
                         let mut v = Vec::new();
-                        match after_stream(&streamed, &a) {
+                        let after = after_stream(&streamed, &a);
+                        match after {
                             // An answer declined before the model ran
                             // streamed no text (one the model's check
                             // declined streamed the decline).
@@ -253,7 +254,7 @@ fn chunks(
                         }
                         // Whenever the final text is not what streamed,
                         // the last chunk carries it whole.
-                        if streamed.trim() != a.text.trim() {
+                        if after != AfterStream::Same {
                             if let Some(Value::Object(x)) = extras.as_mut() {
                                 x.insert("text".into(), json!(a.text));
                             }
