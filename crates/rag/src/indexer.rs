@@ -66,6 +66,16 @@ pub enum IndexEvent<'a> {
     Embedding { done: usize, total: usize },
 }
 
+/// The folder a run of `cfg` indexes: `cfg.folder`, else the one the
+/// index was built from (`previous_root`), else the current folder.
+pub(crate) fn folder_to_index(cfg: &IndexConfig, previous_root: Option<&str>) -> PathBuf {
+    match (&cfg.folder, previous_root) {
+        (Some(d), _) => d.clone(),
+        (None, Some(root)) => PathBuf::from(root),
+        (None, None) => PathBuf::from("."),
+    }
+}
+
 /// Figures of one indexing run.
 #[derive(Debug, Clone, Serialize)]
 pub struct IndexReport {
@@ -194,11 +204,7 @@ pub fn build_index(
     } else {
         None
     };
-    let dir = match (&cfg.folder, &previous) {
-        (Some(d), _) => d.clone(),
-        (None, Some(p)) => PathBuf::from(&p.meta().root),
-        (None, None) => PathBuf::from("."),
-    };
+    let dir = folder_to_index(cfg, previous.as_ref().map(|p| p.meta().root.as_str()));
     let root = std::fs::canonicalize(&dir).map_err(|source| RagError::Folder {
         path: dir.display().to_string(),
         source,

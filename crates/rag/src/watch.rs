@@ -24,7 +24,7 @@ use docent_index::Index;
 use notify::event::{AccessKind, AccessMode};
 use notify::{Event, EventKind, RecursiveMode, Watcher};
 
-use crate::indexer::{build_index, IndexConfig, IndexEvent, IndexReport};
+use crate::indexer::{build_index, folder_to_index, IndexConfig, IndexEvent, IndexReport};
 use crate::RagError;
 
 /// What [`watch`] reports.
@@ -48,12 +48,14 @@ pub enum WatchEvent<'a> {
 }
 
 /// The folder a run of `cfg` into `index_dir` will index, as
-/// [`build_index`] resolves it, if it can be told before the run.
+/// [`build_index`] resolves it, if it exists.
 fn folder_of(index_dir: &Path, cfg: &IndexConfig) -> Option<PathBuf> {
-    let dir = match &cfg.folder {
-        Some(d) => d.clone(),
-        None => PathBuf::from(Index::read_meta(index_dir).ok()?.root),
-    };
+    let previous = cfg
+        .folder
+        .is_none()
+        .then(|| Index::read_meta(index_dir).ok())
+        .flatten();
+    let dir = folder_to_index(cfg, previous.as_ref().map(|m| m.root.as_str()));
     std::fs::canonicalize(dir).ok()
 }
 
