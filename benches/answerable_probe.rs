@@ -15,6 +15,8 @@
 //!
 //! It asserts nothing.
 
+mod recorded;
+
 use std::io::Write;
 
 use docent_rag::models::load_generator;
@@ -24,18 +26,8 @@ use serde_json::{json, Value};
 const CHECK: &str =
     "Do the sources above state the answer to this question? Reply with only yes or no.";
 
-fn split(prompt: &str) -> Option<(&str, &str)> {
-    let q = prompt.rfind("\nQuestion: ")?;
-    let end_of_question = q + 1 + prompt[q + 1..].find('\n')?;
-    let end_of_user = end_of_question + prompt[end_of_question..].find("<|im_end|>")?;
-    Some((&prompt[..end_of_question], &prompt[end_of_user..]))
-}
-
 fn main() -> anyhow::Result<()> {
-    let files: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a.ends_with(".jsonl"))
-        .collect();
+    let files = recorded::jsonl_args()?;
     let mut loaded = load_generator(&GeneratorChoice::default())?;
     let g = &mut loaded.generator;
     for file in &files {
@@ -54,7 +46,7 @@ fn main() -> anyhow::Result<()> {
             let Some(prompt) = r["prompt"].as_str() else {
                 continue;
             };
-            let Some((head, tail)) = split(prompt) else {
+            let Some((head, tail)) = recorded::split(prompt) else {
                 continue;
             };
             let mut p = 0.0;

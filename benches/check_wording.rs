@@ -27,6 +27,8 @@
 //! sources alone, against which each answer's can be calibrated. It asserts
 //! nothing.
 
+mod recorded;
+
 use std::io::Write;
 use std::path::Path;
 
@@ -57,23 +59,8 @@ const WORDINGS: &[&str] = &[
      sources above state the answer to this question? Reply with only yes or no.",
 ];
 
-/// The recorded prompt cut after its question, and what follows the user
-/// message (the chat template's end of turn and the assistant's cue).
-fn split(prompt: &str) -> Option<(&str, &str)> {
-    let q = prompt.rfind("\nQuestion: ")?;
-    let end_of_question = q + 1 + prompt[q + 1..].find('\n')?;
-    let end_of_user = end_of_question + prompt[end_of_question..].find("<|im_end|>")?;
-    Some((&prompt[..end_of_question], &prompt[end_of_user..]))
-}
-
 fn main() -> anyhow::Result<()> {
-    let files: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a.ends_with(".jsonl"))
-        .collect();
-    if files.is_empty() {
-        anyhow::bail!("give the --out files of `docent eval --generate` runs (.jsonl)");
-    }
+    let files = recorded::jsonl_args()?;
     // `--wordings 0,5`: ask only these.
     let only: Option<Vec<usize>> = std::env::args()
         .skip_while(|a| a != "--wordings")
@@ -99,7 +86,7 @@ fn main() -> anyhow::Result<()> {
         let mut outs: Vec<Vec<Value>> = vec![Vec::new(); WORDINGS.len()];
         let (mut asked, mut largest_gap) = (0usize, 0f64);
         for r in &records {
-            let parts = r["prompt"].as_str().and_then(split);
+            let parts = r["prompt"].as_str().and_then(recorded::split);
             for (w, wording) in WORDINGS.iter().enumerate() {
                 let mut r = r.clone();
                 if !asks(w) {
