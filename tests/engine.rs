@@ -527,15 +527,7 @@ fn an_answer_that_repeats_the_question_is_asked_again() {
     let tmp = tempfile::tempdir().unwrap();
     let docs = tmp.path().join("docs");
     std::fs::create_dir(&docs).unwrap();
-    std::fs::write(
-        docs.join("steam.md"),
-        "# Steam engines\n\nA steam engine is a heat engine that does mechanical work with \
-         steam as its working fluid: steam pressure pushes a piston back and forth in a \
-         cylinder. The typical working fluid is water, which a boiler heats into steam; \
-         once it has done its work the steam is condensed back into water or let out into \
-         the air.\n",
-    )
-    .unwrap();
+    std::fs::write(docs.join("steam.md"), common::STEAM_ENGINES).unwrap();
     let ix = tmp.path().join("ix");
     let enc = encoder();
     index(&ix, &docs, &enc);

@@ -134,22 +134,7 @@ fn chat_completions_stream_as_openai_chunks() {
         "파이스(FAISS) 인덱스를 GPU로 옮기려면 어떤 함수를 써야 하나요?",
         "이순신 장군은 어느 해에 태어났나요?",
     ] {
-        let body = serde_json::json!({
-            "model": "docent",
-            "stream": true,
-            "messages": [{"role": "user", "content": question}],
-        });
-        let (status, events) = post_sse(s, "/v1/chat/completions", &body.to_string());
-        assert_eq!(status, 200);
-        let text: String = events[..events.len() - 1]
-            .iter()
-            .map(|e| json(&e.data))
-            .filter_map(|c| {
-                c["choices"][0]["delta"]["content"]
-                    .as_str()
-                    .map(String::from)
-            })
-            .collect();
+        let (text, _) = streamed_completion(s, question);
         assert_eq!(
             text.trim(),
             "제공된 문서에는 이 질문에 대한 답이 없습니다.",
@@ -775,15 +760,7 @@ fn a_streamed_answer_replaced_at_its_end_is_followed_by_the_final_one() {
     let dir = tempfile::tempdir().unwrap();
     let docs = dir.path().join("docs");
     std::fs::create_dir(&docs).unwrap();
-    std::fs::write(
-        docs.join("steam.md"),
-        "# Steam engines\n\nA steam engine is a heat engine that does mechanical work with \
-         steam as its working fluid: steam pressure pushes a piston back and forth in a \
-         cylinder. The typical working fluid is water, which a boiler heats into steam; \
-         once it has done its work the steam is condensed back into water or let out into \
-         the air.\n",
-    )
-    .unwrap();
+    std::fs::write(docs.join("steam.md"), common::STEAM_ENGINES).unwrap();
     let ix = dir.path().join("ix");
     common::ok(&common::docent(
         dir.path(),

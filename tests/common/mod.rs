@@ -17,6 +17,14 @@ pub fn corpus() -> PathBuf {
     root().join("corpus")
 }
 
+/// A one-paragraph note whose answer to "What is the typical working fluid
+/// in a steam engine?" (water) is not a word of the question: the tests of
+/// an answer that only repeats the question ("Steam") index it.
+pub const STEAM_ENGINES: &str = "# Steam engines\n\nA steam engine is a heat engine that does \
+    mechanical work with steam as its working fluid: steam pressure pushes a piston back and \
+    forth in a cylinder. The typical working fluid is water, which a boiler heats into steam; \
+    once it has done its work the steam is condensed back into water or let out into the air.\n";
+
 /// The default encoder, fetched into the Hugging Face cache first if it is
 /// missing. A test that needs it fails loudly when it cannot be had.
 pub fn encoder() -> &'static Encoder {
