@@ -295,7 +295,8 @@ enum AfterStream {
     /// again, or docent declined it once written): it follows.
     Replaced,
     /// Touched up after the check (a citation corrected, a short answer
-    /// written as its source writes it, an unsupported sentence removed):
+    /// written as its source writes it, a Korean question's ending made a
+    /// statement's, an unsupported sentence removed):
     /// only the last chunk's `docent.text` holds it, since sending it again
     /// would repeat the answer.
     Amended,
